@@ -1,0 +1,71 @@
+// The BITS declarations winbits compiles against: the Windows SDK's headers where they
+// exist (MSVC), and our own IBackgroundCopyFile3/4 where they do not (mingw-w64 ships
+// neither bits4_0.h nor IBackgroundCopyFile3).
+#pragma once
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#include <objbase.h>
+
+#if __has_include(<bits4_0.h>)
+#include <bits4_0.h>  // bits3_0.h (Job4, File3) and File4
+#else
+#include <bits3_0.h>  // mingw: Job4 only
+
+// Slots 8-11 (BITS.md); declared here with the SDK's names so that code reads the same.
+MIDL_INTERFACE("659cdeaa-489e-11d9-a9cd-000d56965251")
+IBackgroundCopyFile3 : public IBackgroundCopyFile2 {
+    virtual HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR* pFilename) = 0;
+    virtual HRESULT STDMETHODCALLTYPE SetValidationState(BOOL state) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetValidationState(BOOL* pState) = 0;
+    virtual HRESULT STDMETHODCALLTYPE IsDownloadedFromPeer(BOOL* pVal) = 0;
+};
+__CRT_UUID_DECL(IBackgroundCopyFile3, 0x659cdeaa, 0x489e, 0x11d9, 0xa9, 0xcd, 0x00, 0x0d, 0x56,
+                0x96, 0x52, 0x51)
+
+// Slot 12.
+MIDL_INTERFACE("ef7e0655-7888-4960-b0e5-730846e03492")
+IBackgroundCopyFile4 : public IBackgroundCopyFile3 {
+    virtual HRESULT STDMETHODCALLTYPE GetPeerDownloadStats(PUINT64 pFromOrigin,
+                                                           PUINT64 pFromPeers) = 0;
+};
+__CRT_UUID_DECL(IBackgroundCopyFile4, 0xef7e0655, 0x7888, 0x4960, 0xb0, 0xe5, 0x73, 0x08, 0x46,
+                0xe0, 0x34, 0x92)
+#endif
+
+namespace winbits {
+
+// BITS' own HRESULTs (bitsmsg.h), named here so no header version matters.
+constexpr HRESULT kBgNotFound = static_cast<HRESULT>(0x80200001);
+constexpr HRESULT kBgInvalidState = static_cast<HRESULT>(0x80200002);
+constexpr HRESULT kBgEmpty = static_cast<HRESULT>(0x80200003);
+constexpr HRESULT kBgErrorInformationUnavailable = static_cast<HRESULT>(0x8020000F);
+constexpr UINT64 kSizeUnknown = static_cast<UINT64>(-1);
+
+// One manager class per BITS version; libuuid lacks them, so they are defined here.
+// Newest first: bits_version() takes the first that can be created.
+struct ManagerClass {
+    GUID clsid;
+    int major;
+    int minor;
+};
+constexpr ManagerClass kManagerClasses[] = {
+    {{0x5fd42ad5, 0xc04e, 0x4d36, {0xad, 0xc7, 0xe0, 0x8f, 0xf1, 0x57, 0x37, 0xad}}, 10, 3},
+    {{0x4575438f, 0xa6c8, 0x4976, {0xb0, 0xfe, 0x2f, 0x26, 0xb8, 0x0d, 0x95, 0x9e}}, 10, 2},
+    {{0x4bd3e4e1, 0x7bd4, 0x4a2b, {0x99, 0x64, 0x49, 0x64, 0x00, 0xde, 0x51, 0x93}}, 10, 1},
+    {{0x1ecca34c, 0xe88a, 0x44e3, {0x8d, 0x6a, 0x89, 0x21, 0xbd, 0xe9, 0xe4, 0x52}}, 5, 0},
+    {{0xbb6df56b, 0xcace, 0x11dc, {0x99, 0x92, 0x00, 0x19, 0xb9, 0x3a, 0x3a, 0x84}}, 4, 0},
+    {{0x659cdea7, 0x489e, 0x11d9, {0xa9, 0xcd, 0x00, 0x0d, 0x56, 0x96, 0x52, 0x51}}, 3, 0},
+    {{0x03ca98d6, 0xff5d, 0x49b8, {0xab, 0xc6, 0x03, 0xdd, 0x84, 0x12, 0x70, 0x20}}, 2, 5},
+    {{0x6d18ad12, 0xbde3, 0x4393, {0xb3, 0x11, 0x09, 0x9c, 0x34, 0x6e, 0x6d, 0xf9}}, 2, 0},
+    {{0xf087771f, 0xd74f, 0x4c1a, {0xbb, 0x8a, 0xe1, 0x6a, 0xca, 0x91, 0x24, 0xea}}, 1, 5},
+    {{0x4991d34b, 0x80a1, 0x4291, {0x83, 0xb6, 0x33, 0x28, 0x36, 0x6b, 0x90, 0x97}}, 1, 0},
+};
+constexpr GUID kClsidManager10 = kManagerClasses[9].clsid;
+
+}  // namespace winbits

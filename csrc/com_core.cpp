@@ -1,0 +1,250 @@
+// The COM core: the MTA helper thread, the connection, enumerator walks and reads.
+#include "com_core.h"
+
+namespace winbits {
+
+namespace {
+
+struct ThreadCall {
+    HRESULT (*call)(void*);
+    void* context;
+    HRESULT result;
+};
+
+DWORD WINAPI thread_main(void* arg) {
+    auto* tc = static_cast<ThreadCall*>(arg);
+    tc->result = tc->call(tc->context);
+    return 0;
+}
+
+// Fetches a whole enumerator in batches: one Next(n) round trip per batch, never
+// GetCount + Next(1) loops. Item pointers arrive with a reference we take over.
+template <class Enum, class Item>
+HRESULT drain(Enum* e, std::vector<ComPtr<Item>>& out) {
+    constexpr ULONG kBatch = 64;
+    Item* batch[kBatch];
+    for (;;) {
+        ULONG fetched = 0;
+        HRESULT hr = e->Next(kBatch, batch, &fetched);
+        if (FAILED(hr)) return hr;
+        if (fetched > kBatch) return E_UNEXPECTED;  // a broken server; do not overrun
+        for (ULONG i = 0; i < fetched; ++i) {
+            ComPtr<Item> item;
+            item.Attach(batch[i]);
+            out.push_back(std::move(item));  // may throw: in_mta turns it into E_OUTOFMEMORY
+        }
+        if (hr == S_FALSE || fetched < kBatch) return S_OK;
+    }
+}
+
+std::wstring trimmed(const wchar_t* text) {
+    std::wstring s = text ? text : L"";
+    while (!s.empty() && (s.back() == L'\r' || s.back() == L'\n' || s.back() == L' ' ||
+                          s.back() == L'.'))
+        s.pop_back();
+    return s;
+}
+
+// IBackgroundCopyFile3/4 asked for once per file; a server that lacks one is remembered
+// on the connection so that no other file asks again.
+template <class I>
+HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomic<bool>& lacks,
+                   I** out) noexcept {
+    I* have = cache.load(std::memory_order_acquire);
+    if (!have) {
+        if (lacks.load(std::memory_order_relaxed)) return E_NOINTERFACE;
+        HRESULT hr = file->QueryInterface(__uuidof(I), reinterpret_cast<void**>(&have));
+        if (hr == E_NOINTERFACE) lacks.store(true, std::memory_order_relaxed);
+        if (FAILED(hr)) return hr;
+        I* expected = nullptr;
+        if (!cache.compare_exchange_strong(expected, have, std::memory_order_acq_rel)) {
+            have->Release();  // another thread stored the same interface first
+            have = expected;
+        }
+    }
+    *out = have;
+    return S_OK;
+}
+
+}  // namespace
+
+HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
+    ThreadCall tc{call, context, E_UNEXPECTED};
+    HANDLE thread = CreateThread(nullptr, 0, thread_main, &tc, 0, nullptr);
+    if (!thread) return HRESULT_FROM_WIN32(GetLastError());
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(thread);
+    return tc.result;
+}
+
+void release_in_mta(IUnknown* p) noexcept {
+    if (!p) return;
+    in_mta([p] {
+        p->Release();
+        return S_OK;
+    });
+}
+
+// --- Connection ---------------------------------------------------------------------
+
+HRESULT Connection::open(const GUID& clsid, Connection** out) noexcept {
+    *out = nullptr;
+    Connection* c = new (std::nothrow) Connection();
+    if (!c) return E_OUTOFMEMORY;
+    HRESULT hr = CoIncrementMTAUsage(&c->cookie_);
+    if (SUCCEEDED(hr)) {
+        hr = in_mta([&] {
+            return CoCreateInstance(clsid, nullptr, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER,
+                                    __uuidof(IBackgroundCopyManager), c->manager_.put_void());
+        });
+    }
+    if (FAILED(hr)) {
+        delete c;
+        return hr;
+    }
+    *out = c;
+    return S_OK;
+}
+
+Connection::~Connection() {
+    close();
+    if (cookie_) CoDecrementMTAUsage(cookie_);
+}
+
+ComPtr<IBackgroundCopyManager> Connection::manager() {
+    lock_.lock_shared();
+    ComPtr<IBackgroundCopyManager> m = manager_;
+    lock_.unlock_shared();
+    return m;
+}
+
+void Connection::close() noexcept {
+    lock_.lock();
+    IBackgroundCopyManager* m = manager_.Detach();
+    closed_.store(true, std::memory_order_release);
+    lock_.unlock();
+    release_in_mta(m);
+}
+
+// --- FileHandle ---------------------------------------------------------------------
+
+FileHandle::~FileHandle() {
+    release_in_mta(file4_.load());
+    release_in_mta(file3_.load());
+    release_in_mta(file_.Detach());
+}
+
+HRESULT FileHandle::file3(Connection& c, IBackgroundCopyFile3** out) noexcept {
+    return query_once(file_.Get(), file3_, c.lacks_file3, out);
+}
+
+HRESULT FileHandle::file4(Connection& c, IBackgroundCopyFile4** out) noexcept {
+    return query_once(file_.Get(), file4_, c.lacks_file4, out);
+}
+
+// --- Walks and reads ----------------------------------------------------------------
+
+HRESULT list_jobs(IBackgroundCopyManager* manager, bool all_users,
+                  std::vector<ComPtr<IBackgroundCopyJob>>& out) {
+    ComPtr<IEnumBackgroundCopyJobs> e;
+    HRESULT hr = manager->EnumJobs(all_users ? BG_JOB_ENUM_ALL_USERS : 0, e.put());
+    if (FAILED(hr)) return hr;
+    return drain(e.Get(), out);
+}
+
+HRESULT list_files(IBackgroundCopyJob* job, std::vector<ComPtr<IBackgroundCopyFile>>& out) {
+    ComPtr<IEnumBackgroundCopyFiles> e;
+    HRESULT hr = job->EnumFiles(e.put());
+    if (FAILED(hr)) return hr;
+    return drain(e.Get(), out);
+}
+
+HRESULT read_job_times(IBackgroundCopyJob* job, JobTimes& out) {
+    BG_JOB_TIMES t{};
+    HRESULT hr = job->GetTimes(&t);
+    if (FAILED(hr)) return hr;
+    auto ticks = [](const FILETIME& f) {
+        return (static_cast<UINT64>(f.dwHighDateTime) << 32) | f.dwLowDateTime;
+    };
+    out.creation = ticks(t.CreationTime);
+    out.modification = ticks(t.ModificationTime);
+    out.transfer_completion = ticks(t.TransferCompletionTime);
+    return S_OK;
+}
+
+HRESULT read_job_error(IBackgroundCopyJob* job, JobErrorInfo& out) {
+    ComPtr<IBackgroundCopyError> err;
+    HRESULT hr = job->GetError(err.put());
+    if (hr == kBgErrorInformationUnavailable) return S_FALSE;
+    if (FAILED(hr)) return hr;
+    BG_ERROR_CONTEXT context = BG_ERROR_CONTEXT_NONE;
+    hr = err->GetError(&context, &out.code);
+    if (FAILED(hr)) return hr;
+    out.context = static_cast<int>(context);
+    // The texts are extras: a server that cannot give one still gives the code.
+    const DWORD lang = GetThreadUILanguage();
+    CoTaskString text;
+    if (SUCCEEDED(err->GetErrorDescription(lang, text.put())) && !text.empty()) {
+        out.description = trimmed(text.get());
+        out.has_description = true;
+    }
+    if (SUCCEEDED(err->GetErrorContextDescription(lang, text.put())) && !text.empty()) {
+        out.context_description = trimmed(text.get());
+        out.has_context_description = true;
+    }
+    if (SUCCEEDED(err->GetProtocol(text.put())) && !text.empty()) {
+        out.protocol = text.get();
+        out.has_protocol = true;
+    }
+    ComPtr<IBackgroundCopyFile> file;
+    if (SUCCEEDED(err->GetFile(file.put())) && file) {
+        CoTaskString remote, local;
+        if (SUCCEEDED(file->GetRemoteName(remote.put())) &&
+            SUCCEEDED(file->GetLocalName(local.put()))) {
+            out.remote_name = remote.get();
+            out.local_name = local.get();
+            out.has_file = true;
+        }
+    }
+    return S_OK;
+}
+
+std::wstring describe_hresult(IBackgroundCopyManager* manager, HRESULT hr) noexcept {
+    try {
+        if (manager) {
+            CoTaskString text;
+            if (SUCCEEDED(manager->GetErrorDescription(hr, GetThreadUILanguage(), text.put())) &&
+                !text.empty())
+                return trimmed(text.get());
+        }
+        wchar_t* buffer = nullptr;
+        DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
+                                     FORMAT_MESSAGE_IGNORE_INSERTS,
+                                 nullptr, static_cast<DWORD>(hr), 0,
+                                 reinterpret_cast<LPWSTR>(&buffer), 0, nullptr);
+        std::wstring s = n ? trimmed(buffer) : std::wstring();
+        LocalFree(buffer);
+        return s;
+    } catch (...) {
+        return std::wstring();
+    }
+}
+
+HRESULT detect_version(int* major, int* minor) noexcept {
+    HRESULT hr = REGDB_E_CLASSNOTREG;
+    for (const ManagerClass& mc : kManagerClasses) {
+        hr = in_mta([&] {
+            ComPtr<IBackgroundCopyManager> m;
+            return CoCreateInstance(mc.clsid, nullptr, CLSCTX_LOCAL_SERVER,
+                                    __uuidof(IBackgroundCopyManager), m.put_void());
+        });
+        if (SUCCEEDED(hr)) {
+            *major = mc.major;
+            *minor = mc.minor;
+            return S_OK;
+        }
+    }
+    return hr;
+}
+
+}  // namespace winbits

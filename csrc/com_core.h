@@ -1,0 +1,209 @@
+// The COM core of winbits: RAII for COM, the apartment rule, plain records, and the
+// functions that walk the BITS object model. HRESULTs in, HRESULTs out; no Python here.
+#pragma once
+
+#include "bits_api.h"
+
+#include <atomic>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace winbits {
+
+// An owning COM pointer. Ours rather than WRL's ComPtr: mingw-w64's ComPtr::Attach
+// AddRefs (MSVC's does not), which leaked every enumerated object here, and one pointer
+// type must mean the same under both compilers.
+template <class T>
+class ComPtr {
+public:
+    ComPtr() = default;
+    ComPtr(const ComPtr& o) : p_(o.p_) {
+        if (p_) p_->AddRef();
+    }
+    ComPtr(ComPtr&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    ComPtr& operator=(ComPtr o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~ComPtr() { Reset(); }
+    T* Get() const { return p_; }
+    T* operator->() const { return p_; }
+    explicit operator bool() const { return p_ != nullptr; }
+    // For out-parameters: releases what is held, then lends the slot.
+    T** put() {
+        Reset();
+        return &p_;
+    }
+    void** put_void() { return reinterpret_cast<void**>(put()); }
+    // Takes over a reference the caller owns (no AddRef).
+    void Attach(T* p) {
+        Reset();
+        p_ = p;
+    }
+    T* Detach() {
+        T* p = p_;
+        p_ = nullptr;
+        return p;
+    }
+    void Reset() {
+        T* p = p_;
+        p_ = nullptr;
+        if (p) p->Release();
+    }
+
+private:
+    T* p_ = nullptr;
+};
+
+// A string that BITS allocated with CoTaskMemAlloc; freed when it goes out of scope.
+class CoTaskString {
+public:
+    CoTaskString() = default;
+    CoTaskString(const CoTaskString&) = delete;
+    CoTaskString& operator=(const CoTaskString&) = delete;
+    ~CoTaskString() { CoTaskMemFree(p_); }
+    LPWSTR* put() {
+        CoTaskMemFree(p_);
+        p_ = nullptr;
+        return &p_;
+    }
+    const wchar_t* get() const { return p_ ? p_ : L""; }
+    bool empty() const { return p_ == nullptr || p_[0] == L'\0'; }
+
+private:
+    LPWSTR p_ = nullptr;
+};
+
+// Slim reader/writer lock; std::mutex is missing from mingw's win32 thread model.
+class SrwLock {
+public:
+    void lock_shared() { AcquireSRWLockShared(&lock_); }
+    void unlock_shared() { ReleaseSRWLockShared(&lock_); }
+    void lock() { AcquireSRWLockExclusive(&lock_); }
+    void unlock() { ReleaseSRWLockExclusive(&lock_); }
+
+private:
+    SRWLOCK lock_ = SRWLOCK_INIT;
+};
+
+// --- The apartment rule -------------------------------------------------------------
+//
+// Every BITS proxy winbits holds lives in the process's multithreaded apartment (MTA),
+// which each Connection keeps alive with CoIncrementMTAUsage. A batch of COM calls runs:
+//  - on the calling thread, entered into the MTA for the batch with CoInitializeEx and
+//    left with CoUninitialize, so the thread's apartment is as the application left it
+//    (a thread already in the MTA just has its count raised and lowered);
+//  - on a short-lived MTA thread when the caller sits in a single-threaded apartment the
+//    application chose (pythoncom does this on import): MTA proxies cannot be called from
+//    there (RPC_E_WRONG_THREAD), and changing the caller's apartment is not ours to do.
+// winbits never calls CoInitializeSecurity: that is process-wide and the application's.
+
+HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept;
+
+// Calls fn() in the MTA (see above). No C++ exception leaves: out of memory becomes
+// E_OUTOFMEMORY, anything else E_UNEXPECTED.
+template <class F>
+HRESULT in_mta(F&& fn) noexcept {
+    HRESULT init = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+    if (init == RPC_E_CHANGED_MODE) {
+        using Fn = std::remove_reference_t<F>;
+        return run_on_mta_thread([](void* c) { return in_mta(*static_cast<Fn*>(c)); }, &fn);
+    }
+    if (FAILED(init)) return init;
+    HRESULT hr;
+    try {
+        hr = fn();
+    } catch (const std::bad_alloc&) {
+        hr = E_OUTOFMEMORY;
+    } catch (...) {
+        hr = E_UNEXPECTED;
+    }
+    CoUninitialize();
+    return hr;
+}
+
+// Releases a COM pointer from inside the MTA (its proxy may need a round trip).
+void release_in_mta(IUnknown* p) noexcept;
+
+// --- Records ------------------------------------------------------------------------
+
+struct JobTimes {
+    UINT64 creation = 0, modification = 0, transfer_completion = 0;  // FILETIME ticks
+};
+
+struct JobErrorInfo {
+    HRESULT code = S_OK;
+    int context = 0;  // BG_ERROR_CONTEXT
+    bool has_description = false, has_context_description = false, has_protocol = false,
+         has_file = false;
+    std::wstring description, context_description, protocol, remote_name, local_name;
+};
+
+struct PeerStats {
+    UINT64 from_origin = 0, from_peers = 0;
+};
+
+// --- The connection to one BITS manager ---------------------------------------------
+
+class Connection {
+public:
+    // Creates the manager of class clsid (BITS itself, or a test double registered
+    // in-process) and keeps the MTA alive for as long as the connection lives.
+    static HRESULT open(const GUID& clsid, Connection** out) noexcept;
+    ~Connection();
+
+    // The manager, or null once closed. The copy holds its own reference, so a
+    // concurrent close() cannot pull it away mid-call.
+    ComPtr<IBackgroundCopyManager> manager();
+    void close() noexcept;
+    bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+    // Interfaces this server lacks, learnt once and not asked for again.
+    std::atomic<bool> lacks_file3{false};
+    std::atomic<bool> lacks_file4{false};
+
+private:
+    Connection() = default;
+    SrwLock lock_;
+    ComPtr<IBackgroundCopyManager> manager_;
+    CO_MTA_USAGE_COOKIE cookie_ = nullptr;
+    std::atomic<bool> closed_{false};
+};
+
+// A file with the richer interfaces it was asked for, each asked for once.
+class FileHandle {
+public:
+    explicit FileHandle(ComPtr<IBackgroundCopyFile> file) : file_(std::move(file)) {}
+    ~FileHandle();
+    IBackgroundCopyFile* file() const { return file_.Get(); }
+    // S_OK with a borrowed pointer, or E_NOINTERFACE when the server lacks it.
+    HRESULT file3(Connection& c, IBackgroundCopyFile3** out) noexcept;
+    HRESULT file4(Connection& c, IBackgroundCopyFile4** out) noexcept;
+
+private:
+    ComPtr<IBackgroundCopyFile> file_;
+    std::atomic<IBackgroundCopyFile3*> file3_{nullptr};
+    std::atomic<IBackgroundCopyFile4*> file4_{nullptr};
+};
+
+// --- Walks and reads ----------------------------------------------------------------
+
+HRESULT list_jobs(IBackgroundCopyManager* manager, bool all_users,
+                  std::vector<ComPtr<IBackgroundCopyJob>>& out);
+HRESULT list_files(IBackgroundCopyJob* job, std::vector<ComPtr<IBackgroundCopyFile>>& out);
+
+// S_FALSE and an empty record when the job has no error.
+HRESULT read_job_error(IBackgroundCopyJob* job, JobErrorInfo& out);
+HRESULT read_job_times(IBackgroundCopyJob* job, JobTimes& out);
+
+// BITS' own text for hr (GetErrorDescription), else the system message table; empty
+// when neither knows it. manager may be null.
+std::wstring describe_hresult(IBackgroundCopyManager* manager, HRESULT hr) noexcept;
+
+// The newest BITS manager class that can be created here, or the error of the oldest.
+HRESULT detect_version(int* major, int* minor) noexcept;
+
+}  // namespace winbits
