@@ -1,0 +1,58 @@
+"""winbits: read and drive Windows' Background Intelligent Transfer Service (BITS)
+natively, including how many bytes of each download came from peers (BranchCache)
+through IBackgroundCopyFile4::GetPeerDownloadStats.
+
+    import winbits
+    with winbits.connect() as bits:
+        for job in bits.jobs():
+            for f in job.files():
+                print(job.name, job.state.name, f.local_name, f.peer_download_stats())
+
+``import winbits`` works on any OS; calls need Windows (elsewhere NotSupportedError).
+"""
+
+from ._errors import (
+    AccessDeniedError,
+    BitsError,
+    InvalidStateError,
+    JobNotFoundError,
+    NotSupportedError,
+    ServiceUnavailableError,
+)
+from ._types import (
+    ErrorContext,
+    FileProgress,
+    JobError,
+    JobPriority,
+    JobProgress,
+    JobState,
+    JobTimes,
+    JobType,
+    PeerStats,
+)
+from ._api import File, Job, Manager, bits_version, connect
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDeniedError",
+    "BitsError",
+    "ErrorContext",
+    "File",
+    "FileProgress",
+    "InvalidStateError",
+    "Job",
+    "JobError",
+    "JobNotFoundError",
+    "JobPriority",
+    "JobProgress",
+    "JobState",
+    "JobTimes",
+    "JobType",
+    "Manager",
+    "NotSupportedError",
+    "PeerStats",
+    "ServiceUnavailableError",
+    "bits_version",
+    "connect",
+]

@@ -1,0 +1,284 @@
+"""The public object API: connect() -> Manager -> Job -> File, over winbits._native.
+
+Each property read is one BITS call (a round trip to the service), read live; ids are
+remembered because they never change. Arguments are checked here, before any COM call.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import sys
+import uuid
+from types import TracebackType
+from typing import Any
+
+from ._errors import NotSupportedError, from_hresult
+from ._types import (
+    ErrorContext,
+    FileProgress,
+    JobError,
+    JobPriority,
+    JobProgress,
+    JobState,
+    JobTimes,
+    JobType,
+    PeerStats,
+    as_enum,
+    filetime_to_datetime,
+    size_or_none,
+)
+
+try:
+    from . import _native
+except ImportError:
+    if sys.platform == "win32":
+        raise  # a broken install on Windows must be loud
+    _native = None  # type: ignore[assignment]
+
+MAX_URL_LENGTH = 2200  # BITS refuses longer remote names (INTERNET_MAX_URL_LENGTH)
+ERROR_NOT_SUPPORTED = 0x80070032
+
+
+def _require_native() -> Any:
+    if _native is None:
+        raise NotSupportedError(
+            ERROR_NOT_SUPPORTED,
+            f"winbits needs Windows: BITS is a Windows service (this is {sys.platform})",
+        )
+    return _native
+
+
+def _guid_bytes(value: uuid.UUID | str, what: str) -> bytes:
+    if isinstance(value, uuid.UUID):
+        return value.bytes_le
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value).bytes_le
+        except ValueError:
+            raise ValueError(f"{what} is not a GUID: {value!r}") from None
+    raise TypeError(f"{what} must be a uuid.UUID or str, not {type(value).__name__}")
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    return value
+
+
+def bits_version() -> tuple[int, int]:
+    """(major, minor) of the BITS here: the newest per-version manager class that can
+    be created (Windows 10 and 11: (10, 3); Wine registers only 1.0)."""
+    return tuple(_require_native().bits_version())  # type: ignore[return-value]
+
+
+def connect(clsid: uuid.UUID | str | None = None) -> Manager:
+    """A connection to the BITS manager, to use as a context manager. ``clsid`` picks
+    another COM class (a test double, or a version-specific manager class)."""
+    native = _require_native()
+    key = None if clsid is None else _guid_bytes(clsid, "clsid")
+    return Manager(native.connect(key))
+
+
+class Manager:
+    """A connection to BITS (IBackgroundCopyManager). Close it, or use ``with``."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<winbits.Manager {'closed' if self.closed else 'open'}>"
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._native.closed)
+
+    def close(self) -> None:
+        """Release the manager; its jobs and files raise ValueError from then on."""
+        self._native.close()
+
+    def jobs(self, all_users: bool = False) -> list[Job]:
+        """The jobs in the queue: the current user's, or every user's (administrators
+        only; otherwise AccessDeniedError)."""
+        if not isinstance(all_users, bool):
+            raise TypeError("all_users must be bool")
+        return [Job(j) for j in self._native.jobs(all_users)]
+
+    def get_job(self, job_id: uuid.UUID | str) -> Job:
+        """The job with this id; JobNotFoundError if there is none."""
+        return Job(self._native.get_job(_guid_bytes(job_id, "job id")))
+
+    def create_job(self, name: str, type: JobType = JobType.DOWNLOAD) -> Job:
+        """A new job, SUSPENDED: add files, then resume()."""
+        _text(name, "name")
+        if not isinstance(type, int) or isinstance(type, bool) or type not in set(JobType):
+            raise ValueError(f"type must be a JobType, not {type!r}")
+        return Job(self._native.create_job(name, int(type)))
+
+    def describe(self, hresult: int) -> str:
+        """BITS' text for an HRESULT, else the system's, else its name."""
+        if not isinstance(hresult, int) or not -(2**31) <= hresult < 2**32:
+            raise ValueError("hresult must be a 32-bit integer")
+        return self._native.describe(hresult & 0xFFFFFFFF) or str(from_hresult(hresult).strerror)
+
+
+class Job:
+    """A BITS job. Properties are read live from BITS; None where this BITS does not
+    implement them (E_NOTIMPL)."""
+
+    __slots__ = ("_native", "_id")
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._id: uuid.UUID | None = None
+
+    def __repr__(self) -> str:
+        return f"<winbits.Job {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def id(self) -> uuid.UUID:
+        if self._id is None:
+            self._id = uuid.UUID(bytes_le=self._native.id())
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._native.name()  # type: ignore[no-any-return]
+
+    @property
+    def description(self) -> str | None:
+        return self._native.description()  # type: ignore[no-any-return]
+
+    @property
+    def owner(self) -> str | None:
+        """The owner's SID as a string; None where not implemented (Wine)."""
+        return self._native.owner()  # type: ignore[no-any-return]
+
+    @property
+    def type(self) -> JobType | int | None:
+        v = self._native.type()
+        return None if v is None else as_enum(JobType, v)
+
+    @property
+    def state(self) -> JobState | int:
+        return as_enum(JobState, self._native.state())
+
+    @property
+    def priority(self) -> JobPriority | int | None:
+        v = self._native.priority()
+        return None if v is None else as_enum(JobPriority, v)
+
+    @property
+    def progress(self) -> JobProgress | None:
+        p = self._native.progress()
+        if p is None:
+            return None
+        return JobProgress(size_or_none(p[0]), p[1], p[2], p[3])
+
+    @property
+    def times(self) -> JobTimes | None:
+        t = self._native.times()
+        if t is None:
+            return None
+        return JobTimes(*map(filetime_to_datetime, t))
+
+    @property
+    def error(self) -> JobError | None:
+        """The job's error, or None when it has none."""
+        e = self._native.error()
+        if e is None:
+            return None
+        hresult, context, description, context_description, protocol, remote, local = e
+        message = description or str(from_hresult(hresult).strerror)
+        return JobError(hresult, as_enum(ErrorContext, context), message,
+                        context_description, protocol, remote, local)
+
+    def files(self) -> list[File]:
+        return [File(f) for f in self._native.files()]
+
+    def add_file(self, url: str, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Add a download of ``url`` to the absolute local ``path``. An existing file at
+        ``path`` is not overwritten unless ``overwrite=True`` (BITS would replace it at
+        complete())."""
+        _text(url, "url")
+        if len(url) >= MAX_URL_LENGTH:
+            raise ValueError(f"url is {len(url)} characters; BITS takes fewer than {MAX_URL_LENGTH}")
+        local = os.fspath(path)
+        _text(local, "path")
+        if not ntpath.isabs(local):
+            raise ValueError(f"path must be absolute (BITS runs in another process): {local!r}")
+        if not overwrite and os.path.exists(local):
+            raise FileExistsError(f"{local} exists; pass overwrite=True to replace it")
+        self._native.add_file(url, local)
+
+    def resume(self) -> int:
+        """Start or continue the transfer. Returns the HRESULT (0, or a BITS success code)."""
+        return self._native.resume()  # type: ignore[no-any-return]
+
+    def suspend(self) -> int:
+        return self._native.suspend()  # type: ignore[no-any-return]
+
+    def cancel(self) -> int:
+        """Cancel the job and delete its temporary files; it leaves the queue."""
+        return self._native.cancel()  # type: ignore[no-any-return]
+
+    def complete(self) -> int:
+        """Move the transferred files into place; the job leaves the queue. Returns the
+        HRESULT: 0, or BG_S_PARTIAL_COMPLETE / BG_S_UNABLE_TO_DELETE_FILES."""
+        return self._native.complete()  # type: ignore[no-any-return]
+
+
+class File:
+    """A file of a job."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    def __repr__(self) -> str:
+        return f"<winbits.File {self.remote_name!r}>"
+
+    @property
+    def remote_name(self) -> str:
+        return self._native.remote_name()  # type: ignore[no-any-return]
+
+    @property
+    def local_name(self) -> str:
+        return self._native.local_name()  # type: ignore[no-any-return]
+
+    @property
+    def progress(self) -> FileProgress:
+        total, done, completed = self._native.progress()
+        return FileProgress(size_or_none(total), done, completed)
+
+    @property
+    def downloaded_from_peer(self) -> bool | None:
+        """True if any part came from a peer (IBackgroundCopyFile3); None where the
+        BITS here lacks that interface."""
+        return self._native.downloaded_from_peer()  # type: ignore[no-any-return]
+
+    def peer_download_stats(self) -> PeerStats | None:
+        """Bytes from the origin server and from peers (IBackgroundCopyFile4), read
+        live; None where the BITS here lacks that interface."""
+        s = self._native.peer_stats()
+        return None if s is None else PeerStats(*s)

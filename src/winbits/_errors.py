@@ -1,0 +1,121 @@
+"""winbits' exceptions, and the one table that picks a class for an HRESULT.
+
+The native module calls :func:`from_hresult` for every failed COM call; nothing else
+maps HRESULTs to exceptions.
+"""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = [
+    "BitsError",
+    "JobNotFoundError",
+    "AccessDeniedError",
+    "NotSupportedError",
+    "ServiceUnavailableError",
+    "InvalidStateError",
+    "from_hresult",
+    "hresult_name",
+]
+
+# Names of the codes a BITS client meets (BITS.md), for messages where neither BITS
+# nor the system message table has a text (Wine's GetErrorDescription is E_NOTIMPL).
+_NAMES = {
+    0x80200001: ("BG_E_NOT_FOUND", "the requested job was not found"),
+    0x80200002: ("BG_E_INVALID_STATE", "the requested action is not allowed in the job's state"),
+    0x80200003: ("BG_E_EMPTY", "there are no files attached to this job"),
+    0x8020000F: ("BG_E_ERROR_INFORMATION_UNAVAILABLE", "no error information is available"),
+    0x80200047: ("BG_E_PEERCACHING_DISABLED", "peer caching is disabled"),
+    0x80190194: ("BG_E_HTTP_ERROR_404", "the server returned HTTP 404 (not found)"),
+    0x00200017: ("BG_S_PARTIAL_COMPLETE", "some files of the job were not transferred"),
+    0x0020001A: ("BG_S_UNABLE_TO_DELETE_FILES", "BITS could not delete all temporary files"),
+    0x80070005: ("E_ACCESSDENIED", "access is denied"),
+    0x80004002: ("E_NOINTERFACE", "the interface is not supported"),
+    0x80004001: ("E_NOTIMPL", "not implemented"),
+    0x8007000E: ("E_OUTOFMEMORY", "out of memory"),
+    0x80070032: ("ERROR_NOT_SUPPORTED", "the request is not supported"),
+    0x80040154: ("REGDB_E_CLASSNOTREG", "class not registered"),
+    0x800706BA: ("RPC_S_SERVER_UNAVAILABLE", "the RPC server is unavailable"),
+    0x800706BE: ("RPC_S_CALL_FAILED", "the remote procedure call failed"),
+    0x80010108: ("RPC_E_DISCONNECTED", "the object invoked has disconnected from its clients"),
+    0x8001010E: ("RPC_E_WRONG_THREAD", "the interface was marshalled for a different thread"),
+    0x800704DD: ("ERROR_NOT_LOGGED_ON", "the job's owner is not logged on"),
+    0x80070006: ("E_HANDLE", "the handle is invalid"),
+}
+
+
+def hresult_name(hresult: int) -> str | None:
+    """The symbolic name of a known HRESULT, such as ``'BG_E_NOT_FOUND'``."""
+    entry = _NAMES.get(hresult & 0xFFFFFFFF)
+    return entry[0] if entry else None
+
+
+def _fallback_text(hresult: int) -> str:
+    entry = _NAMES.get(hresult)
+    if entry:
+        return f"{entry[0]}: {entry[1]}"
+    return f"HRESULT 0x{hresult:08X}"
+
+
+class BitsError(OSError):
+    """A BITS call failed. ``hresult`` is the code (unsigned), ``strerror`` the text
+    BITS gave for it (``GetErrorDescription``), else the system's, else its name."""
+
+    hresult: int
+
+    def __init__(self, hresult: int, message: str | None = None) -> None:
+        hresult &= 0xFFFFFFFF
+        text = message or _fallback_text(hresult)
+        super().__init__(errno.EACCES if hresult == 0x80070005 else None, text)
+        self.hresult = hresult
+
+    def __str__(self) -> str:
+        return f"{self.strerror} (HRESULT 0x{self.hresult:08X})"
+
+    def __reduce__(self):  # type: ignore[override]
+        return (type(self), (self.hresult, self.strerror))
+
+
+class JobNotFoundError(BitsError):
+    """No job with that id (BG_E_NOT_FOUND), or it vanished while being read."""
+
+
+class AccessDeniedError(BitsError, PermissionError):
+    """E_ACCESSDENIED: another user's job, or all users' jobs without administrator."""
+
+
+class NotSupportedError(BitsError):
+    """This BITS lacks the interface or method (E_NOTIMPL, E_NOINTERFACE), or BITS is
+    absent altogether (class not registered, or not Windows)."""
+
+
+class ServiceUnavailableError(BitsError, ConnectionError):
+    """The BITS service could not be reached or went away (RPC failures)."""
+
+
+class InvalidStateError(BitsError):
+    """The job's state does not allow the action (BG_E_INVALID_STATE)."""
+
+
+_CLASSES: dict[int, type[BitsError]] = {
+    0x80200001: JobNotFoundError,
+    0x80070005: AccessDeniedError,
+    0x80004001: NotSupportedError,
+    0x80004002: NotSupportedError,
+    0x80070032: NotSupportedError,
+    0x80040154: NotSupportedError,
+    0x800706BA: ServiceUnavailableError,  # RPC_S_SERVER_UNAVAILABLE
+    0x800706BE: ServiceUnavailableError,  # RPC_S_CALL_FAILED
+    0x80010108: ServiceUnavailableError,  # RPC_E_DISCONNECTED
+    0x80010007: ServiceUnavailableError,  # RPC_E_SERVER_DIED
+    0x80010012: ServiceUnavailableError,  # RPC_E_SERVER_DIED_DNE
+    0x80080005: ServiceUnavailableError,  # CO_E_SERVER_EXEC_FAILURE
+    0x80200002: InvalidStateError,
+}
+
+
+def from_hresult(hresult: int, message: str | None = None) -> BitsError:
+    """The exception for a failed HRESULT: the most specific class winbits has."""
+    hresult &= 0xFFFFFFFF
+    return _CLASSES.get(hresult, BitsError)(hresult, message)

@@ -1,0 +1,150 @@
+"""BITS' enumerations and winbits' typed results: plain values, no COM."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from enum import IntEnum
+from typing import NamedTuple, TypeVar
+
+SIZE_UNKNOWN = 0xFFFFFFFFFFFFFFFF  # BG_SIZE_UNKNOWN
+_EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+class JobState(IntEnum):
+    """BG_JOB_STATE."""
+
+    QUEUED = 0
+    CONNECTING = 1
+    TRANSFERRING = 2
+    SUSPENDED = 3
+    ERROR = 4
+    TRANSIENT_ERROR = 5
+    TRANSFERRED = 6
+    ACKNOWLEDGED = 7
+    CANCELLED = 8
+
+    @property
+    def is_final(self) -> bool:
+        """True for ACKNOWLEDGED and CANCELLED: the job is out of the queue."""
+        return self in (JobState.ACKNOWLEDGED, JobState.CANCELLED)
+
+
+class JobType(IntEnum):
+    """BG_JOB_TYPE."""
+
+    DOWNLOAD = 0
+    UPLOAD = 1
+    UPLOAD_REPLY = 2
+
+
+class JobPriority(IntEnum):
+    """BG_JOB_PRIORITY."""
+
+    FOREGROUND = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+
+
+class ErrorContext(IntEnum):
+    """BG_ERROR_CONTEXT: where a job's error came from."""
+
+    NONE = 0
+    UNKNOWN = 1
+    GENERAL_QUEUE_MANAGER = 2
+    QUEUE_MANAGER_NOTIFICATION = 3
+    LOCAL_FILE = 4
+    REMOTE_FILE = 5
+    GENERAL_TRANSPORT = 6
+    REMOTE_APPLICATION = 7
+    SERVER_CERTIFICATE_CALLBACK = 8
+
+
+E = TypeVar("E", bound=IntEnum)
+
+
+def as_enum(cls: type[E], value: int) -> E | int:
+    """The member for value, or the plain int where a newer BITS has a value we lack."""
+    try:
+        return cls(value)
+    except ValueError:
+        return value
+
+
+def size_or_none(value: int) -> int | None:
+    """A byte count from BITS, None for BG_SIZE_UNKNOWN."""
+    return None if value == SIZE_UNKNOWN else value
+
+
+def filetime_to_datetime(ticks: int) -> _dt.datetime | None:
+    """A FILETIME (100 ns since 1601, UTC) as an aware datetime; None for 0 (not set)."""
+    if not ticks:
+        return None
+    return _EPOCH_1601 + _dt.timedelta(microseconds=ticks // 10)
+
+
+def percent(done: int, total: int | None) -> float | None:
+    if total is None:
+        return None
+    if total == 0:
+        return 100.0
+    return 100.0 * done / total
+
+
+class JobProgress(NamedTuple):
+    """A job's progress: bytes (total None while unknown) and files."""
+
+    bytes_total: int | None
+    bytes_transferred: int
+    files_total: int
+    files_transferred: int
+
+    @property
+    def percent(self) -> float | None:
+        return percent(self.bytes_transferred, self.bytes_total)
+
+
+class FileProgress(NamedTuple):
+    """A file's progress: bytes (total None while unknown) and whether it is complete."""
+
+    bytes_total: int | None
+    bytes_transferred: int
+    completed: bool
+
+    @property
+    def percent(self) -> float | None:
+        return percent(self.bytes_transferred, self.bytes_total)
+
+
+class JobTimes(NamedTuple):
+    """When a job was created, last modified, and finished transferring (None if not)."""
+
+    created: _dt.datetime | None
+    modified: _dt.datetime | None
+    transfer_completed: _dt.datetime | None
+
+
+class PeerStats(NamedTuple):
+    """IBackgroundCopyFile4::GetPeerDownloadStats: bytes from the origin server and
+    bytes from peers (BranchCache), exact 64-bit counts read live."""
+
+    from_origin: int
+    from_peers: int
+
+    @property
+    def peer_share(self) -> float | None:
+        """Percent of the downloaded bytes that came from peers; None before any byte."""
+        total = self.from_origin + self.from_peers
+        return None if total == 0 else 100.0 * self.from_peers / total
+
+
+class JobError(NamedTuple):
+    """A job's error (IBackgroundCopyError)."""
+
+    hresult: int
+    context: ErrorContext | int
+    message: str
+    context_description: str | None
+    protocol: str | None
+    remote_name: str | None
+    local_name: str | None
