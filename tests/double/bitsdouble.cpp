@@ -1,0 +1,722 @@
+// _bitsdouble: an in-process C++ COM test double of BITS for winbits' tests. It
+// implements the manager, both enumerators, jobs, errors and files up to
+// IBackgroundCopyFile4 over data the test sets, counts calls per method and live
+// objects, and returns a chosen HRESULT from a chosen method. It is registered under
+// its own CLSID so that winbits.connect(clsid=...) reaches it by the same code path as
+// the real service. Test code only: never shipped in the wheel.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bits_api.h"
+
+namespace {
+
+// {6E1B1D0A-8F0C-4D57-9C1E-2B5B1F7A9D31}
+constexpr GUID kClsidDouble = {0x6e1b1d0a, 0x8f0c, 0x4d57,
+                               {0x9c, 0x1e, 0x2b, 0x5b, 0x1f, 0x7a, 0x9d, 0x31}};
+
+// --- The world the test describes -----------------------------------------------------
+
+struct FileData {
+    std::wstring remote, local;
+    UINT64 total = winbits::kSizeUnknown, transferred = 0;
+    bool completed = false;
+    bool from_peer = false;
+    UINT64 from_origin = 0, from_peers = 0;
+};
+
+struct JobData {
+    GUID id{};
+    std::wstring name, description, owner;
+    BG_JOB_STATE state = BG_JOB_STATE_SUSPENDED;
+    BG_JOB_TYPE type = BG_JOB_TYPE_DOWNLOAD;
+    BG_JOB_PRIORITY priority = BG_JOB_PRIORITY_NORMAL;
+    UINT64 times[3] = {0, 0, 0};
+    HRESULT error = S_OK;  // S_OK: no error
+    BG_ERROR_CONTEXT error_context = BG_ERROR_CONTEXT_NONE;
+    int error_file = -1;
+    bool gone = false;  // cancelled or completed: out of the queue
+    std::vector<FileData> files;
+};
+
+struct Fault {
+    HRESULT hr;
+    long remaining;  // < 0: every call
+};
+
+SRWLOCK g_lock = SRWLOCK_INIT;
+std::vector<std::shared_ptr<JobData>> g_jobs;
+std::map<std::string, long> g_calls;
+std::map<std::string, Fault> g_faults;
+int g_file_level = 4;  // the highest IBackgroundCopyFileN this "server" implements
+bool g_admin = false;
+std::atomic<long> g_live{0};
+std::atomic<long> g_strings{0};  // strings handed out (CoTaskMemAlloc) so far
+
+struct Locked {
+    Locked() { AcquireSRWLockExclusive(&g_lock); }
+    ~Locked() { ReleaseSRWLockExclusive(&g_lock); }
+};
+
+// Every counted method starts here: one more call to `method`, and the fault set for it.
+HRESULT enter(const char* method) {
+    Locked l;
+    ++g_calls[method];
+    auto it = g_faults.find(method);
+    if (it == g_faults.end()) return S_OK;
+    HRESULT hr = it->second.hr;
+    if (it->second.remaining > 0 && --it->second.remaining == 0) g_faults.erase(it);
+    return hr;
+}
+
+#define ENTER(name)                  \
+    do {                             \
+        HRESULT fault_ = enter(name); \
+        if (FAILED(fault_)) return fault_; \
+    } while (0)
+
+HRESULT out_string(const std::wstring& s, LPWSTR* out) {
+    if (!out) return E_POINTER;
+    size_t bytes = (s.size() + 1) * sizeof(wchar_t);
+    *out = static_cast<LPWSTR>(CoTaskMemAlloc(bytes));
+    if (!*out) return E_OUTOFMEMORY;
+    memcpy(*out, s.c_str(), bytes);
+    ++g_strings;
+    return S_OK;
+}
+
+// --- IUnknown for every object --------------------------------------------------------
+
+template <class I>
+class Object : public I {
+public:
+    Object() { ++g_live; }
+    virtual ~Object() { --g_live; }
+    ULONG STDMETHODCALLTYPE AddRef() override { return ++refs_; }
+    ULONG STDMETHODCALLTYPE Release() override {
+        ULONG r = --refs_;
+        if (r == 0) delete this;
+        return r;
+    }
+
+protected:
+    // Answers IUnknown and the interfaces in iids (all of them implemented by this).
+    HRESULT query(const char* counter, REFIID riid, void** out,
+                  std::initializer_list<const IID*> iids) {
+        if (!out) return E_POINTER;
+        *out = nullptr;
+        if (counter) ENTER(counter);
+        if (riid == __uuidof(IUnknown)) {
+            *out = static_cast<IUnknown*>(this);
+        } else {
+            for (const IID* iid : iids)
+                if (riid == *iid) *out = static_cast<I*>(this);
+        }
+        if (!*out) return E_NOINTERFACE;
+        AddRef();
+        return S_OK;
+    }
+
+private:
+    std::atomic<ULONG> refs_{1};
+};
+
+// --- Files ------------------------------------------------------------------------------
+
+class File : public Object<IBackgroundCopyFile4> {
+public:
+    File(std::shared_ptr<JobData> job, size_t index) : job_(std::move(job)), index_(index) {}
+
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        // Only the interfaces of this server's level exist, as on an older BITS.
+        static const IID* const levels[] = {
+            &__uuidof(IBackgroundCopyFile), &__uuidof(IBackgroundCopyFile2),
+            &__uuidof(IBackgroundCopyFile3), &__uuidof(IBackgroundCopyFile4)};
+        if (!out) return E_POINTER;
+        *out = nullptr;
+        ENTER("File.QueryInterface");
+        if (riid == __uuidof(IUnknown)) *out = static_cast<IUnknown*>(this);
+        for (int i = 0; i < g_file_level; ++i)
+            if (riid == *levels[i]) *out = static_cast<IBackgroundCopyFile4*>(this);
+        if (!*out) return E_NOINTERFACE;
+        AddRef();
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetRemoteName(LPWSTR* v) override {
+        ENTER("File.GetRemoteName");
+        Locked l;
+        return out_string(data().remote, v);
+    }
+    HRESULT STDMETHODCALLTYPE GetLocalName(LPWSTR* v) override {
+        ENTER("File.GetLocalName");
+        Locked l;
+        return out_string(data().local, v);
+    }
+    HRESULT STDMETHODCALLTYPE GetProgress(BG_FILE_PROGRESS* p) override {
+        ENTER("File.GetProgress");
+        Locked l;
+        const FileData& f = data();
+        p->BytesTotal = f.total;
+        p->BytesTransferred = f.transferred;
+        p->Completed = f.completed;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetFileRanges(DWORD*, BG_FILE_RANGE**) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetRemoteName(LPCWSTR) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetValidationState(BOOL) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetValidationState(BOOL*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE IsDownloadedFromPeer(BOOL* v) override {
+        ENTER("File.IsDownloadedFromPeer");
+        Locked l;
+        *v = data().from_peer;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetPeerDownloadStats(PUINT64 origin, PUINT64 peers) override {
+        ENTER("File.GetPeerDownloadStats");
+        Locked l;
+        *origin = data().from_origin;
+        *peers = data().from_peers;
+        return S_OK;
+    }
+
+private:
+    FileData& data() { return job_->files[index_]; }
+    std::shared_ptr<JobData> job_;
+    size_t index_;
+};
+
+// --- Enumerators ----------------------------------------------------------------------
+
+template <class Enum, class Item>
+class Enumerator : public Object<Enum> {
+public:
+    Enumerator(const char* next_name, const char* count_name, std::vector<Item*> items)
+        : next_name_(next_name), count_name_(count_name), items_(std::move(items)) {}
+    ~Enumerator() override {
+        for (Item* i : items_) i->Release();
+    }
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        return this->query(nullptr, riid, out, {&__uuidof(Enum)});
+    }
+    HRESULT STDMETHODCALLTYPE Next(ULONG celt, Item** out, ULONG* fetched) override {
+        ENTER(next_name_);
+        ULONG n = 0;
+        while (n < celt && pos_ < items_.size()) {
+            out[n] = items_[pos_++];
+            out[n]->AddRef();
+            ++n;
+        }
+        if (fetched) *fetched = n;
+        return n == celt ? S_OK : S_FALSE;
+    }
+    HRESULT STDMETHODCALLTYPE Skip(ULONG celt) override {
+        pos_ = std::min(items_.size(), pos_ + celt);
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Reset() override {
+        pos_ = 0;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Clone(Enum**) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetCount(ULONG* count) override {
+        ENTER(count_name_);
+        *count = static_cast<ULONG>(items_.size());
+        return S_OK;
+    }
+
+private:
+    const char* next_name_;
+    const char* count_name_;
+    std::vector<Item*> items_;
+    size_t pos_ = 0;
+};
+
+using FileEnum = Enumerator<IEnumBackgroundCopyFiles, IBackgroundCopyFile>;
+
+// --- Errors and jobs -------------------------------------------------------------------
+
+class Error : public Object<IBackgroundCopyError> {
+public:
+    explicit Error(std::shared_ptr<JobData> job) : job_(std::move(job)) {}
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        return query(nullptr, riid, out, {&__uuidof(IBackgroundCopyError)});
+    }
+    HRESULT STDMETHODCALLTYPE GetError(BG_ERROR_CONTEXT* context, HRESULT* code) override {
+        ENTER("Error.GetError");
+        Locked l;
+        *context = job_->error_context;
+        *code = job_->error;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetFile(IBackgroundCopyFile** out) override {
+        ENTER("Error.GetFile");
+        Locked l;
+        if (job_->error_file < 0) return static_cast<HRESULT>(0x80200013);  // BG_E_FILE_NOT_AVAILABLE
+        *out = new File(job_, static_cast<size_t>(job_->error_file));
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetErrorDescription(DWORD, LPWSTR* out) override {
+        ENTER("Error.GetErrorDescription");
+        return out_string(L"The double's description of the job error.", out);
+    }
+    HRESULT STDMETHODCALLTYPE GetErrorContextDescription(DWORD, LPWSTR* out) override {
+        ENTER("Error.GetErrorContextDescription");
+        return out_string(L"The error occurred while the remote file was being processed.", out);
+    }
+    HRESULT STDMETHODCALLTYPE GetProtocol(LPWSTR* out) override {
+        ENTER("Error.GetProtocol");
+        return out_string(L"http", out);
+    }
+
+private:
+    std::shared_ptr<JobData> job_;
+};
+
+class Job : public Object<IBackgroundCopyJob> {
+public:
+    explicit Job(std::shared_ptr<JobData> data) : data_(std::move(data)) {}
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        return query("Job.QueryInterface", riid, out, {&__uuidof(IBackgroundCopyJob)});
+    }
+// A counted job method over the job's data, under the lock; a job out of the queue is
+// not found, as with BITS.
+#define JOB_METHOD(name, ...)                         \
+    {                                                 \
+        ENTER("Job." name);                           \
+        Locked l;                                     \
+        if (data_->gone) return winbits::kBgNotFound; \
+        __VA_ARGS__                                   \
+    }
+    HRESULT STDMETHODCALLTYPE AddFileSet(ULONG, BG_FILE_INFO*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE AddFile(LPCWSTR url, LPCWSTR local) override JOB_METHOD("AddFile", {
+        if (data_->state != BG_JOB_STATE_SUSPENDED && data_->state != BG_JOB_STATE_QUEUED)
+            return winbits::kBgInvalidState;
+        FileData f;
+        f.remote = url;
+        f.local = local;
+        data_->files.push_back(f);
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE EnumFiles(IEnumBackgroundCopyFiles** out) override JOB_METHOD("EnumFiles", {
+        std::vector<IBackgroundCopyFile*> files;
+        for (size_t i = 0; i < data_->files.size(); ++i) files.push_back(new File(data_, i));
+        *out = new FileEnum("EnumFiles.Next", "EnumFiles.GetCount", std::move(files));
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE Suspend() override JOB_METHOD("Suspend", {
+        data_->state = BG_JOB_STATE_SUSPENDED;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE Resume() override JOB_METHOD("Resume", {
+        if (data_->files.empty()) return winbits::kBgEmpty;
+        if (data_->state == BG_JOB_STATE_SUSPENDED) data_->state = BG_JOB_STATE_QUEUED;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE Cancel() override JOB_METHOD("Cancel", {
+        data_->state = BG_JOB_STATE_CANCELLED;
+        data_->gone = true;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE Complete() override JOB_METHOD("Complete", {
+        if (data_->state != BG_JOB_STATE_TRANSFERRED) return winbits::kBgInvalidState;
+        data_->state = BG_JOB_STATE_ACKNOWLEDGED;
+        data_->gone = true;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetId(GUID* v) override JOB_METHOD("GetId", {
+        *v = data_->id;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetType(BG_JOB_TYPE* v) override JOB_METHOD("GetType", {
+        *v = data_->type;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetProgress(BG_JOB_PROGRESS* p) override JOB_METHOD("GetProgress", {
+        // Summed from the files, as BITS does; unknown while any file's size is.
+        *p = BG_JOB_PROGRESS{};
+        for (const FileData& f : data_->files) {
+            if (f.total == winbits::kSizeUnknown || p->BytesTotal == winbits::kSizeUnknown)
+                p->BytesTotal = winbits::kSizeUnknown;
+            else
+                p->BytesTotal += f.total;
+            p->BytesTransferred += f.transferred;
+            p->FilesTransferred += f.completed ? 1 : 0;
+        }
+        p->FilesTotal = static_cast<ULONG>(data_->files.size());
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetTimes(BG_JOB_TIMES* t) override JOB_METHOD("GetTimes", {
+        FILETIME* ft[3] = {&t->CreationTime, &t->ModificationTime, &t->TransferCompletionTime};
+        for (int i = 0; i < 3; ++i) {
+            ft[i]->dwLowDateTime = static_cast<DWORD>(data_->times[i]);
+            ft[i]->dwHighDateTime = static_cast<DWORD>(data_->times[i] >> 32);
+        }
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetState(BG_JOB_STATE* v) override JOB_METHOD("GetState", {
+        *v = data_->state;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetError(IBackgroundCopyError** out) override JOB_METHOD("GetError", {
+        if (data_->error == S_OK) return winbits::kBgErrorInformationUnavailable;
+        *out = new Error(data_);
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetOwner(LPWSTR* v) override JOB_METHOD("GetOwner", {
+        return out_string(data_->owner, v);
+    })
+    HRESULT STDMETHODCALLTYPE SetDisplayName(LPCWSTR v) override JOB_METHOD("SetDisplayName", {
+        data_->name = v;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetDisplayName(LPWSTR* v) override JOB_METHOD("GetDisplayName", {
+        return out_string(data_->name, v);
+    })
+    HRESULT STDMETHODCALLTYPE SetDescription(LPCWSTR v) override JOB_METHOD("SetDescription", {
+        data_->description = v;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetDescription(LPWSTR* v) override JOB_METHOD("GetDescription", {
+        return out_string(data_->description, v);
+    })
+    HRESULT STDMETHODCALLTYPE SetPriority(BG_JOB_PRIORITY v) override JOB_METHOD("SetPriority", {
+        data_->priority = v;
+        return S_OK;
+    })
+    HRESULT STDMETHODCALLTYPE GetPriority(BG_JOB_PRIORITY* v) override JOB_METHOD("GetPriority", {
+        *v = data_->priority;
+        return S_OK;
+    })
+#undef JOB_METHOD
+    HRESULT STDMETHODCALLTYPE SetNotifyFlags(ULONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetNotifyFlags(ULONG*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetNotifyInterface(IUnknown*) override {
+        ENTER("Job.SetNotifyInterface");  // counted: winbits must never call it on others' jobs
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE GetNotifyInterface(IUnknown**) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetMinimumRetryDelay(ULONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetMinimumRetryDelay(ULONG*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetNoProgressTimeout(ULONG) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetNoProgressTimeout(ULONG*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetErrorCount(ULONG*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetProxySettings(BG_JOB_PROXY_USAGE, const WCHAR*, const WCHAR*) override {
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE GetProxySettings(BG_JOB_PROXY_USAGE*, LPWSTR*, LPWSTR*) override {
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE TakeOwnership() override { return E_NOTIMPL; }
+
+private:
+    std::shared_ptr<JobData> data_;
+};
+
+using JobEnum = Enumerator<IEnumBackgroundCopyJobs, IBackgroundCopyJob>;
+
+class Manager : public Object<IBackgroundCopyManager> {
+public:
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        return query(nullptr, riid, out, {&__uuidof(IBackgroundCopyManager)});
+    }
+    HRESULT STDMETHODCALLTYPE CreateJob(LPCWSTR name, BG_JOB_TYPE type, GUID* id,
+                                        IBackgroundCopyJob** out) override {
+        ENTER("Manager.CreateJob");
+        auto job = std::make_shared<JobData>();
+        CoCreateGuid(&job->id);
+        job->name = name;
+        job->type = type;
+        {
+            Locked l;
+            g_jobs.push_back(job);
+        }
+        *id = job->id;
+        *out = new Job(job);
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetJob(REFGUID id, IBackgroundCopyJob** out) override {
+        ENTER("Manager.GetJob");
+        Locked l;
+        for (auto& job : g_jobs) {
+            if (!job->gone && job->id == id) {
+                *out = new Job(job);
+                return S_OK;
+            }
+        }
+        return winbits::kBgNotFound;
+    }
+    HRESULT STDMETHODCALLTYPE EnumJobs(DWORD flags, IEnumBackgroundCopyJobs** out) override {
+        ENTER("Manager.EnumJobs");
+        Locked l;
+        if ((flags & BG_JOB_ENUM_ALL_USERS) && !g_admin) return E_ACCESSDENIED;
+        std::vector<IBackgroundCopyJob*> jobs;
+        for (auto& job : g_jobs)
+            if (!job->gone) jobs.push_back(new Job(job));
+        *out = new JobEnum("EnumJobs.Next", "EnumJobs.GetCount", std::move(jobs));
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetErrorDescription(HRESULT hr, DWORD, LPWSTR* out) override {
+        ENTER("Manager.GetErrorDescription");
+        if (hr == winbits::kBgNotFound) return out_string(L"The requested job was not found.\r\n", out);
+        return E_NOTIMPL;  // others fall back to the system message table
+    }
+};
+
+class Factory : public IClassFactory {
+public:
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        if (riid == __uuidof(IUnknown) || riid == __uuidof(IClassFactory)) {
+            *out = static_cast<IClassFactory*>(this);
+            return S_OK;
+        }
+        *out = nullptr;
+        return E_NOINTERFACE;
+    }
+    ULONG STDMETHODCALLTYPE AddRef() override { return 2; }  // static lifetime
+    ULONG STDMETHODCALLTYPE Release() override { return 1; }
+    HRESULT STDMETHODCALLTYPE CreateInstance(IUnknown* outer, REFIID riid, void** out) override {
+        *out = nullptr;
+        if (outer) return CLASS_E_NOAGGREGATION;
+        HRESULT hr = enter("Factory.CreateInstance");
+        if (FAILED(hr)) return hr;
+        Manager* m = new Manager();
+        hr = m->QueryInterface(riid, out);
+        m->Release();
+        return hr;
+    }
+    HRESULT STDMETHODCALLTYPE LockServer(BOOL) override { return S_OK; }
+};
+
+Factory g_factory;
+
+// The class object lives in the MTA, registered by a thread that stays there for the
+// life of the process (a registration ends with its apartment).
+DWORD WINAPI registrar(void* ready) {
+    CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+    DWORD cookie = 0;
+    HRESULT hr = CoRegisterClassObject(kClsidDouble, &g_factory, CLSCTX_INPROC_SERVER,
+                                       REGCLS_MULTIPLEUSE, &cookie);
+    *static_cast<HRESULT*>(ready) = hr;
+    for (;;) Sleep(INFINITE);
+}
+
+// --- Python interface for the tests ---------------------------------------------------
+
+PyObject* py_register(PyObject*, PyObject*) {
+    static HRESULT result = E_PENDING;
+    if (result == E_PENDING) {
+        HRESULT ready = E_PENDING;
+        HANDLE t = CreateThread(nullptr, 0, registrar, &ready, 0, nullptr);
+        if (!t) return PyErr_SetFromWindowsErr(0);
+        CloseHandle(t);
+        Py_BEGIN_ALLOW_THREADS
+        while (*static_cast<volatile HRESULT*>(&ready) == E_PENDING) Sleep(1);
+        Py_END_ALLOW_THREADS
+        result = ready;
+    }
+    if (FAILED(result)) return PyErr_Format(PyExc_OSError, "CoRegisterClassObject: 0x%08lX", result);
+    Py_RETURN_NONE;
+}
+
+bool parse_guid(PyObject* text, GUID* out) {
+    wchar_t* w = PyUnicode_AsWideCharString(text, nullptr);
+    if (!w) return false;
+    HRESULT hr = CLSIDFromString(w, out);
+    PyMem_Free(w);
+    if (FAILED(hr)) {
+        PyErr_SetString(PyExc_ValueError, "bad GUID string");
+        return false;
+    }
+    return true;
+}
+
+PyObject* guid_str(const GUID& g) {
+    wchar_t buf[64];
+    StringFromGUID2(g, buf, 64);
+    return PyUnicode_FromWideChar(buf, -1);
+}
+
+std::wstring wide(PyObject* s) {
+    Py_ssize_t n = 0;
+    wchar_t* w = PyUnicode_AsWideCharString(s, &n);
+    std::wstring r = w ? std::wstring(w, static_cast<size_t>(n)) : std::wstring();
+    PyMem_Free(w);
+    return r;
+}
+
+PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
+    static const char* names[] = {"file_level", "admin", nullptr};
+    int level = 4, admin = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ip", const_cast<char**>(names), &level, &admin))
+        return nullptr;
+    if (level < 1 || level > 4) return PyErr_Format(PyExc_ValueError, "file_level 1..4");
+    Locked l;
+    g_jobs.clear();
+    g_calls.clear();
+    g_faults.clear();
+    g_file_level = level;
+    g_admin = admin != 0;
+    g_strings = 0;
+    Py_RETURN_NONE;
+}
+
+std::shared_ptr<JobData> find(const GUID& id) {
+    for (auto& j : g_jobs)
+        if (j->id == id) return j;
+    return nullptr;
+}
+
+PyObject* py_add_job(PyObject*, PyObject* args, PyObject* kw) {
+    static const char* names[] = {"name", "state", "description", "owner", "priority", "type",
+                                  "times", "error", "error_context", "error_file", nullptr};
+    PyObject *name, *description = nullptr, *owner = nullptr;
+    int state = BG_JOB_STATE_SUSPENDED, priority = BG_JOB_PRIORITY_NORMAL, type = 0;
+    unsigned long long t0 = 0, t1 = 0, t2 = 0;
+    unsigned long error = 0;
+    int context = 0, error_file = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|iUUii(KKK)kii", const_cast<char**>(names),
+                                     &name, &state, &description, &owner, &priority, &type, &t0,
+                                     &t1, &t2, &error, &context, &error_file))
+        return nullptr;
+    auto job = std::make_shared<JobData>();
+    CoCreateGuid(&job->id);
+    job->name = wide(name);
+    job->description = description ? wide(description) : L"";
+    job->owner = owner ? wide(owner) : L"S-1-5-21-1000";
+    job->state = static_cast<BG_JOB_STATE>(state);
+    job->priority = static_cast<BG_JOB_PRIORITY>(priority);
+    job->type = static_cast<BG_JOB_TYPE>(type);
+    job->times[0] = t0;
+    job->times[1] = t1;
+    job->times[2] = t2;
+    job->error = static_cast<HRESULT>(error);
+    job->error_context = static_cast<BG_ERROR_CONTEXT>(context);
+    job->error_file = error_file;
+    Locked l;
+    g_jobs.push_back(job);
+    return guid_str(job->id);
+}
+
+PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
+    static const char* names[] = {"job", "remote", "local", "total", "transferred", "completed",
+                                  "from_peer", "from_origin", "from_peers", nullptr};
+    PyObject *job_id, *remote, *local;
+    unsigned long long total = winbits::kSizeUnknown, transferred = 0, origin = 0, peers = 0;
+    int completed = 0, from_peer = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUU|KKppKK", const_cast<char**>(names), &job_id,
+                                     &remote, &local, &total, &transferred, &completed,
+                                     &from_peer, &origin, &peers))
+        return nullptr;
+    GUID id;
+    if (!parse_guid(job_id, &id)) return nullptr;
+    FileData f;
+    f.remote = wide(remote);
+    f.local = wide(local);
+    f.total = total;
+    f.transferred = transferred;
+    f.completed = completed != 0;
+    f.from_peer = from_peer != 0;
+    f.from_origin = origin;
+    f.from_peers = peers;
+    Locked l;
+    auto job = find(id);
+    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    job->files.push_back(f);
+    Py_RETURN_NONE;
+}
+
+PyObject* py_set_state(PyObject*, PyObject* args) {
+    PyObject* job_id;
+    int state;
+    if (!PyArg_ParseTuple(args, "Ui", &job_id, &state)) return nullptr;
+    GUID id;
+    if (!parse_guid(job_id, &id)) return nullptr;
+    Locked l;
+    auto job = find(id);
+    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    job->state = static_cast<BG_JOB_STATE>(state);
+    Py_RETURN_NONE;
+}
+
+PyObject* py_job_state(PyObject*, PyObject* args) {
+    PyObject* job_id;
+    if (!PyArg_ParseTuple(args, "U", &job_id)) return nullptr;
+    GUID id;
+    if (!parse_guid(job_id, &id)) return nullptr;
+    Locked l;
+    auto job = find(id);
+    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    return Py_BuildValue("(iO)", job->state, job->gone ? Py_True : Py_False);
+}
+
+PyObject* py_fail(PyObject*, PyObject* args, PyObject* kw) {
+    static const char* names[] = {"method", "hresult", "times", nullptr};
+    const char* method;
+    unsigned long hr;
+    long times = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sk|l", const_cast<char**>(names), &method, &hr, &times))
+        return nullptr;
+    Locked l;
+    g_faults[method] = Fault{static_cast<HRESULT>(hr), times};
+    Py_RETURN_NONE;
+}
+
+PyObject* py_calls(PyObject*, PyObject*) {
+    PyObject* d = PyDict_New();
+    if (!d) return nullptr;
+    Locked l;
+    for (auto& [name, count] : g_calls) {
+        PyObject* v = PyLong_FromLong(count);
+        if (!v || PyDict_SetItemString(d, name.c_str(), v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return nullptr;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+PyObject* py_clear_calls(PyObject*, PyObject*) {
+    Locked l;
+    g_calls.clear();
+    Py_RETURN_NONE;
+}
+
+PyObject* py_live(PyObject*, PyObject*) { return PyLong_FromLong(g_live.load()); }
+
+PyObject* py_clsid(PyObject*, PyObject*) { return guid_str(kClsidDouble); }
+
+PyMethodDef methods[] = {
+    {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
+    {"clsid", py_clsid, METH_NOARGS, "The double's CLSID as a string."},
+    {"reset", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_reset)),
+     METH_VARARGS | METH_KEYWORDS, "reset(file_level=4, admin=False)"},
+    {"add_job", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_add_job)),
+     METH_VARARGS | METH_KEYWORDS, "add_job(name, state=3, ...) -> id string"},
+    {"add_file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_add_file)),
+     METH_VARARGS | METH_KEYWORDS, "add_file(job, remote, local, total, transferred, ...)"},
+    {"set_state", py_set_state, METH_VARARGS, "set_state(job, state)"},
+    {"job_state", py_job_state, METH_VARARGS, "job_state(job) -> (state, gone)"},
+    {"fail", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_fail)),
+     METH_VARARGS | METH_KEYWORDS, "fail(method, hresult, times=-1)"},
+    {"calls", py_calls, METH_NOARGS, "Calls per method since the last reset."},
+    {"clear_calls", py_clear_calls, METH_NOARGS, "Zero the call counts."},
+    {"live", py_live, METH_NOARGS, "COM objects of the double alive now."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef_Slot slots[] = {{0, nullptr}};
+PyModuleDef def = {PyModuleDef_HEAD_INIT, "_bitsdouble", "BITS test double.", 0, methods, slots,
+                   nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__bitsdouble(void) { return PyModuleDef_Init(&def); }

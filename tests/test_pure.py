@@ -1,0 +1,121 @@
+"""The pure-Python parts: run on Linux natively and under every Windows Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import pickle
+import sys
+
+import pytest
+
+import winbits
+from winbits._cli import format_bytes, format_table
+from winbits._errors import from_hresult, hresult_name
+from winbits._types import SIZE_UNKNOWN, filetime_to_datetime, size_or_none
+
+
+@pytest.mark.parametrize(
+    ("hresult", "cls", "extra_base"),
+    [
+        (0x80200001, winbits.JobNotFoundError, None),
+        (0x80070005, winbits.AccessDeniedError, PermissionError),
+        (0x80004001, winbits.NotSupportedError, None),
+        (0x80004002, winbits.NotSupportedError, None),
+        (0x80040154, winbits.NotSupportedError, None),
+        (0x800706BA, winbits.ServiceUnavailableError, ConnectionError),
+        (0x80010108, winbits.ServiceUnavailableError, ConnectionError),
+        (0x80200002, winbits.InvalidStateError, None),
+        (0x8007000E, winbits.BitsError, None),
+        (0x80ABCDEF, winbits.BitsError, None),
+    ],
+)
+def test_each_hresult_maps_to_its_class(hresult, cls, extra_base):
+    err = from_hresult(hresult, "BITS says so")
+    assert type(err) is cls
+    assert isinstance(err, winbits.BitsError) and isinstance(err, OSError)
+    if extra_base:
+        assert isinstance(err, extra_base)
+    assert err.hresult == hresult
+    assert err.strerror == "BITS says so"
+    assert str(err) == f"BITS says so (HRESULT 0x{hresult:08X})"
+
+
+def test_negative_hresult_is_read_as_unsigned():
+    assert from_hresult(-2145386495).hresult == 0x80200001  # as a signed 32-bit value
+
+
+def test_message_falls_back_to_the_name_then_the_code():
+    assert str(from_hresult(0x80200001)) == (
+        "BG_E_NOT_FOUND: the requested job was not found (HRESULT 0x80200001)"
+    )
+    assert str(from_hresult(0x80ABCDEF)) == "HRESULT 0x80ABCDEF (HRESULT 0x80ABCDEF)"
+    assert hresult_name(0x80200003) == "BG_E_EMPTY"
+    assert hresult_name(0x12345678) is None
+
+
+def test_access_denied_carries_eacces_and_pickles():
+    err = from_hresult(0x80070005, "Access is denied")
+    assert err.errno == errno.EACCES
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is winbits.AccessDeniedError
+    assert (copy.hresult, copy.strerror) == (0x80070005, "Access is denied")
+
+
+def test_sizes_and_times():
+    assert size_or_none(SIZE_UNKNOWN) is None
+    assert size_or_none(2**64 - 2) == 2**64 - 2
+    assert filetime_to_datetime(0) is None
+    # 2020-01-01T00:00:00Z as FILETIME ticks
+    assert filetime_to_datetime(132223104000000000) == dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def test_progress_and_peer_share():
+    assert winbits.JobProgress(None, 5, 1, 0).percent is None
+    assert winbits.JobProgress(200, 50, 1, 0).percent == 25.0
+    assert winbits.FileProgress(0, 0, True).percent == 100.0
+    assert winbits.PeerStats(0, 0).peer_share is None
+    assert winbits.PeerStats(300, 100).peer_share == 25.0
+    assert winbits.JobState.CANCELLED.is_final and not winbits.JobState.TRANSFERRED.is_final
+
+
+def test_format_bytes():
+    assert [format_bytes(n) for n in (None, 0, 1023, 1024, 1536, 3_000_000, 2**64 - 1)] == [
+        "?", "0 B", "1023 B", "1.0 KiB", "1.5 KiB", "2.9 MiB", "16384.0 PiB"]
+
+
+def test_table_shows_jobs_files_and_peer_columns():
+    jobs = [{
+        "id": "9019f17c-0000-0000-0000-000000000000", "name": "update", "state": "TRANSFERRING",
+        "owner": None, "bytes_total": 4096, "bytes_transferred": 1024, "files_total": 2,
+        "files_transferred": 1,
+        "files": [
+            {"remote_name": "http://h/a", "local_name": "C:\\a", "bytes_total": 2048,
+             "bytes_transferred": 2048, "completed": True, "from_origin": 1536, "from_peers": 512},
+            {"remote_name": "http://h/b", "local_name": "C:\\b", "bytes_total": None,
+             "bytes_transferred": 0, "completed": False, "from_origin": None, "from_peers": None},
+        ],
+    }]
+    lines = format_table(jobs).splitlines()
+    assert lines[0].split() == ["NAME", "ID", "STATE", "OWNER", "BYTES", "%", "FILES", "FROM",
+                                "ORIGIN", "FROM", "PEERS", "PEER", "%"]
+    assert lines[1].split() == ["update", "9019f17c", "TRANSFERRING", "1.0", "KiB", "/", "4.0",
+                                "KiB", "25.0%", "1/2"]
+    assert lines[2].split() == ["C:\\a", "2.0", "KiB", "/", "2.0", "KiB", "100.0%", "done",
+                                "1.5", "KiB", "512", "B", "25.0%"]
+    assert lines[3].split() == ["C:\\b", "0", "B", "/", "?"]
+    assert format_table([]) == "No BITS jobs."
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the off-Windows error")
+def test_calls_off_windows_raise_a_clear_error():
+    with pytest.raises(winbits.NotSupportedError, match="winbits needs Windows"):
+        winbits.connect()
+    with pytest.raises(winbits.NotSupportedError):
+        winbits.bits_version()
+
+
+def test_public_names_are_exported():
+    for name in winbits.__all__:
+        assert getattr(winbits, name) is not None
+    assert isinstance(winbits.__version__, str)
