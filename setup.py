@@ -17,8 +17,8 @@ if sys.platform == "win32":
     ext_modules.append(
         Extension(
             "winbits._native",
-            sources=["csrc/com_core.cpp", "csrc/module.cpp"],
-            depends=["csrc/bits_api.h", "csrc/com_core.h"],
+            sources=["csrc/com_core.cpp", "csrc/module.cpp", "csrc/poller.cpp"],
+            depends=["csrc/bits_api.h", "csrc/com_core.h", "csrc/poller.h"],
             include_dirs=["csrc"],
             libraries=["ole32", "oleaut32", "uuid"],
             define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED else [],

@@ -93,36 +93,48 @@ private:
 //
 // Every BITS proxy winbits holds lives in the process's multithreaded apartment (MTA),
 // which each Connection keeps alive with CoIncrementMTAUsage. A batch of COM calls runs:
-//  - on the calling thread, entered into the MTA for the batch with CoInitializeEx and
-//    left with CoUninitialize, so the thread's apartment is as the application left it
-//    (a thread already in the MTA just has its count raised and lowered);
-//  - on a short-lived MTA thread when the caller sits in a single-threaded apartment the
-//    application chose (pythoncom does this on import): MTA proxies cannot be called from
-//    there (RPC_E_WRONG_THREAD), and changing the caller's apartment is not ours to do.
+//  - on the calling thread when it is in the MTA: explicitly, or implicitly (a thread
+//    that never initialized COM, while the MTA exists). That costs one
+//    CoGetApartmentType and leaves the thread's apartment exactly as it was;
+//  - on the calling thread entered into the MTA for the batch (CoInitializeEx, then
+//    CoUninitialize) where there is no MTA yet (no connection open);
+//  - on a short-lived MTA thread when the caller sits in a single-threaded (or the
+//    neutral) apartment the application chose, as `import pythoncom` does: MTA proxies
+//    cannot be called from there (RPC_E_WRONG_THREAD), and changing the caller's
+//    apartment is not ours to do.
 // winbits never calls CoInitializeSecurity: that is process-wide and the application's.
 
 HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept;
 
-// Calls fn() in the MTA (see above). No C++ exception leaves: out of memory becomes
-// E_OUTOFMEMORY, anything else E_UNEXPECTED.
+// Calls fn(); no C++ exception leaves: out of memory becomes E_OUTOFMEMORY, anything
+// else E_UNEXPECTED.
+template <class F>
+HRESULT guarded(F& fn) noexcept {
+    try {
+        return fn();
+    } catch (const std::bad_alloc&) {
+        return E_OUTOFMEMORY;
+    } catch (...) {
+        return E_UNEXPECTED;
+    }
+}
+
+// Calls fn() in the MTA (see above).
 template <class F>
 HRESULT in_mta(F&& fn) noexcept {
-    HRESULT init = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
-    if (init == RPC_E_CHANGED_MODE) {
-        using Fn = std::remove_reference_t<F>;
-        return run_on_mta_thread([](void* c) { return in_mta(*static_cast<Fn*>(c)); }, &fn);
+    APTTYPE type;
+    APTTYPEQUALIFIER qualifier;
+    HRESULT hr = CoGetApartmentType(&type, &qualifier);
+    if (SUCCEEDED(hr) && type == APTTYPE_MTA) return guarded(fn);
+    if (hr == CO_E_NOTINITIALIZED) {
+        hr = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+        if (FAILED(hr)) return hr;
+        hr = guarded(fn);
+        CoUninitialize();
+        return hr;
     }
-    if (FAILED(init)) return init;
-    HRESULT hr;
-    try {
-        hr = fn();
-    } catch (const std::bad_alloc&) {
-        hr = E_OUTOFMEMORY;
-    } catch (...) {
-        hr = E_UNEXPECTED;
-    }
-    CoUninitialize();
-    return hr;
+    using Fn = std::remove_reference_t<F>;
+    return run_on_mta_thread([](void* c) { return in_mta(*static_cast<Fn*>(c)); }, &fn);
 }
 
 // Releases a COM pointer from inside the MTA (its proxy may need a round trip).
@@ -164,6 +176,7 @@ public:
     // Interfaces this server lacks, learnt once and not asked for again.
     std::atomic<bool> lacks_file3{false};
     std::atomic<bool> lacks_file4{false};
+    std::atomic<bool> lacks_owner{false};  // GetOwner is E_NOTIMPL (Wine)
 
 private:
     Connection() = default;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "com_core.h"
+#include "poller.h"
 
 using namespace winbits;
 
@@ -16,6 +17,7 @@ struct ModuleState {
     PyTypeObject* manager_type;
     PyTypeObject* job_type;
     PyTypeObject* file_type;
+    PyTypeObject* poller_type;
     PyObject* error_factory;  // winbits._errors.from_hresult(hresult, message or None)
 };
 
@@ -36,6 +38,12 @@ struct FileObject {
     PyObject_HEAD
     ManagerObject* manager;
     FileHandle* handle;
+};
+
+struct PollerObject {
+    PyObject_HEAD
+    ManagerObject* manager;
+    Poller* poller;
 };
 
 // A race with close(): the manager went away between the check and the call.
@@ -297,6 +305,24 @@ PyObject* manager_create_job(PyObject* self, PyObject* args) {
     return new_job(m, job);
 }
 
+PyObject* manager_poller(PyObject* self, PyObject* args) {
+    int all_users = 0;
+    if (!PyArg_ParseTuple(args, "p:poller", &all_users)) return nullptr;
+    auto* m = reinterpret_cast<ManagerObject*>(self);
+    if (!check_open(m)) return nullptr;
+    auto* poller = new (std::nothrow) Poller(*m->conn, all_users != 0);
+    if (!poller) return PyErr_NoMemory();
+    PyObject* o = alloc(state_of(self)->poller_type);
+    if (!o) {
+        delete poller;  // holds no COM pointer yet
+        return nullptr;
+    }
+    auto* p = reinterpret_cast<PollerObject*>(o);
+    p->manager = reinterpret_cast<ManagerObject*>(Py_NewRef(self));
+    p->poller = poller;
+    return o;
+}
+
 PyObject* manager_describe(PyObject* self, PyObject* args) {
     unsigned long code = 0;
     if (!PyArg_ParseTuple(args, "k:describe", &code)) return nullptr;
@@ -318,6 +344,7 @@ PyMethodDef manager_methods[] = {
     {"get_job", manager_get_job, METH_VARARGS, "get_job(id_bytes_le) -> Job"},
     {"create_job", manager_create_job, METH_VARARGS, "create_job(name, type) -> Job"},
     {"describe", manager_describe, METH_VARARGS, "describe(hresult) -> str or None"},
+    {"poller", manager_poller, METH_VARARGS, "poller(all_users) -> Poller"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -596,6 +623,108 @@ PyType_Slot file_slots[] = {
     {0, nullptr},
 };
 
+// --- Poller -------------------------------------------------------------------------
+
+PyObject* wide_to_py(const std::wstring& s) {
+    return PyUnicode_FromWideChar(s.data(), static_cast<Py_ssize_t>(s.size()));
+}
+
+PyObject* guid_to_py(const GUID& g) {
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&g), sizeof g);
+}
+
+// (remote, local, bytes_total, bytes_transferred, completed, (from_origin, from_peers) or None)
+PyObject* file_record(const FileState& f) {
+    PyObject* stats = f.has_stats
+                          ? Py_BuildValue("(KK)", f.stats.from_origin, f.stats.from_peers)
+                          : Py_NewRef(Py_None);
+    if (!stats) return nullptr;
+    return Py_BuildValue("(NNKKNN)", wide_to_py(f.remote), wide_to_py(f.local),
+                         f.progress.BytesTotal, f.progress.BytesTransferred,
+                         PyBool_FromLong(f.progress.Completed), stats);
+}
+
+// (id, name, owner or None, state, (bytes_total, bytes_transferred, files_total,
+// files_transferred), [file records])
+PyObject* job_record(const JobState& j) {
+    PyObject* files = PyList_New(static_cast<Py_ssize_t>(j.files.size()));
+    for (size_t i = 0; files && i < j.files.size(); ++i) {
+        PyObject* f = file_record(j.files[i]);
+        if (!f || PyList_SetItem(files, static_cast<Py_ssize_t>(i), f) < 0) Py_CLEAR(files);
+    }
+    if (!files) return nullptr;
+    const BG_JOB_PROGRESS& p = j.progress;
+    return Py_BuildValue("(NNNi(KKkk)N)", guid_to_py(j.id), wide_to_py(j.name),
+                         j.has_owner ? wide_to_py(j.owner) : Py_NewRef(Py_None),
+                         static_cast<int>(j.state), p.BytesTotal, p.BytesTransferred,
+                         p.FilesTotal, p.FilesTransferred, files);
+}
+
+void poller_dealloc(PyObject* self) {
+    auto* p = reinterpret_cast<PollerObject*>(self);
+    Poller* poller = p->poller;
+    Py_BEGIN_ALLOW_THREADS
+    in_mta([poller] {
+        delete poller;  // its jobs' and files' proxies are released in the MTA
+        return S_OK;
+    });
+    Py_END_ALLOW_THREADS
+    Py_XDECREF(reinterpret_cast<PyObject*>(p->manager));
+    free_object(self);
+}
+
+// poll(threads) -> (order, changed): the ids of the jobs in the queue now, in BITS'
+// order, and a record for each job that is new or whose state or progress moved.
+PyObject* poller_poll(PyObject* self, PyObject* args) {
+    unsigned int threads = 1;
+    if (!PyArg_ParseTuple(args, "I:poll", &threads)) return nullptr;
+    auto* p = reinterpret_cast<PollerObject*>(self);
+    if (!check_open(p->manager)) return nullptr;
+    Poller* poller = p->poller;
+    HRESULT hr;
+    // The poller's lock is only ever taken with the GIL released (no lock-order
+    // deadlock), and held until Python has read the results.
+    Py_BEGIN_ALLOW_THREADS
+    poller->lock().lock();
+    hr = in_mta([&] { return poller->poll(threads); });
+    Py_END_ALLOW_THREADS
+    PyObject* result = nullptr;
+    if (SUCCEEDED(hr)) {
+        const auto& jobs = poller->jobs();
+        PyObject* order = PyList_New(static_cast<Py_ssize_t>(jobs.size()));
+        PyObject* changed = PyList_New(0);
+        for (size_t i = 0; order && changed && i < jobs.size(); ++i) {
+            PyObject* id = guid_to_py(jobs[i]->id);
+            if (!id || PyList_SetItem(order, static_cast<Py_ssize_t>(i), id) < 0) {
+                Py_CLEAR(order);
+                break;
+            }
+            if (!jobs[i]->changed) continue;
+            PyObject* record = job_record(*jobs[i]);
+            if (!record || PyList_Append(changed, record) < 0) Py_CLEAR(changed);
+            Py_XDECREF(record);
+        }
+        if (order && changed) result = PyTuple_Pack(2, order, changed);
+        Py_XDECREF(order);
+        Py_XDECREF(changed);
+    }
+    poller->lock().unlock();
+    if (FAILED(hr)) return raise_hresult(state_of(self), p->manager->conn, hr);
+    return result;
+}
+
+PyMethodDef poller_methods[] = {
+    {"poll", poller_poll, METH_VARARGS, "poll(threads) -> (order, changed records)"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot poller_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(poller_dealloc)},
+    {Py_tp_methods, poller_methods},
+    {Py_tp_doc, const_cast<char*>("Walks the BITS queue, re-reading only what moved.")},
+    {0, nullptr},
+};
+
 // --- Module -------------------------------------------------------------------------
 
 constexpr unsigned long kTypeFlags =
@@ -605,6 +734,8 @@ PyType_Spec manager_spec = {"winbits._native.Manager", sizeof(ManagerObject), 0,
                             manager_slots};
 PyType_Spec job_spec = {"winbits._native.Job", sizeof(JobObject), 0, kTypeFlags, job_slots};
 PyType_Spec file_spec = {"winbits._native.File", sizeof(FileObject), 0, kTypeFlags, file_slots};
+PyType_Spec poller_spec = {"winbits._native.Poller", sizeof(PollerObject), 0, kTypeFlags,
+                           poller_slots};
 
 ModuleState* module_state(PyObject* module) {
     return static_cast<ModuleState*>(PyModule_GetState(module));
@@ -650,9 +781,17 @@ PyObject* native_bits_version(PyObject* module, PyObject*) {
     return Py_BuildValue("(ii)", major, minor);
 }
 
+// The benchmarks' floor: the (from_origin, from_peers) result of File.peer_stats() built
+// the same way, without the COM call and its GIL release.
+PyObject* native_peer_stats_floor(PyObject*, PyObject*) {
+    PeerStats s{1234567, 89};
+    return Py_BuildValue("(KK)", s.from_origin, s.from_peers);
+}
+
 PyMethodDef module_methods[] = {
     {"connect", native_connect, METH_VARARGS, "connect(clsid_bytes_le=None) -> Manager"},
     {"bits_version", native_bits_version, METH_NOARGS, "bits_version() -> (major, minor)"},
+    {"_peer_stats_floor", native_peer_stats_floor, METH_NOARGS, "benchmark floor (no COM call)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -666,7 +805,8 @@ int module_exec(PyObject* module) {
     ModuleState* st = module_state(module);
     if (add_type(module, &manager_spec, &st->manager_type) < 0 ||
         add_type(module, &job_spec, &st->job_type) < 0 ||
-        add_type(module, &file_spec, &st->file_type) < 0)
+        add_type(module, &file_spec, &st->file_type) < 0 ||
+        add_type(module, &poller_spec, &st->poller_type) < 0)
         return -1;
     PyObject* errors = PyImport_ImportModule("winbits._errors");
     if (!errors) return -1;
@@ -680,6 +820,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
     Py_VISIT(st->manager_type);
     Py_VISIT(st->job_type);
     Py_VISIT(st->file_type);
+    Py_VISIT(st->poller_type);
     Py_VISIT(st->error_factory);
     return 0;
 }
@@ -689,6 +830,7 @@ int module_clear(PyObject* module) {
     Py_CLEAR(st->manager_type);
     Py_CLEAR(st->job_type);
     Py_CLEAR(st->file_type);
+    Py_CLEAR(st->poller_type);
     Py_CLEAR(st->error_factory);
     return 0;
 }

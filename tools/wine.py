@@ -8,6 +8,7 @@ what it downloads in git-ignored folders (.cache/, build/).
   python3 tools/wine.py test     Linux-native tests, then the whole suite under each Windows Python
   python3 tools/wine.py run [--python 3.X] -- ARGS...   Windows Python with winbits importable
   python3 tools/wine.py demo     download a file through Wine's BITS, then show the job table
+  python3 tools/wine.py bench [--python 3.X] [-- ARGS...]   benchmarks/bench.py, side by side
 
 Each subcommand first does the steps it depends on.
 """
@@ -348,6 +349,12 @@ def demo(args) -> int:
         server.shutdown()
 
 
+def bench(args) -> int:
+    ready()
+    return wine_python(args.python, [winpath(ROOT / "benchmarks" / "bench.py"), *args.args],
+                       timeout=3600)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wine.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -362,11 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("args", nargs=argparse.REMAINDER, help="-- then Python's arguments")
     p = sub.add_parser("demo", help="download a file through Wine's BITS, show the job table")
     p.add_argument("--python", choices=list(PYTHONS), default="3.12")
+    p = sub.add_parser("bench", help="benchmarks: winbits vs pywin32, comtypes, ctypes")
+    p.add_argument("--python", choices=list(PYTHONS), default="3.12")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="-- then bench.py's arguments")
     args = parser.parse_args(argv)
-    if args.command == "run" and args.args[:1] == ["--"]:
+    if args.command in ("run", "bench") and args.args[:1] == ["--"]:
         args.args = args.args[1:]
     commands = {"setup": lambda a: setup() or 0, "build": lambda a: build() or 0,
-                "test": test, "run": run_cmd, "demo": demo}
+                "test": test, "run": run_cmd, "demo": demo, "bench": bench}
     try:
         return commands[args.command](args)
     except subprocess.CalledProcessError as e:

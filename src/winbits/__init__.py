@@ -22,15 +22,18 @@ from ._errors import (
 from ._types import (
     ErrorContext,
     FileProgress,
+    FileRecord,
     JobError,
     JobPriority,
     JobProgress,
+    JobRecord,
     JobState,
     JobTimes,
     JobType,
     PeerStats,
+    Snapshot,
 )
-from ._api import File, Job, Manager, bits_version, connect
+from ._api import File, Job, Manager, Poller, bits_version, connect
 
 __version__ = "0.1.0"
 
@@ -40,19 +43,23 @@ __all__ = [
     "ErrorContext",
     "File",
     "FileProgress",
+    "FileRecord",
     "InvalidStateError",
     "Job",
     "JobError",
     "JobNotFoundError",
     "JobPriority",
     "JobProgress",
+    "JobRecord",
     "JobState",
     "JobTimes",
     "JobType",
     "Manager",
     "NotSupportedError",
     "PeerStats",
+    "Poller",
     "ServiceUnavailableError",
+    "Snapshot",
     "bits_version",
     "connect",
 ]

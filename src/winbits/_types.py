@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import uuid
 from enum import IntEnum
 from typing import NamedTuple, TypeVar
 
@@ -148,3 +149,51 @@ class JobError(NamedTuple):
     protocol: str | None
     remote_name: str | None
     local_name: str | None
+
+
+class FileRecord(NamedTuple):
+    """A file as one snapshot saw it."""
+
+    remote_name: str
+    local_name: str
+    progress: FileProgress
+    peer_stats: PeerStats | None  # None where the BITS lacks IBackgroundCopyFile4
+
+
+class JobRecord(NamedTuple):
+    """A job as one snapshot saw it, with its files."""
+
+    id: uuid.UUID
+    name: str
+    owner: str | None
+    state: JobState | int
+    progress: JobProgress
+    files: tuple[FileRecord, ...]
+
+
+class Snapshot(NamedTuple):
+    """Every job in the queue, in BITS' order, and what changed since the previous poll
+    of the same poller: ``added`` (new ids), ``changed`` (state or progress moved) and
+    ``removed`` (gone from the queue)."""
+
+    jobs: tuple[JobRecord, ...]
+    added: frozenset[uuid.UUID]
+    changed: frozenset[uuid.UUID]
+    removed: frozenset[uuid.UUID]
+
+
+def job_record(raw: tuple) -> JobRecord:  # type: ignore[type-arg]
+    """A JobRecord from the native poller's tuple."""
+    id_le, name, owner, state, (bt, btr, ft, ftr), files = raw
+    return JobRecord(
+        uuid.UUID(bytes_le=id_le),
+        name,
+        owner,
+        as_enum(JobState, state),
+        JobProgress(size_or_none(bt), btr, ft, ftr),
+        tuple(
+            FileRecord(remote, local, FileProgress(size_or_none(total), done, completed),
+                       None if stats is None else PeerStats(*stats))
+            for remote, local, total, done, completed, stats in files
+        ),
+    )

@@ -43,6 +43,7 @@ struct JobData {
     int error_file = -1;
     bool gone = false;  // cancelled or completed: out of the queue
     std::vector<FileData> files;
+    IBackgroundCopyJob* object = nullptr;  // the live COM object, reused as servers do
 };
 
 struct Fault {
@@ -52,10 +53,11 @@ struct Fault {
 
 SRWLOCK g_lock = SRWLOCK_INIT;
 std::vector<std::shared_ptr<JobData>> g_jobs;
-std::map<std::string, long> g_calls;
 std::map<std::string, Fault> g_faults;
 int g_file_level = 4;  // the highest IBackgroundCopyFileN this "server" implements
 bool g_admin = false;
+bool g_stable_identity = true;  // hand out the same job object in every enumeration
+std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
 std::atomic<long> g_live{0};
 std::atomic<long> g_strings{0};  // strings handed out (CoTaskMemAlloc) so far
 
@@ -65,20 +67,59 @@ struct Locked {
 };
 
 // Every counted method starts here: one more call to `method`, and the fault set for it.
-HRESULT enter(const char* method) {
-    Locked l;
-    ++g_calls[method];
-    auto it = g_faults.find(method);
-    if (it == g_faults.end()) return S_OK;
-    HRESULT hr = it->second.hr;
-    if (it->second.remaining > 0 && --it->second.remaining == 0) g_faults.erase(it);
+void delay() {
+    long us = g_delay_us.load();
+    if (us <= 0) return;
+    if (us >= 1000) {
+        Sleep(static_cast<DWORD>(us / 1000));  // blocks like a real round trip
+        return;
+    }
+    LARGE_INTEGER freq, start, now;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&start);
+    do {
+        QueryPerformanceCounter(&now);
+    } while ((now.QuadPart - start.QuadPart) * 1000000 / freq.QuadPart < us);
+}
+
+// One counter per counted method, found once (a static at the call site) so that the
+// double's own cost stays small next to the binding's it is used to measure.
+struct Counter {
+    const char* name;
+    std::atomic<long> calls{0};
+    Counter* next;
+};
+std::atomic<Counter*> g_counters{nullptr};
+std::atomic<bool> g_any_fault{false};
+
+Counter* register_counter(const char* name) {
+    auto* c = new Counter{name, {0}, g_counters.load()};
+    while (!g_counters.compare_exchange_weak(c->next, c)) {
+    }
+    return c;
+}
+
+HRESULT enter(Counter& counter) {
+    counter.calls.fetch_add(1, std::memory_order_relaxed);
+    HRESULT hr = S_OK;
+    if (g_any_fault.load(std::memory_order_relaxed)) {
+        Locked l;
+        auto it = g_faults.find(counter.name);
+        if (it != g_faults.end()) {
+            hr = it->second.hr;
+            if (it->second.remaining > 0 && --it->second.remaining == 0) g_faults.erase(it);
+        }
+        g_any_fault = !g_faults.empty();
+    }
+    delay();
     return hr;
 }
 
-#define ENTER(name)                  \
-    do {                             \
-        HRESULT fault_ = enter(name); \
-        if (FAILED(fault_)) return fault_; \
+#define ENTER(name)                                             \
+    do {                                                        \
+        static Counter* counter_ = register_counter(name);      \
+        HRESULT fault_ = enter(*counter_);                      \
+        if (FAILED(fault_)) return fault_;                      \
     } while (0)
 
 HRESULT out_string(const std::wstring& s, LPWSTR* out) {
@@ -106,12 +147,24 @@ public:
     }
 
 protected:
+    // AddRef unless the count already reached zero (the object is being destroyed).
+    bool try_addref() {
+        ULONG n = refs_.load();
+        while (n != 0)
+            if (refs_.compare_exchange_weak(n, n + 1)) return true;
+        return false;
+    }
+    std::atomic<ULONG> refs_{1};
+
     // Answers IUnknown and the interfaces in iids (all of them implemented by this).
-    HRESULT query(const char* counter, REFIID riid, void** out,
+    HRESULT query(Counter* counter, REFIID riid, void** out,
                   std::initializer_list<const IID*> iids) {
         if (!out) return E_POINTER;
         *out = nullptr;
-        if (counter) ENTER(counter);
+        if (counter) {
+            HRESULT fault = enter(*counter);
+            if (FAILED(fault)) return fault;
+        }
         if (riid == __uuidof(IUnknown)) {
             *out = static_cast<IUnknown*>(this);
         } else {
@@ -122,9 +175,6 @@ protected:
         AddRef();
         return S_OK;
     }
-
-private:
-    std::atomic<ULONG> refs_{1};
 };
 
 // --- Files ------------------------------------------------------------------------------
@@ -197,8 +247,8 @@ private:
 template <class Enum, class Item>
 class Enumerator : public Object<Enum> {
 public:
-    Enumerator(const char* next_name, const char* count_name, std::vector<Item*> items)
-        : next_name_(next_name), count_name_(count_name), items_(std::move(items)) {}
+    Enumerator(Counter* next, Counter* count, std::vector<Item*> items)
+        : next_(next), count_(count), items_(std::move(items)) {}
     ~Enumerator() override {
         for (Item* i : items_) i->Release();
     }
@@ -206,7 +256,8 @@ public:
         return this->query(nullptr, riid, out, {&__uuidof(Enum)});
     }
     HRESULT STDMETHODCALLTYPE Next(ULONG celt, Item** out, ULONG* fetched) override {
-        ENTER(next_name_);
+        HRESULT fault = enter(*next_);
+        if (FAILED(fault)) return fault;
         ULONG n = 0;
         while (n < celt && pos_ < items_.size()) {
             out[n] = items_[pos_++];
@@ -226,14 +277,15 @@ public:
     }
     HRESULT STDMETHODCALLTYPE Clone(Enum**) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE GetCount(ULONG* count) override {
-        ENTER(count_name_);
+        HRESULT fault = enter(*count_);
+        if (FAILED(fault)) return fault;
         *count = static_cast<ULONG>(items_.size());
         return S_OK;
     }
 
 private:
-    const char* next_name_;
-    const char* count_name_;
+    Counter* next_;
+    Counter* count_;
     std::vector<Item*> items_;
     size_t pos_ = 0;
 };
@@ -281,10 +333,35 @@ private:
 
 class Job : public Object<IBackgroundCopyJob> {
 public:
-    explicit Job(std::shared_ptr<JobData> data) : data_(std::move(data)) {}
-    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
-        return query("Job.QueryInterface", riid, out, {&__uuidof(IBackgroundCopyJob)});
+    // The job's COM object: the live one where the server keeps identity, else new.
+    // Called with g_lock held.
+    static IBackgroundCopyJob* of(const std::shared_ptr<JobData>& data) {
+        if (g_stable_identity && data->object && static_cast<Job*>(data->object)->try_addref())
+            return data->object;
+        Job* j = new Job(data);
+        if (g_stable_identity) data->object = j;
+        return j;
     }
+    ULONG STDMETHODCALLTYPE Release() override {
+        ULONG r = --refs_;
+        if (r == 0) {
+            {
+                Locked l;
+                if (data_->object == this) data_->object = nullptr;
+            }
+            delete this;
+        }
+        return r;
+    }
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        static Counter* counter = register_counter("Job.QueryInterface");
+        return query(counter, riid, out, {&__uuidof(IBackgroundCopyJob)});
+    }
+
+private:
+    explicit Job(std::shared_ptr<JobData> data) : data_(std::move(data)) {}
+
+public:
 // A counted job method over the job's data, under the lock; a job out of the queue is
 // not found, as with BITS.
 #define JOB_METHOD(name, ...)                         \
@@ -307,7 +384,9 @@ public:
     HRESULT STDMETHODCALLTYPE EnumFiles(IEnumBackgroundCopyFiles** out) override JOB_METHOD("EnumFiles", {
         std::vector<IBackgroundCopyFile*> files;
         for (size_t i = 0; i < data_->files.size(); ++i) files.push_back(new File(data_, i));
-        *out = new FileEnum("EnumFiles.Next", "EnumFiles.GetCount", std::move(files));
+        static Counter* next = register_counter("EnumFiles.Next");
+        static Counter* count = register_counter("EnumFiles.GetCount");
+        *out = new FileEnum(next, count, std::move(files));
         return S_OK;
     })
     HRESULT STDMETHODCALLTYPE Suspend() override JOB_METHOD("Suspend", {
@@ -433,12 +512,10 @@ public:
         CoCreateGuid(&job->id);
         job->name = name;
         job->type = type;
-        {
-            Locked l;
-            g_jobs.push_back(job);
-        }
+        Locked l;
+        g_jobs.push_back(job);
         *id = job->id;
-        *out = new Job(job);
+        *out = Job::of(job);
         return S_OK;
     }
     HRESULT STDMETHODCALLTYPE GetJob(REFGUID id, IBackgroundCopyJob** out) override {
@@ -446,7 +523,7 @@ public:
         Locked l;
         for (auto& job : g_jobs) {
             if (!job->gone && job->id == id) {
-                *out = new Job(job);
+                *out = Job::of(job);
                 return S_OK;
             }
         }
@@ -458,8 +535,10 @@ public:
         if ((flags & BG_JOB_ENUM_ALL_USERS) && !g_admin) return E_ACCESSDENIED;
         std::vector<IBackgroundCopyJob*> jobs;
         for (auto& job : g_jobs)
-            if (!job->gone) jobs.push_back(new Job(job));
-        *out = new JobEnum("EnumJobs.Next", "EnumJobs.GetCount", std::move(jobs));
+            if (!job->gone) jobs.push_back(Job::of(job));
+        static Counter* next = register_counter("EnumJobs.Next");
+        static Counter* count = register_counter("EnumJobs.GetCount");
+        *out = new JobEnum(next, count, std::move(jobs));
         return S_OK;
     }
     HRESULT STDMETHODCALLTYPE GetErrorDescription(HRESULT hr, DWORD, LPWSTR* out) override {
@@ -484,7 +563,8 @@ public:
     HRESULT STDMETHODCALLTYPE CreateInstance(IUnknown* outer, REFIID riid, void** out) override {
         *out = nullptr;
         if (outer) return CLASS_E_NOAGGREGATION;
-        HRESULT hr = enter("Factory.CreateInstance");
+        static Counter* counter = register_counter("Factory.CreateInstance");
+        HRESULT hr = enter(*counter);
         if (FAILED(hr)) return hr;
         Manager* m = new Manager();
         hr = m->QueryInterface(riid, out);
@@ -552,17 +632,22 @@ std::wstring wide(PyObject* s) {
 }
 
 PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"file_level", "admin", nullptr};
-    int level = 4, admin = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ip", const_cast<char**>(names), &level, &admin))
+    static const char* names[] = {"file_level", "admin", "stable_identity", "delay_us", nullptr};
+    int level = 4, admin = 0, stable = 1;
+    long delay_us = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippl", const_cast<char**>(names), &level, &admin,
+                                     &stable, &delay_us))
         return nullptr;
     if (level < 1 || level > 4) return PyErr_Format(PyExc_ValueError, "file_level 1..4");
     Locked l;
     g_jobs.clear();
-    g_calls.clear();
+    for (Counter* c = g_counters.load(); c; c = c->next) c->calls = 0;
     g_faults.clear();
+    g_any_fault = false;
     g_file_level = level;
     g_admin = admin != 0;
+    g_stable_identity = stable != 0;
+    g_delay_us = delay_us;
     g_strings = 0;
     Py_RETURN_NONE;
 }
@@ -665,16 +750,87 @@ PyObject* py_fail(PyObject*, PyObject* args, PyObject* kw) {
         return nullptr;
     Locked l;
     g_faults[method] = Fault{static_cast<HRESULT>(hr), times};
+    g_any_fault = true;
+    Py_RETURN_NONE;
+}
+
+// A new IBackgroundCopyFile4* (one reference, the caller's) for benchmarks that call it
+// through comtypes or a hand-declared ctypes vtable; give it back with release_pointer.
+PyObject* py_file4_pointer(PyObject*, PyObject* args) {
+    PyObject* job_id;
+    Py_ssize_t index;
+    if (!PyArg_ParseTuple(args, "Un", &job_id, &index)) return nullptr;
+    GUID id;
+    if (!parse_guid(job_id, &id)) return nullptr;
+    Locked l;
+    auto job = find(id);
+    if (!job || index < 0 || static_cast<size_t>(index) >= job->files.size())
+        return PyErr_Format(PyExc_KeyError, "no such file");
+    IBackgroundCopyFile4* f = new File(job, static_cast<size_t>(index));
+    return PyLong_FromVoidPtr(f);
+}
+
+PyObject* py_release_pointer(PyObject*, PyObject* arg) {
+    auto* p = static_cast<IUnknown*>(PyLong_AsVoidPtr(arg));
+    if (!p) return nullptr;
+    p->Release();
+    Py_RETURN_NONE;
+}
+
+// Updates a file's counters, as a transfer would.
+PyObject* py_set_file(PyObject*, PyObject* args, PyObject* kw) {
+    static const char* names[] = {"job", "index", "transferred", "completed", "from_origin",
+                                  "from_peers", "total", nullptr};
+    PyObject* job_id;
+    Py_ssize_t index;
+    unsigned long long transferred, origin = 0, peers = 0, total = 0;
+    int completed = 0;
+    int has_total = 0;
+    PyObject* total_obj = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UnK|pKKO", const_cast<char**>(names), &job_id,
+                                     &index, &transferred, &completed, &origin, &peers, &total_obj))
+        return nullptr;
+    if (total_obj) {
+        total = PyLong_AsUnsignedLongLong(total_obj);
+        if (PyErr_Occurred()) return nullptr;
+        has_total = 1;
+    }
+    GUID id;
+    if (!parse_guid(job_id, &id)) return nullptr;
+    Locked l;
+    auto job = find(id);
+    if (!job || index < 0 || static_cast<size_t>(index) >= job->files.size())
+        return PyErr_Format(PyExc_KeyError, "no such file");
+    FileData& f = job->files[static_cast<size_t>(index)];
+    f.transferred = transferred;
+    f.completed = completed != 0;
+    f.from_origin = origin;
+    f.from_peers = peers;
+    if (has_total) f.total = total;
+    Py_RETURN_NONE;
+}
+
+// Takes a job out of the queue behind winbits' back, as another program would.
+PyObject* py_remove_job(PyObject*, PyObject* args) {
+    PyObject* job_id;
+    if (!PyArg_ParseTuple(args, "U", &job_id)) return nullptr;
+    GUID id;
+    if (!parse_guid(job_id, &id)) return nullptr;
+    Locked l;
+    auto job = find(id);
+    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    job->gone = true;
     Py_RETURN_NONE;
 }
 
 PyObject* py_calls(PyObject*, PyObject*) {
     PyObject* d = PyDict_New();
     if (!d) return nullptr;
-    Locked l;
-    for (auto& [name, count] : g_calls) {
+    for (Counter* c = g_counters.load(); c; c = c->next) {
+        long count = c->calls.load();
+        if (count == 0) continue;
         PyObject* v = PyLong_FromLong(count);
-        if (!v || PyDict_SetItemString(d, name.c_str(), v) < 0) {
+        if (!v || PyDict_SetItemString(d, c->name, v) < 0) {
             Py_XDECREF(v);
             Py_DECREF(d);
             return nullptr;
@@ -685,8 +841,7 @@ PyObject* py_calls(PyObject*, PyObject*) {
 }
 
 PyObject* py_clear_calls(PyObject*, PyObject*) {
-    Locked l;
-    g_calls.clear();
+    for (Counter* c = g_counters.load(); c; c = c->next) c->calls = 0;
     Py_RETURN_NONE;
 }
 
@@ -707,6 +862,11 @@ PyMethodDef methods[] = {
     {"job_state", py_job_state, METH_VARARGS, "job_state(job) -> (state, gone)"},
     {"fail", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_fail)),
      METH_VARARGS | METH_KEYWORDS, "fail(method, hresult, times=-1)"},
+    {"file4_pointer", py_file4_pointer, METH_VARARGS, "file4_pointer(job, index) -> address"},
+    {"release_pointer", py_release_pointer, METH_O, "Release a pointer from file4_pointer."},
+    {"set_file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_set_file)),
+     METH_VARARGS | METH_KEYWORDS, "set_file(job, index, transferred, completed=False, ...)"},
+    {"remove_job", py_remove_job, METH_VARARGS, "remove_job(job): out of the queue"},
     {"calls", py_calls, METH_NOARGS, "Calls per method since the last reset."},
     {"clear_calls", py_clear_calls, METH_NOARGS, "Zero the call counts."},
     {"live", py_live, METH_NOARGS, "COM objects of the double alive now."},

@@ -1,0 +1,76 @@
+// The fast path for polling BITS: one walk over every job, file and peer count, and
+// repeat walks that ask again only for what can have moved. No Python here.
+#pragma once
+
+#include "com_core.h"
+
+#include <memory>
+
+namespace winbits {
+
+struct FileState {
+    std::unique_ptr<FileHandle> handle;
+    std::wstring remote, local;  // read once: a file's names do not change
+    BG_FILE_PROGRESS progress{};
+    bool has_stats = false;  // false where the server lacks IBackgroundCopyFile4
+    PeerStats stats;
+    bool final = false;  // completed, and its counters read since: never asked again
+};
+
+struct JobState {
+    ComPtr<IBackgroundCopyJob> job;
+    GUID id{};
+    std::wstring name;  // read once, like the owner
+    bool has_owner = false;
+    std::wstring owner;
+    BG_JOB_STATE state{};
+    BG_JOB_PROGRESS progress{};
+    std::vector<FileState> files;
+    bool fresh = true;     // never read yet
+    bool changed = false;  // read again in the last poll
+    bool vanished = false;  // left the queue while being read
+};
+
+// Call counts per shape (asserted by the tests against the test double):
+//  - every poll: EnumJobs + one Next per 64 jobs;
+//  - a job seen before is recognised by its proxy pointer (COM gives one proxy per
+//    remote object); where the server hands out new objects, by GetId (+1 call);
+//  - a job seen before: GetState + GetProgress; only if either moved, its files:
+//    EnumFiles + Next when files were added, and per file not yet final
+//    GetProgress + GetPeerDownloadStats;
+//  - a new job: GetId, GetDisplayName, GetOwner (not once the server is known to lack
+//    it), GetState, GetProgress, EnumFiles (none while it has no files),
+//    Next, and per file GetRemoteName, GetLocalName, GetProgress, one
+//    QueryInterface(IBackgroundCopyFile4) (none once the server is known to lack it)
+//    and GetPeerDownloadStats.
+class Poller {
+public:
+    Poller(Connection& connection, bool all_users) : conn_(connection), all_users_(all_users) {}
+
+    // Walks the queue. Afterwards jobs() is the queue in BITS' order, each job marked
+    // changed or not, and removed() the ids of jobs gone since the last poll. A job
+    // that vanishes while being read (BG_E_NOT_FOUND, E_ACCESSDENIED) is left out, not
+    // fatal. threads > 1 reads jobs side by side on that many MTA threads.
+    HRESULT poll(unsigned threads);
+
+    const std::vector<std::unique_ptr<JobState>>& jobs() const { return jobs_; }
+    const std::vector<GUID>& removed() const { return removed_; }
+    SrwLock& lock() { return lock_; }
+
+private:
+    HRESULT refresh(JobState& js);
+    HRESULT read_new_files(JobState& js);
+    HRESULT read_file(FileState& fs);
+
+    Connection& conn_;
+    bool all_users_;
+    SrwLock lock_;  // one poll at a time; held while Python reads the results
+    std::vector<std::unique_ptr<JobState>> jobs_;
+    std::vector<GUID> removed_;
+};
+
+// Runs work(i) for i in [0, n) on up to `threads` MTA threads (the caller's among
+// them); returns the first failure.
+HRESULT parallel_for(size_t n, unsigned threads, HRESULT (*work)(void*, size_t), void* context);
+
+}  // namespace winbits

@@ -1,0 +1,216 @@
+"""snapshot() and poller(): the fewest round trips, counted exactly with the test double."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import winbits
+from conftest import windows_only
+
+pytestmark = windows_only
+
+BG_E_NOT_FOUND = 0x80200001
+RPC_S_SERVER_UNAVAILABLE = 0x800706BA
+
+PER_NEW_JOB = ["Job.GetId", "Job.GetDisplayName", "Job.GetOwner", "Job.GetState",
+               "Job.GetProgress", "Job.EnumFiles", "EnumFiles.Next"]
+PER_NEW_FILE = ["File.GetRemoteName", "File.GetLocalName", "File.GetProgress",
+                "File.QueryInterface", "File.GetPeerDownloadStats"]
+
+
+def fill(double, jobs=20, files=5):
+    """jobs x files, each job TRANSFERRING, its last file complete."""
+    ids = []
+    for j in range(jobs):
+        job = double.add_job(f"job{j}", state=2, owner=f"S-1-5-21-{j}")
+        for i in range(files):
+            double.add_file(job, f"http://h/{j}/{i}", f"C:\\{j}_{i}", total=100,
+                            transferred=100 if i == files - 1 else 10 * i,
+                            completed=i == files - 1, from_origin=60 + i, from_peers=i)
+        ids.append(job)
+    return ids
+
+
+def counts(**per_name):
+    return {name: n for name, n in per_name.items() if n}
+
+
+@pytest.fixture
+def bits(double):
+    with winbits.connect(double.clsid()) as m:
+        yield m
+
+
+def test_cold_snapshot_of_20_jobs_by_5_files_makes_642_calls(double, bits):
+    fill(double)
+    double.clear_calls()
+    snap = bits.snapshot()
+    expected = {"Manager.EnumJobs": 1, "EnumJobs.Next": 1}
+    expected.update({name: 20 for name in PER_NEW_JOB})
+    expected.update({name: 100 for name in PER_NEW_FILE})
+    assert double.calls() == expected
+    assert sum(expected.values()) == 642
+    assert len(snap.jobs) == 20 and len(snap.added) == 20
+    first = snap.jobs[0]
+    assert (first.name, first.owner, first.state) == ("job0", "S-1-5-21-0",
+                                                      winbits.JobState.TRANSFERRING)
+    assert first.progress == (500, 160, 5, 1)  # 0 + 10 + 20 + 30 + 100
+    assert first.files[1] == winbits.FileRecord(
+        "http://h/0/1", "C:\\0_1", winbits.FileProgress(100, 10, False), winbits.PeerStats(61, 1))
+
+
+def test_a_repeat_poll_where_nothing_moved_makes_two_calls_per_job(double, bits):
+    fill(double)
+    poller = bits.poller()
+    first = poller.poll()
+    double.clear_calls()
+    again = poller.poll()
+    assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1,
+                              "Job.GetState": 20, "Job.GetProgress": 20}
+    assert again.jobs == first.jobs
+    assert (again.added, again.changed, again.removed) == (frozenset(), frozenset(), frozenset())
+    assert all(a is b for a, b in zip(again.jobs, first.jobs))  # records reused, not rebuilt
+
+
+def test_a_server_with_new_objects_each_time_costs_one_getid_per_job(double):
+    double.reset(stable_identity=False)
+    fill(double, jobs=3, files=2)
+    with winbits.connect(double.clsid()) as m:
+        poller = m.poller()
+        poller.poll()
+        double.clear_calls()
+        assert poller.poll().changed == frozenset()
+        assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1, "Job.GetId": 3,
+                                  "Job.GetState": 3, "Job.GetProgress": 3}
+
+
+def test_only_the_unfinished_files_of_a_job_that_moved_are_read(double, bits):
+    ids = fill(double, jobs=3, files=4)
+    poller = bits.poller()
+    poller.poll()
+    double.set_file(ids[1], 0, 70, from_origin=50, from_peers=20)
+    double.clear_calls()
+    snap = poller.poll()
+    # Job 1 moved: its 3 unfinished files are read again (the 4th is complete: final).
+    assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1, "Job.GetState": 3,
+                              "Job.GetProgress": 3, "File.GetProgress": 3,
+                              "File.GetPeerDownloadStats": 3}
+    assert snap.changed == {uuid.UUID(ids[1])} and not snap.added and not snap.removed
+    moved = snap.jobs[1]
+    assert moved.progress.bytes_transferred == 70 + 10 + 20 + 100
+    assert moved.files[0].progress == (100, 70, False)
+    assert moved.files[0].peer_stats == (50, 20)
+
+
+def test_a_completed_files_counters_are_final(double, bits):
+    (job,) = fill(double, jobs=1, files=2)  # file 1 is complete
+    poller = bits.poller()
+    before = poller.poll().jobs[0].files[1]
+    # Behind BITS' back the complete file's counters change, and the other file moves.
+    double.set_file(job, 1, 100, completed=True, from_origin=1, from_peers=99)
+    double.set_file(job, 0, 50)
+    double.clear_calls()
+    after = poller.poll().jobs[0]
+    assert double.calls()["File.GetProgress"] == 1  # only the unfinished file
+    assert after.files[1] == before
+    assert after.files[0].progress.bytes_transferred == 50
+
+
+def test_new_and_vanished_jobs_and_new_files_are_noticed(double, bits):
+    ids = fill(double, jobs=2, files=1)
+    poller = bits.poller()
+    poller.poll()
+    double.remove_job(ids[0])
+    new = double.add_job("late")
+    double.add_file(ids[1], "http://h/extra", "C:\\extra", total=5, transferred=0)
+    double.clear_calls()
+    snap = poller.poll()
+    assert snap.removed == {uuid.UUID(ids[0])}
+    assert snap.added == {uuid.UUID(new)}
+    assert snap.changed == {uuid.UUID(ids[1])}
+    assert [j.name for j in snap.jobs] == ["job1", "late"]
+    assert [f.remote_name for f in snap.jobs[0].files] == ["http://h/1/0", "http://h/extra"]
+    calls = double.calls()
+    assert calls["Job.EnumFiles"] == 1  # only the job with a new file lists its files again
+    assert calls["File.GetRemoteName"] == 1  # only the new file's names are read
+
+
+def test_a_server_without_file4_is_asked_once(double):
+    double.reset(file_level=2)
+    fill(double, jobs=2, files=3)
+    with winbits.connect(double.clsid()) as m:
+        snap = m.snapshot()
+        assert double.calls()["File.QueryInterface"] == 1
+        assert "File.GetPeerDownloadStats" not in double.calls()
+        assert all(f.peer_stats is None for j in snap.jobs for f in j.files)
+
+
+def test_a_server_without_owner_is_asked_once(double, bits):
+    fill(double, jobs=3, files=1)
+    double.fail("Job.GetOwner", 0x80004001)  # E_NOTIMPL, as Wine
+    snap = bits.snapshot()
+    assert double.calls()["Job.GetOwner"] == 1
+    assert [j.owner for j in snap.jobs] == [None, None, None]
+
+
+def test_a_job_vanishing_mid_walk_is_left_out(double, bits):
+    fill(double, jobs=3, files=1)
+    double.fail("Job.GetDisplayName", BG_E_NOT_FOUND, times=1)
+    poller = bits.poller()
+    assert [j.name for j in poller.poll().jobs] == ["job1", "job2"]
+    snap = poller.poll()  # it is still in the queue: now it is read
+    assert [j.name for j in snap.jobs] == ["job0", "job1", "job2"]
+    assert snap.added == {snap.jobs[0].id}
+
+
+def test_the_service_dying_mid_walk_raises_and_the_next_poll_recovers(double, bits):
+    fill(double, jobs=3, files=2)
+    poller = bits.poller()
+    first = poller.poll()
+    double.set_file(first.jobs[0].id.__str__().join("{}"), 0, 55)
+    double.fail("File.GetProgress", RPC_S_SERVER_UNAVAILABLE, times=1)
+    with pytest.raises(winbits.ServiceUnavailableError):
+        poller.poll()
+    snap = poller.poll()
+    assert [j.id for j in snap.jobs] == [j.id for j in first.jobs]
+    assert snap.jobs[0].files[0].progress.bytes_transferred == 55
+
+
+@pytest.mark.parametrize("threads", [2, 4, 8])
+def test_threads_read_the_same_snapshot(double, bits, threads):
+    fill(double, jobs=12, files=3)
+    one = bits.snapshot(threads=1)
+    double.clear_calls()
+    many = bits.snapshot(threads=threads)
+    assert many.jobs == one.jobs
+    assert sum(double.calls().values()) == 2 + 12 * 7 + 36 * 5  # the same calls, side by side
+
+
+def test_snapshot_agrees_with_the_object_api(double, bits):
+    fill(double, jobs=2, files=2)
+    snap = bits.snapshot()
+    for record, job in zip(snap.jobs, bits.jobs()):
+        assert (record.id, record.name, record.owner, record.state, record.progress) == (
+            job.id, job.name, job.owner, job.state, job.progress)
+        for rf, f in zip(record.files, job.files()):
+            assert (rf.remote_name, rf.local_name, rf.progress, rf.peer_stats) == (
+                f.remote_name, f.local_name, f.progress, f.peer_download_stats())
+
+
+def test_bad_poller_arguments(double, bits):
+    with pytest.raises(ValueError):
+        bits.poller(threads=0)
+    with pytest.raises(TypeError):
+        bits.poller(all_users=1)
+    with pytest.raises(winbits.AccessDeniedError):
+        bits.snapshot(all_users=True)
+
+
+def test_a_poller_of_a_closed_manager_raises(double):
+    m = winbits.connect(double.clsid())
+    poller = m.poller()
+    m.close()
+    with pytest.raises(ValueError, match="closed"):
+        poller.poll()
