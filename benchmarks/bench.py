@@ -188,8 +188,12 @@ class PROCESS_MEMORY_COUNTERS(ctypes.Structure):
 def working_set() -> int:
     counters = PROCESS_MEMORY_COUNTERS()
     counters.cb = ctypes.sizeof(counters)
-    ctypes.WinDLL("psapi").GetProcessMemoryInfo(
-        ctypes.WinDLL("kernel32").GetCurrentProcess(), byref(counters), counters.cb)
+    get = ctypes.WinDLL("psapi").GetProcessMemoryInfo
+    get.argtypes = [wintypes.HANDLE, POINTER(PROCESS_MEMORY_COUNTERS), wintypes.DWORD]
+    get.restype = wintypes.BOOL
+    current = wintypes.HANDLE(-1)  # GetCurrentProcess()'s pseudo-handle, at full width
+    if not get(current, byref(counters), counters.cb):
+        raise ctypes.WinError()
     return counters.WorkingSetSize
 
 

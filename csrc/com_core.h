@@ -177,6 +177,7 @@ public:
     std::atomic<bool> lacks_file3{false};
     std::atomic<bool> lacks_file4{false};
     std::atomic<bool> lacks_owner{false};  // GetOwner is E_NOTIMPL (Wine)
+    std::atomic<bool> lacks_times{false};  // GetTimes is E_NOTIMPL (Wine)
 
 private:
     Connection() = default;

@@ -645,7 +645,8 @@ PyObject* file_record(const FileState& f) {
 }
 
 // (id, name, owner or None, state, (bytes_total, bytes_transferred, files_total,
-// files_transferred), [file records])
+// files_transferred), (created, modified, transfer_completed) FILETIMEs or None,
+// [file records])
 PyObject* job_record(const JobState& j) {
     PyObject* files = PyList_New(static_cast<Py_ssize_t>(j.files.size()));
     for (size_t i = 0; files && i < j.files.size(); ++i) {
@@ -654,10 +655,17 @@ PyObject* job_record(const JobState& j) {
     }
     if (!files) return nullptr;
     const BG_JOB_PROGRESS& p = j.progress;
-    return Py_BuildValue("(NNNi(KKkk)N)", guid_to_py(j.id), wide_to_py(j.name),
+    PyObject* times = j.has_times ? Py_BuildValue("(KKK)", j.times.creation, j.times.modification,
+                                                  j.times.transfer_completion)
+                                  : Py_NewRef(Py_None);
+    if (!times) {
+        Py_DECREF(files);
+        return nullptr;
+    }
+    return Py_BuildValue("(NNNi(KKkk)NN)", guid_to_py(j.id), wide_to_py(j.name),
                          j.has_owner ? wide_to_py(j.owner) : Py_NewRef(Py_None),
                          static_cast<int>(j.state), p.BytesTotal, p.BytesTransferred,
-                         p.FilesTotal, p.FilesTransferred, files);
+                         p.FilesTotal, p.FilesTransferred, times, files);
 }
 
 void poller_dealloc(PyObject* self) {

@@ -141,6 +141,11 @@ HRESULT Poller::refresh(JobState& js) {
     js.state = state;
     js.progress = progress;
     if (!js.changed) return S_OK;  // nothing moved: its files did not either
+    hr = conn_.lacks_times.load(std::memory_order_relaxed) ? E_NOTIMPL
+                                                           : read_job_times(js.job.Get(), js.times);
+    if (hr == E_NOTIMPL) conn_.lacks_times.store(true, std::memory_order_relaxed);
+    else if (FAILED(hr)) return hr;
+    js.has_times = SUCCEEDED(hr);
     const size_t known = js.files.size();
     for (size_t i = 0; i < known; ++i) {
         if (js.files[i].final) continue;

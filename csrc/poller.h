@@ -25,6 +25,8 @@ struct JobState {
     std::wstring owner;
     BG_JOB_STATE state{};
     BG_JOB_PROGRESS progress{};
+    bool has_times = false;
+    JobTimes times;
     std::vector<FileState> files;
     bool fresh = true;     // never read yet
     bool changed = false;  // read again in the last poll
@@ -35,11 +37,12 @@ struct JobState {
 //  - every poll: EnumJobs + one Next per 64 jobs;
 //  - a job seen before is recognised by its proxy pointer (COM gives one proxy per
 //    remote object); where the server hands out new objects, by GetId (+1 call);
-//  - a job seen before: GetState + GetProgress; only if either moved, its files:
-//    EnumFiles + Next when files were added, and per file not yet final
+//  - a job seen before: GetState + GetProgress; only if either moved, GetTimes and its
+//    files: EnumFiles + Next when files were added, and per file not yet final
 //    GetProgress + GetPeerDownloadStats;
 //  - a new job: GetId, GetDisplayName, GetOwner (not once the server is known to lack
-//    it), GetState, GetProgress, EnumFiles (none while it has no files),
+//    it), GetState, GetProgress, GetTimes (likewise), EnumFiles (none while it has
+//    no files),
 //    Next, and per file GetRemoteName, GetLocalName, GetProgress, one
 //    QueryInterface(IBackgroundCopyFile4) (none once the server is known to lack it)
 //    and GetPeerDownloadStats.

@@ -15,7 +15,7 @@ BG_E_NOT_FOUND = 0x80200001
 RPC_S_SERVER_UNAVAILABLE = 0x800706BA
 
 PER_NEW_JOB = ["Job.GetId", "Job.GetDisplayName", "Job.GetOwner", "Job.GetState",
-               "Job.GetProgress", "Job.EnumFiles", "EnumFiles.Next"]
+               "Job.GetProgress", "Job.GetTimes", "Job.EnumFiles", "EnumFiles.Next"]
 PER_NEW_FILE = ["File.GetRemoteName", "File.GetLocalName", "File.GetProgress",
                 "File.QueryInterface", "File.GetPeerDownloadStats"]
 
@@ -43,7 +43,7 @@ def bits(double):
         yield m
 
 
-def test_cold_snapshot_of_20_jobs_by_5_files_makes_642_calls(double, bits):
+def test_cold_snapshot_of_20_jobs_by_5_files_makes_662_calls(double, bits):
     fill(double)
     double.clear_calls()
     snap = bits.snapshot()
@@ -51,7 +51,7 @@ def test_cold_snapshot_of_20_jobs_by_5_files_makes_642_calls(double, bits):
     expected.update({name: 20 for name in PER_NEW_JOB})
     expected.update({name: 100 for name in PER_NEW_FILE})
     assert double.calls() == expected
-    assert sum(expected.values()) == 642
+    assert sum(expected.values()) == 662
     assert len(snap.jobs) == 20 and len(snap.added) == 20
     first = snap.jobs[0]
     assert (first.name, first.owner, first.state) == ("job0", "S-1-5-21-0",
@@ -93,9 +93,10 @@ def test_only_the_unfinished_files_of_a_job_that_moved_are_read(double, bits):
     double.set_file(ids[1], 0, 70, from_origin=50, from_peers=20)
     double.clear_calls()
     snap = poller.poll()
-    # Job 1 moved: its 3 unfinished files are read again (the 4th is complete: final).
+    # Job 1 moved: its times and its 3 unfinished files are read again (the 4th is
+    # complete: final).
     assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1, "Job.GetState": 3,
-                              "Job.GetProgress": 3, "File.GetProgress": 3,
+                              "Job.GetProgress": 3, "Job.GetTimes": 1, "File.GetProgress": 3,
                               "File.GetPeerDownloadStats": 3}
     assert snap.changed == {uuid.UUID(ids[1])} and not snap.added and not snap.removed
     moved = snap.jobs[1]
@@ -147,12 +148,14 @@ def test_a_server_without_file4_is_asked_once(double):
         assert all(f.peer_stats is None for j in snap.jobs for f in j.files)
 
 
-def test_a_server_without_owner_is_asked_once(double, bits):
+@pytest.mark.parametrize("method", ["Job.GetOwner", "Job.GetTimes"])
+def test_a_server_without_owner_or_times_is_asked_once(double, bits, method):
     fill(double, jobs=3, files=1)
-    double.fail("Job.GetOwner", 0x80004001)  # E_NOTIMPL, as Wine
-    snap = bits.snapshot()
-    assert double.calls()["Job.GetOwner"] == 1
-    assert [j.owner for j in snap.jobs] == [None, None, None]
+    double.fail(method, 0x80004001)  # E_NOTIMPL, as Wine
+    snap = bits.snapshot(threads=1)
+    assert double.calls()[method] == 1
+    field = "owner" if method == "Job.GetOwner" else "times"
+    assert [getattr(j, field) for j in snap.jobs] == [None, None, None]
 
 
 def test_a_job_vanishing_mid_walk_is_left_out(double, bits):
@@ -185,15 +188,15 @@ def test_threads_read_the_same_snapshot(double, bits, threads):
     double.clear_calls()
     many = bits.snapshot(threads=threads)
     assert many.jobs == one.jobs
-    assert sum(double.calls().values()) == 2 + 12 * 7 + 36 * 5  # the same calls, side by side
+    assert sum(double.calls().values()) == 2 + 12 * 8 + 36 * 5  # the same calls, side by side
 
 
 def test_snapshot_agrees_with_the_object_api(double, bits):
     fill(double, jobs=2, files=2)
     snap = bits.snapshot()
     for record, job in zip(snap.jobs, bits.jobs()):
-        assert (record.id, record.name, record.owner, record.state, record.progress) == (
-            job.id, job.name, job.owner, job.state, job.progress)
+        assert (record.id, record.name, record.owner, record.state, record.progress,
+                record.times) == (job.id, job.name, job.owner, job.state, job.progress, job.times)
         for rf, f in zip(record.files, job.files()):
             assert (rf.remote_name, rf.local_name, rf.progress, rf.peer_stats) == (
                 f.remote_name, f.local_name, f.progress, f.peer_download_stats())

@@ -168,6 +168,7 @@ class JobRecord(NamedTuple):
     owner: str | None
     state: JobState | int
     progress: JobProgress
+    times: JobTimes | None  # None where the BITS does not implement GetTimes (Wine)
     files: tuple[FileRecord, ...]
 
 
@@ -184,13 +185,14 @@ class Snapshot(NamedTuple):
 
 def job_record(raw: tuple) -> JobRecord:  # type: ignore[type-arg]
     """A JobRecord from the native poller's tuple."""
-    id_le, name, owner, state, (bt, btr, ft, ftr), files = raw
+    id_le, name, owner, state, (bt, btr, ft, ftr), times, files = raw
     return JobRecord(
         uuid.UUID(bytes_le=id_le),
         name,
         owner,
         as_enum(JobState, state),
         JobProgress(size_or_none(bt), btr, ft, ftr),
+        None if times is None else JobTimes(*map(filetime_to_datetime, times)),
         tuple(
             FileRecord(remote, local, FileProgress(size_or_none(total), done, completed),
                        None if stats is None else PeerStats(*stats))
