@@ -43,11 +43,12 @@ WINDOWS_TEST_TOOLS = [
     "pywin32==311",
     "comtypes==1.4.17",
     "hypothesis==6.151.9",
+    "prometheus_client==0.23.1",
 ]
 # pip installing --target for another Python evaluates `python_version < "3.11"` markers
 # against the Python running pip, so 3.10's backports are named here.
 WINDOWS_TEST_TOOLS_EXTRA = {"3.10": ["exceptiongroup==1.3.1", "tomli==2.3.0"]}
-LINUX_TEST_TOOLS = ["pytest==9.0.2"]
+LINUX_TEST_TOOLS = ["pytest==9.0.2", "prometheus_client==0.23.1"]
 APT_PACKAGES = ["wine", "wine64", "mingw-w64", "g++-mingw-w64-x86-64"]
 CXX = "x86_64-w64-mingw32-g++"
 CXXFLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared"]
@@ -301,8 +302,9 @@ def test(args) -> int:
     versions = [args.python] if args.python else list(PYTHONS)
     for version in versions:
         log(f"the whole suite under Windows CPython {version} (Wine)")
+        paths = [] if any(not a.startswith("-") for a in args.pytest_args) else ["tests"]
         code = wine_python(version, ["-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                     *args.pytest_args, "tests"], timeout=SUITE_TIMEOUT)
+                                     *args.pytest_args, *paths], timeout=SUITE_TIMEOUT)
         if code != 0:
             failures.append(version)
     subprocess.run(["wineserver", "-k"], env=wine_env(), check=False)

@@ -1,60 +1,110 @@
-"""The winbits command: a table of the current user's BITS jobs and their files.
+"""The winbits command: list, watch, download, cancel/complete/resume/suspend, export.
 
-Reading BITS (``read_jobs``) and formatting (``format_table``) are apart, so the
-formatting is tested on any OS with plain data.
+Everything shown comes from the poller's records (one walk of the queue, the fewest
+round trips), turned into one JSON-ready shape (``job_json``) that the table, the
+JSON output and the Prometheus export all read. The pure parts (shapes, formatting,
+argument parsing) are tested on any OS.
+
+Exit codes: 0 success, 1 a BITS or usage error (one line on stderr), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import math
+import ntpath
+import os
+import posixpath
 import sys
-from collections.abc import Sequence
-from typing import Any
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
 
 from ._api import Job, Manager, connect
-from ._errors import BitsError, JobNotFoundError
-from ._types import percent
+from ._errors import AccessDeniedError, BitsError, JobNotFoundError, hresult_name
+from ._types import JobRecord, JobState, Snapshot, percent
+
+COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
+VERBS = {"cancel": "cancelled", "complete": "completed", "resume": "resumed",
+         "suspend": "suspended"}
 
 
-def read_jobs(manager: Manager, all_users: bool = False) -> list[dict[str, Any]]:
-    """Every job and file as plain data. A job that leaves the queue while it is being
-    read (BG_E_NOT_FOUND) is skipped: the listing is a snapshot of a moving queue."""
-    rows = []
-    for job in manager.jobs(all_users):
-        try:
-            rows.append(_read_job(job))
-        except JobNotFoundError:
-            continue
-    return rows
+class UsageError(Exception):
+    """A mistake in the command line: one line on stderr, exit code 1."""
 
 
-def _read_job(job: Job) -> dict[str, Any]:
-    progress = job.progress
+# --- the one shape: records as JSON-ready dicts -------------------------------------------
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _share(origin: int | None, peers: int | None) -> float | None:
+    if origin is None or peers is None or origin + peers == 0:
+        return None
+    return 100.0 * peers / (origin + peers)
+
+
+def job_json(job: JobRecord) -> dict[str, Any]:
+    """A job as the documented JSON object (README: "JSON output")."""
+    p = job.progress
     state = job.state
-    files = []
-    for f in job.files():
-        fp = f.progress
-        stats = f.peer_download_stats()
-        files.append({
-            "remote_name": f.remote_name,
-            "local_name": f.local_name,
-            "bytes_total": fp.bytes_total,
-            "bytes_transferred": fp.bytes_transferred,
-            "completed": fp.completed,
-            "from_origin": None if stats is None else stats.from_origin,
-            "from_peers": None if stats is None else stats.from_peers,
-        })
     return {
         "id": str(job.id),
         "name": job.name,
-        "state": getattr(state, "name", str(state)),
         "owner": job.owner,
-        "bytes_total": None if progress is None else progress.bytes_total,
-        "bytes_transferred": None if progress is None else progress.bytes_transferred,
-        "files_total": None if progress is None else progress.files_total,
-        "files_transferred": None if progress is None else progress.files_transferred,
-        "files": files,
+        "state": getattr(state, "name", str(state)),
+        "bytes_total": p.bytes_total,
+        "bytes_transferred": p.bytes_transferred,
+        "percent": percent(p.bytes_transferred, p.bytes_total),
+        "files_total": p.files_total,
+        "files_transferred": p.files_transferred,
+        "created": iso(job.times.created) if job.times else None,
+        "modified": iso(job.times.modified) if job.times else None,
+        "transfer_completed": iso(job.times.transfer_completed) if job.times else None,
+        "files": [
+            {
+                "remote_name": f.remote_name,
+                "local_name": f.local_name,
+                "bytes_total": f.progress.bytes_total,
+                "bytes_transferred": f.progress.bytes_transferred,
+                "completed": f.progress.completed,
+                "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
+                "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
+                "peer_percent": None if f.peer_stats is None
+                else _share(f.peer_stats.from_origin, f.peer_stats.from_peers),
+            }
+            for f in job.files
+        ],
     }
+
+
+def snapshot_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    return {"time": iso(now), "jobs": [job_json(j) for j in snap.jobs]}
+
+
+def changes_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    """One line of `watch --json`: what was added, changed and removed, with the
+    added and changed jobs in full."""
+    moved = snap.added | snap.changed
+    return {
+        "time": iso(now),
+        "added": sorted(str(i) for i in snap.added),
+        "changed": sorted(str(i) for i in snap.changed),
+        "removed": sorted(str(i) for i in snap.removed),
+        "jobs": [job_json(j) for j in snap.jobs if j.id in moved],
+    }
+
+
+# --- the table ----------------------------------------------------------------------------
 
 
 def format_bytes(n: int | None) -> str:
@@ -75,12 +125,6 @@ def format_percent(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}%"
 
 
-def _peer_share(origin: int | None, peers: int | None) -> float | None:
-    if origin is None or peers is None or origin + peers == 0:
-        return None
-    return 100.0 * peers / (origin + peers)
-
-
 HEADERS = ("NAME", "ID", "STATE", "OWNER", "BYTES", "%", "FILES", "FROM ORIGIN", "FROM PEERS",
            "PEER %")
 RIGHT = {"BYTES", "%", "FILES", "FROM ORIGIN", "FROM PEERS", "PEER %"}
@@ -92,26 +136,22 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     for j in jobs:
         done, total = j["bytes_transferred"], j["bytes_total"]
         rows.append((
-            j["name"],
-            j["id"][:8],
-            j["state"],
-            j["owner"] or "",
-            f"{format_bytes(done)} / {format_bytes(total)}" if done is not None else "?",
-            format_percent(percent(done, total)) if done is not None else "",
-            f"{j['files_transferred']}/{j['files_total']}" if j["files_total"] is not None else "",
+            j["name"], j["id"][:8], j["state"], j["owner"] or "",
+            f"{format_bytes(done)} / {format_bytes(total)}",
+            format_percent(percent(done, total)),
+            f"{j['files_transferred']}/{j['files_total']}",
             "", "", "",
         ))
         for f in j["files"]:
             origin, peers = f["from_origin"], f["from_peers"]
             rows.append((
-                "  " + f["local_name"],
-                "", "", "",
+                "  " + f["local_name"], "", "", "",
                 f"{format_bytes(f['bytes_transferred'])} / {format_bytes(f['bytes_total'])}",
                 format_percent(percent(f["bytes_transferred"], f["bytes_total"])),
                 "done" if f["completed"] else "",
                 "" if origin is None else format_bytes(origin),
                 "" if peers is None else format_bytes(peers),
-                format_percent(_peer_share(origin, peers)),
+                format_percent(_share(origin, peers)),
             ))
     return rows
 
@@ -128,18 +168,328 @@ def format_table(jobs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="winbits",
-        description="List BITS jobs and their files, with bytes from origin and from peers.")
-    parser.add_argument("--all-users", action="store_true",
-                        help="every user's jobs (needs an administrator)")
-    args = parser.parse_args(argv)
+# --- download progress --------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or math.isinf(seconds) or math.isnan(seconds) or seconds < 0:
+        return "--:--"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02}:{s:02}" if h else f"{m}:{s:02}"
+
+
+def progress_line(done: int, total: int | None, elapsed: float, width: int = 24) -> str:
+    """'[#######.........]  31.0%  1.2 MiB / 3.9 MiB  620.0 KiB/s  ETA 0:04'"""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if total:
+        filled = min(width, int(width * done / total))
+        bar = "#" * filled + "." * (width - filled)
+        eta = (total - done) / rate if rate > 0 else None
+        pct = f"{100.0 * done / total:5.1f}%"
+    else:
+        bar, eta, pct = "?" * width, None, "    ?%"
+    return (f"[{bar}] {pct}  {format_bytes(done)} / {format_bytes(total)}  "
+            f"{format_bytes(int(rate))}/s  ETA {format_duration(eta)}")
+
+
+class ProgressDisplay:
+    """On a terminal, one line redrawn in place; elsewhere (a pipe, a log), a line at
+    most every `every` seconds."""
+
+    def __init__(self, stream: TextIO, every: float = 1.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = every
+        self.last = -math.inf
+
+    def show(self, line: str, now: float, final: bool = False) -> None:
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        elif final or now - self.last >= self.every:
+            self.stream.write(line + "\n")
+            self.last = now
+        self.stream.flush()
+
+
+# --- download targets ---------------------------------------------------------------------
+
+
+def _url_basename(url: str) -> str:
+    name = posixpath.basename(unquote(urlsplit(url).path))
+    if not name:
+        raise UsageError(f"cannot tell a file name from {url!r}: give a file as DEST")
+    return name
+
+
+def plan_targets(urls: Sequence[str], dest: str, isdir: Callable[[str], bool],
+                 abspath: Callable[[str], str]) -> list[tuple[str, str]]:
+    """(url, absolute local path) for each URL: one URL to DEST, or into DEST when it is
+    a directory; several URLs need DEST to be a directory."""
+    if len(urls) > 1 and not isdir(dest):
+        raise UsageError(f"several URLs need DEST to be an existing directory: {dest}")
+    if isdir(dest):
+        targets = [(u, abspath(ntpath.join(dest, _url_basename(u)))) for u in urls]
+    else:
+        targets = [(urls[0], abspath(dest))]
+    names = [p.lower() for _, p in targets]
+    if len(set(names)) != len(names):
+        raise UsageError("two URLs would land in the same file")
+    return targets
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _connect(args: argparse.Namespace) -> Manager:
+    return connect(args.clsid)
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as bits:
+        snap = bits.snapshot(args.all_users)
+    now = dt.datetime.now(dt.timezone.utc)
+    if args.json:
+        json.dump(snapshot_json(snap, now), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_table([job_json(j) for j in snap.jobs]) + "\n")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
+    clear = out.isatty() and not args.json
+    with _connect(args) as bits:
+        poller = bits.poller(args.all_users)
+        polls = 0
+        while True:
+            snap = poller.poll()
+            now = dt.datetime.now(dt.timezone.utc)
+            if polls == 0 or snap.added or snap.changed or snap.removed:
+                if args.json:
+                    out.write(json.dumps(changes_json(snap, now)) + "\n")
+                else:
+                    if clear:
+                        out.write("\x1b[H\x1b[2J")
+                    out.write(f"{iso(now)}  every {args.interval:g} s, Ctrl-C to stop\n")
+                    out.write(format_table([job_json(j) for j in snap.jobs]) + "\n\n")
+                out.flush()
+            polls += 1
+            if args.count and polls >= args.count:
+                return 0
+            time.sleep(args.interval)
+
+
+def _job_failure(job: Job) -> str:
+    err = job.error
+    if err is None:
+        return "the job failed without saying why"
+    where = f" ({err.remote_name})" if err.remote_name else ""
+    return f"{err.message}{where} (HRESULT 0x{err.hresult:08X})"
+
+
+def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
+    if len(args.paths) < 2:
+        raise UsageError("download needs at least one URL and a DEST")
+    *urls, dest = args.paths
+    targets = plan_targets(urls, dest, os.path.isdir, os.path.abspath)
+    if not args.force:
+        for _, path in targets:
+            if os.path.exists(path):
+                raise UsageError(f"{path} exists; pass --force to overwrite it")
+    progress = ProgressDisplay(sys.stderr)
+    with _connect(args) as bits:
+        job = bits.create_job(args.name or f"winbits download {ntpath.basename(targets[0][1])}")
+        try:
+            for url, path in targets:
+                job.add_file(url, path, overwrite=args.force)
+            job.resume()
+            handles = job.files()
+            start = time.monotonic()
+            while True:
+                state, p = job.state, job.progress
+                now = time.monotonic()
+                done = p.bytes_transferred if p else 0
+                total = p.bytes_total if p else None
+                if total is None:  # some BITS (Wine) never total a job: its files know
+                    sizes = [f.progress.bytes_total for f in handles]
+                    total = None if None in sizes else sum(s for s in sizes if s is not None)
+                if state == JobState.TRANSFERRED:
+                    progress.show(progress_line(done, total, now - start), now, final=True)
+                    break
+                if state == JobState.ERROR:
+                    raise UsageError(f"download failed: {_job_failure(job)}")
+                if args.timeout is not None and now - start > args.timeout:
+                    raise UsageError(f"download did not finish in {args.timeout:g} s; cancelled")
+                progress.show(progress_line(done, total, now - start), now)
+                time.sleep(0.2)
+            files = [(f.local_name, f.progress.bytes_transferred, f.peer_download_stats())
+                     for f in job.files()]
+            job.complete()
+        except BaseException:
+            try:
+                job.cancel()  # nothing left behind in the queue, and no partial file
+            except BitsError:
+                pass
+            raise
+    elapsed = time.monotonic() - start
+    origin = sum(s.from_origin for _, _, s in files if s is not None)
+    peers = sum(s.from_peers for _, _, s in files if s is not None)
+    total_bytes = sum(n for _, n, _ in files)
+    out.write(f"Downloaded {len(files)} file(s), {format_bytes(total_bytes)} in "
+              f"{format_duration(elapsed)}\n")
+    for name, size, _ in files:
+        out.write(f"  {name}  {format_bytes(size)}\n")
+    if any(s is None for _, _, s in files):
+        out.write("Bytes from origin / peers: not reported by this BITS "
+                  "(no IBackgroundCopyFile4)\n")
+    else:
+        share = _share(origin, peers)
+        out.write(f"Bytes from origin: {format_bytes(origin)}, from peers: "
+                  f"{format_bytes(peers)} (peer share {format_percent(share) or '0.0%'})\n")
+    return 0
+
+
+def find_job(bits: Manager, text: str, all_users: bool = False) -> Job:
+    """A job by its id, or by a unique prefix of it (4 characters at least), as the
+    table shows them."""
     try:
-        with connect() as bits:
-            jobs = read_jobs(bits, args.all_users)
-    except BitsError as e:
+        return bits.get_job(uuid.UUID(text))
+    except ValueError:
+        pass
+    prefix = text.strip("{}").lower()
+    if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
+        raise UsageError(f"not a job id: {text!r}")
+    matches = [j for j in bits.jobs(all_users) if str(j.id).startswith(prefix)]
+    if not matches:
+        raise UsageError(f"no job's id starts with {prefix}")
+    if len(matches) > 1:
+        raise UsageError(f"{len(matches)} jobs' ids start with {prefix}: give more of it")
+    return matches[0]
+
+
+def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as bits:
+        job = find_job(bits, args.id, args.all_users)
+        name = job.name
+        hr = getattr(job, args.command)()
+    note = f" ({hresult_name(hr) or f'0x{hr:08X}'})" if hr else ""
+    out.write(f"{VERBS[args.command]} {job.id} {name}{note}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from ._prometheus import write_textfile
+    except ImportError:
+        raise UsageError("export needs prometheus_client: pip install winbits[prometheus]") from None
+
+    with _connect(args) as bits:
+        poller = bits.poller(args.all_users)
+        writes = 0
+        while True:
+            write_textfile(poller.poll(), args.prometheus)
+            writes += 1
+            if args.interval is None or (args.count and writes >= args.count):
+                return 0
+            time.sleep(args.interval)
+
+
+# --- argument parsing ---------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2; ours is a usage error: 1
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--clsid", help="connect to another COM class (a test double)")
+    common.add_argument("--all-users", action="store_true",
+                        help="every user's jobs (needs an administrator)")
+    parser = _Parser(prog="winbits", description=(
+        "Windows BITS jobs and files, with bytes from origin and from peers (BranchCache). "
+        "Without a command: list."))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", parents=[common], help="a table of jobs and their files")
+    p.add_argument("--json", action="store_true", help="JSON (keys documented in the README)")
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("watch", parents=[common], help="refresh the table until Ctrl-C")
+    p.add_argument("--interval", type=_positive, default=2.0, metavar="SECONDS")
+    p.add_argument("--json", action="store_true", help="one JSON line per change")
+    p.add_argument("--count", type=int, default=0, help="stop after this many polls")
+    p.set_defaults(run=cmd_watch)
+
+    p = sub.add_parser("download", parents=[common], help="download URLs through BITS",
+                       description="Creates a BITS job, shows its progress, completes it and "
+                       "prints the bytes from origin and from peers. Ctrl-C, an error or "
+                       "--timeout cancel the job.")
+    p.add_argument("paths", nargs="+", metavar="URL [URL ...] DEST")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--timeout", type=_positive, metavar="SECONDS")
+    p.add_argument("--name", help="the job's display name")
+    p.set_defaults(run=cmd_download)
+
+    for verb in VERBS:
+        p = sub.add_parser(verb, parents=[common], help=f"{verb} a job by id (or id prefix)")
+        p.add_argument("id")
+        p.set_defaults(run=cmd_verb)
+
+    p = sub.add_parser("export", parents=[common],
+                       help="write metrics for Prometheus (windows_exporter textfile collector)")
+    p.add_argument("--prometheus", required=True, metavar="FILE",
+                   help="the .prom file to write (atomically)")
+    p.add_argument("--interval", type=_positive, metavar="SECONDS",
+                   help="keep rewriting it every SECONDS")
+    p.add_argument("--count", type=int, default=0, help="with --interval: stop after N writes")
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    argv = list(argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "list")
+    return build_parser().parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = None
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+        return int(args.run(args, out))
+    except UsageError as e:
+        print(f"winbits: {e}" if not str(e).startswith("winbits") else str(e), file=sys.stderr)
+        return 1
+    except AccessDeniedError as e:
+        if args is not None and getattr(args, "all_users", False):
+            print("winbits: every user's jobs can be read by an administrator only: "
+                  "run from an elevated prompt", file=sys.stderr)
+        else:
+            print(f"winbits: {e}", file=sys.stderr)
+        return 1
+    except JobNotFoundError as e:
+        print(f"winbits: no such job: {e}", file=sys.stderr)
+        return 1
+    except (BitsError, FileExistsError, ValueError) as e:
         print(f"winbits: {e}", file=sys.stderr)
         return 1
-    print(format_table(jobs))
-    return 0
+    except KeyboardInterrupt:
+        print("winbits: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,118 @@
+"""The command line against the test double: peer columns, verbs, errors, watch, export."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pytest
+
+from conftest import windows_only
+from winbits import _cli
+
+pytestmark = windows_only
+
+
+def run(double, *argv):
+    """(exit code, stdout) of `winbits ARGV --clsid <double>`."""
+    out = io.StringIO()
+    code = _cli.main([*argv, "--clsid", double.clsid()], out=out)
+    return code, out.getvalue()
+
+
+def test_list_json_has_exact_peer_numbers_and_shares(double):
+    job = double.add_job("peers", state=6)
+    double.add_file(job, "http://h/a", "C:\\a", total=2**40, transferred=2**40, completed=True,
+                    from_peer=True, from_origin=2**40 - 2**38, from_peers=2**38)
+    double.add_file(job, "http://h/b", "C:\\b", total=100, transferred=100, completed=True,
+                    from_origin=100, from_peers=0)
+    double.add_job("empty")
+    unknown = double.add_job("sizing", state=1)
+    double.add_file(unknown, "http://h/c", "C:\\c")  # BG_SIZE_UNKNOWN
+    code, out = run(double, "list", "--json")
+    assert code == 0
+    jobs = {j["name"]: j for j in json.loads(out)["jobs"]}
+    a, b = jobs["peers"]["files"]
+    assert (a["from_origin"], a["from_peers"], a["peer_percent"]) == (2**40 - 2**38, 2**38, 25.0)
+    assert (b["from_peers"], b["peer_percent"]) == (0, 0.0)
+    assert jobs["peers"]["state"] == "TRANSFERRED"
+    assert jobs["empty"]["files"] == [] and jobs["empty"]["files_total"] == 0
+    assert jobs["sizing"]["bytes_total"] is None and jobs["sizing"]["percent"] is None
+    assert jobs["sizing"]["files"][0]["bytes_total"] is None
+
+
+def test_list_table_shows_the_peer_share(double):
+    job = double.add_job("peers", state=6)
+    double.add_file(job, "http://h/a", "C:\\a", total=4096, transferred=4096, completed=True,
+                    from_origin=1024, from_peers=3072)
+    code, out = run(double)
+    assert code == 0
+    file_line = out.splitlines()[2].split()
+    assert file_line[-5:] == ["1.0", "KiB", "3.0", "KiB", "75.0%"]
+
+
+def test_a_job_vanishing_mid_listing_is_left_out(double):
+    double.add_job("first")
+    double.add_job("second")
+    double.fail("Job.GetDisplayName", 0x80200001, times=1)
+    code, out = run(double, "--json")
+    assert code == 0
+    assert [j["name"] for j in json.loads(out)["jobs"]] == ["second"]
+
+
+def test_all_users_without_admin_is_one_line_and_exit_1(double, capsys):
+    code, out = run(double, "list", "--all-users")
+    assert (code, out) == (1, "")
+    assert capsys.readouterr().err == (
+        "winbits: every user's jobs can be read by an administrator only: "
+        "run from an elevated prompt\n")
+
+
+@pytest.mark.parametrize(("verb", "state"), [("cancel", 8), ("resume", 0), ("suspend", 3)])
+def test_verbs_by_id_prefix(double, verb, state):
+    job = double.add_job("target", state=3 if verb != "suspend" else 0)
+    double.add_file(job, "http://h/a", "C:\\a")
+    prefix = job.strip("{}").lower()[:8]
+    code, out = run(double, verb, prefix)
+    assert code == 0
+    assert out.startswith(f"{_cli.VERBS[verb]} {job.strip('{}').lower()} target")
+    assert double.job_state(job)[0] == state
+
+
+def test_complete_reports_an_invalid_state(double, capsys):
+    job = double.add_job("not yet", state=2)
+    code, _ = run(double, "complete", job)
+    assert code == 1
+    assert "0x80200002" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "message"), [("zz", "not a job id"), ("abcd", "no job's id"),
+                                                 (str(uuid.UUID(int=7)), "no such job")])
+def test_unknown_ids(double, capsys, text, message):
+    double.add_job("x")
+    assert run(double, "cancel", text)[0] == 1
+    assert message in capsys.readouterr().err
+
+
+def test_watch_json_writes_one_line_per_change(double):
+    double.add_job("a", state=2)
+    code, out = run(double, "watch", "--json", "--count", "3", "--interval", "0.01")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(lines) == 1  # the first poll; nothing moved after it
+    assert [j["name"] for j in lines[0]["jobs"]] == ["a"] and lines[0]["added"]
+
+
+def test_export_writes_prometheus_text(double, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    job = double.add_job("j", state=2)
+    double.add_file(job, "http://h/a", "C:\\a", total=10, transferred=5, from_origin=4,
+                    from_peers=1)
+    path = tmp_path / "bits.prom"
+    code, _ = run(double, "export", "--prometheus", str(path))
+    assert code == 0
+    values = {(s.name, s.labels.get("file")): s.value
+              for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
+    assert values[("bits_file_peer_bytes", "C:\\a")] == 1
+    assert values[("bits_peer_share_ratio", None)] == 0.2

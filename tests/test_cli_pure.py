@@ -1,0 +1,180 @@
+"""The command line's pure parts: parsing, the JSON shape, progress, targets, Prometheus.
+Run on Linux natively and under every Windows Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ntpath
+import sys
+import uuid
+
+import pytest
+
+import winbits
+from winbits import _cli
+from winbits._types import FileProgress, FileRecord, JobProgress, JobRecord, JobTimes, PeerStats
+
+UTC = dt.timezone.utc
+JOB_ID = uuid.UUID("9019f17c-1111-2222-3333-444455556666")
+
+
+def record(**over):
+    base = dict(
+        id=JOB_ID, name='upd "x" \\ y', owner="S-1-5-21-7", state=winbits.JobState.TRANSFERRING,
+        progress=JobProgress(None, 3072, 3, 1),
+        times=JobTimes(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                       dt.datetime(2026, 1, 2, 3, 4, 6, 500000, tzinfo=UTC), None),
+        files=(
+            FileRecord("http://h/a", "C:\\a", FileProgress(2048, 2048, True), PeerStats(1536, 512)),
+            FileRecord("http://h/b", "C:\\b", FileProgress(None, 1024, False), PeerStats(1024, 0)),
+            FileRecord("http://h/c", "C:\\c", FileProgress(10, 0, False), None),
+        ),
+    )
+    base.update(over)
+    return JobRecord(**base)
+
+
+def snapshot(*jobs, added=(), changed=(), removed=()):
+    return winbits.Snapshot(tuple(jobs), frozenset(added), frozenset(changed), frozenset(removed))
+
+
+def test_job_json_is_the_documented_shape():
+    j = _cli.job_json(record())
+    assert j == {
+        "id": str(JOB_ID), "name": 'upd "x" \\ y', "owner": "S-1-5-21-7", "state": "TRANSFERRING",
+        "bytes_total": None, "bytes_transferred": 3072, "percent": None,
+        "files_total": 3, "files_transferred": 1,
+        "created": "2026-01-02T03:04:05Z", "modified": "2026-01-02T03:04:06.500000Z",
+        "transfer_completed": None,
+        "files": [
+            {"remote_name": "http://h/a", "local_name": "C:\\a", "bytes_total": 2048,
+             "bytes_transferred": 2048, "completed": True, "from_origin": 1536, "from_peers": 512,
+             "peer_percent": 25.0},
+            {"remote_name": "http://h/b", "local_name": "C:\\b", "bytes_total": None,
+             "bytes_transferred": 1024, "completed": False, "from_origin": 1024, "from_peers": 0,
+             "peer_percent": 0.0},
+            {"remote_name": "http://h/c", "local_name": "C:\\c", "bytes_total": 10,
+             "bytes_transferred": 0, "completed": False, "from_origin": None, "from_peers": None,
+             "peer_percent": None},
+        ],
+    }
+
+
+def test_json_of_a_job_without_files_or_times():
+    j = _cli.job_json(record(files=(), times=None, progress=JobProgress(0, 0, 0, 0)))
+    assert (j["files"], j["created"], j["percent"]) == ([], None, 100.0)
+
+
+def test_watch_json_line_holds_the_changes():
+    other = uuid.UUID(int=5)
+    line = _cli.changes_json(snapshot(record(), added=[JOB_ID], removed=[other]),
+                             dt.datetime(2026, 1, 1, tzinfo=UTC))
+    assert line["time"] == "2026-01-01T00:00:00Z"
+    assert (line["added"], line["changed"], line["removed"]) == ([str(JOB_ID)], [], [str(other)])
+    assert [j["id"] for j in line["jobs"]] == [str(JOB_ID)]
+
+
+def test_table_rows_show_peer_columns_and_unknown_totals():
+    lines = _cli.format_table([_cli.job_json(record())]).splitlines()
+    assert lines[1].split() == ['upd', '"x"', "\\", "y", "9019f17c", "TRANSFERRING", "S-1-5-21-7",
+                                "3.0", "KiB", "/", "?", "1/3"]
+    assert lines[2].split() == ["C:\\a", "2.0", "KiB", "/", "2.0", "KiB", "100.0%", "done",
+                                "1.5", "KiB", "512", "B", "25.0%"]
+    assert lines[3].split() == ["C:\\b", "1.0", "KiB", "/", "?", "1.0", "KiB", "0", "B", "0.0%"]
+    assert lines[4].split() == ["C:\\c", "0", "B", "/", "10", "B", "0.0%"]
+
+
+def test_progress_line_and_durations():
+    assert _cli.progress_line(1024, 4096, 2.0, width=8) == (
+        "[##......]  25.0%  1.0 KiB / 4.0 KiB  512 B/s  ETA 0:06")
+    assert _cli.progress_line(0, None, 0.0, width=4) == "[????]     ?%  0 B / ?  0 B/s  ETA --:--"
+    assert [_cli.format_duration(s) for s in (None, 0, 59.4, 61, 3725, float("inf"))] == [
+        "--:--", "0:00", "0:59", "1:01", "1:02:05", "--:--"]
+
+
+def test_download_targets():
+    dirs = {"C:\\dl"}
+    plan = lambda urls, dest: _cli.plan_targets(urls, dest, dirs.__contains__, ntpath.normpath)
+    assert plan(["http://h/a/x.iso?k=1"], "C:\\dl") == [("http://h/a/x.iso?k=1", "C:\\dl\\x.iso")]
+    assert plan(["http://h/a/x%20y.bin"], "C:\\dl") == [("http://h/a/x%20y.bin", "C:\\dl\\x y.bin")]
+    assert plan(["http://h/x"], "C:\\out.bin") == [("http://h/x", "C:\\out.bin")]
+    assert plan(["http://h/1/a", "http://h/2/b"], "C:\\dl") == [
+        ("http://h/1/a", "C:\\dl\\a"), ("http://h/2/b", "C:\\dl\\b")]
+    with pytest.raises(_cli.UsageError, match="existing directory"):
+        plan(["http://h/a", "http://h/b"], "C:\\out.bin")
+    with pytest.raises(_cli.UsageError, match="same file"):
+        plan(["http://h/1/a", "http://h/2/A"], "C:\\dl")
+    with pytest.raises(_cli.UsageError, match="file name"):
+        plan(["http://h/"], "C:\\dl")
+
+
+def test_parsing_defaults_to_list():
+    assert _cli.parse([]).command == "list"
+    args = _cli.parse(["--json", "--all-users"])
+    assert (args.command, args.json, args.all_users) == ("list", True, True)
+    args = _cli.parse(["watch", "--interval", "0.5", "--json"])
+    assert (args.command, args.interval, args.json) == ("watch", 0.5, True)
+    args = _cli.parse(["download", "http://h/x", "C:\\x", "--timeout", "3", "--force"])
+    assert (args.paths, args.timeout, args.force) == (["http://h/x", "C:\\x"], 3.0, True)
+    assert _cli.parse(["cancel", "9019f17c"]).id == "9019f17c"
+
+
+@pytest.mark.parametrize("argv", [["watch", "--interval", "0"], ["watch", "--interval", "x"],
+                                  ["download", "http://h/x"], ["cancel"], ["list", "--bogus"],
+                                  ["export"]])
+def test_usage_errors_exit_1_with_one_line(argv, capsys):
+    assert _cli.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("winbits")
+
+
+def test_help_works_for_every_command(capsys):
+    for command in _cli.COMMANDS:
+        with pytest.raises(SystemExit) as info:
+            _cli.parse([command, "--help"])
+        assert info.value.code == 0
+        assert "usage: winbits " + command in capsys.readouterr().out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the off-Windows error")
+def test_off_windows_the_command_says_so(capsys):
+    assert _cli.main(["list"]) == 1
+    assert "winbits needs Windows" in capsys.readouterr().err
+
+
+def test_prometheus_text_parses_and_carries_the_numbers():
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from winbits._prometheus import registry_for
+
+    done = record(id=uuid.UUID(int=1), name="done", state=winbits.JobState.TRANSFERRED, files=(),
+                  progress=JobProgress(10, 10, 0, 0))
+    text = generate_latest(registry_for(snapshot(record(), done))).decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    key = (("job_id", str(JOB_ID)), ("job_name", 'upd "x" \\ y'))
+    assert samples[("bits_job_state", tuple(sorted(key + (("state", "TRANSFERRING"),))))] == 1
+    assert ("bits_job_size_bytes", key) not in samples  # unknown: absent, not a made-up 0
+    assert samples[("bits_job_transferred_bytes", key)] == 3072
+    assert samples[("bits_file_peer_bytes", tuple(sorted(key + (("file", "C:\\a"),))))] == 512
+    assert samples[("bits_jobs", (("state", "TRANSFERRED"),))] == 1
+    assert samples[("bits_jobs", (("state", "ERROR"),))] == 0
+    assert samples[("bits_origin_bytes", ())] == 2560
+    assert samples[("bits_peer_bytes", ())] == 512
+    assert samples[("bits_peer_share_ratio", ())] == 0.1666666666666666574
+    assert samples[("bits_peer_stats_reported", ())] == 1
+
+
+def test_prometheus_file_is_written_whole(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from winbits._prometheus import write_textfile
+
+    path = tmp_path / "bits.prom"
+    write_textfile(snapshot(), str(path))
+    families = {f.name for f in text_string_to_metric_families(path.read_text())}
+    assert {"bits_jobs", "bits_peer_stats_reported", "bits_origin_bytes"} <= families
+    assert [p.name for p in tmp_path.iterdir()] == ["bits.prom"]  # no temporary left

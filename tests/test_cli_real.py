@@ -1,0 +1,116 @@
+"""The command line end to end against the real BITS, through a subprocess as a user runs
+it: downloads land byte for byte, interrupted ones leave no job and no file."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import winbits
+from conftest import windows_only
+from rangeserver import make_payload
+from winbits import _cli
+
+pytestmark = windows_only
+
+
+def winbits_cli(*argv, timeout=180):
+    return subprocess.run([sys.executable, "-m", "winbits", *argv], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def leftovers(name):
+    """Jobs with this name still in the queue and not finished (Wine keeps finished ones)."""
+    with winbits.connect() as bits:
+        return [j for j in bits.snapshot().jobs if j.name == name and not j.state.is_final]
+
+
+def test_download_lands_byte_for_byte_and_reports_peers(serve, tmp_path):
+    payload = make_payload(2_000_000, seed=4)
+    url = serve("cli.bin", payload)
+    dest = tmp_path / "cli.bin"
+    name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("download", url, str(dest), "--name", name, "--timeout", "120")
+    assert r.returncode == 0, r.stderr
+    assert dest.read_bytes() == payload
+    assert "ETA" in r.stderr and "100.0%" in r.stderr  # the progress bar
+    assert "Downloaded 1 file(s), 1.9 MiB" in r.stdout
+    assert "Bytes from origin" in r.stdout
+    assert leftovers(name) == []
+
+
+def test_an_existing_file_is_not_overwritten(serve, tmp_path):
+    dest = tmp_path / "keep.bin"
+    dest.write_bytes(b"mine")
+    name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("download", serve("k.bin", b"theirs"), str(dest), "--name", name)
+    assert r.returncode == 1
+    assert r.stderr.strip().endswith("exists; pass --force to overwrite it")
+    assert dest.read_bytes() == b"mine"
+    assert leftovers(name) == []
+
+
+def test_timeout_against_a_stalling_server_cancels(server, serve, tmp_path):
+    dest = tmp_path / "stall.bin"
+    name = f"winbits-cli {uuid.uuid4()}"
+    server.stall.set()
+    try:
+        r = winbits_cli("download", serve("stall.bin", make_payload(1_000_000)), str(dest),
+                        "--name", name, "--timeout", "3")
+    finally:
+        server.stall.clear()
+    assert r.returncode == 1
+    assert "did not finish in 3 s; cancelled" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not dest.exists()
+    assert leftovers(name) == []
+
+
+def test_ctrl_c_cancels_the_job(serve, tmp_path, monkeypatch):
+    dest = tmp_path / "int.bin"
+    name = f"winbits-cli {uuid.uuid4()}"
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli.time, "sleep", interrupted)
+    code = _cli.main(["download", serve("int.bin", make_payload(3_000_000)), str(dest),
+                      "--name", name], out=io.StringIO())
+    assert code == 130
+    assert not dest.exists()
+    assert leftovers(name) == []
+
+
+def test_list_json_agrees_with_the_library(bits):
+    job = bits.create_job(f"winbits-cli {uuid.uuid4()}")
+    r = winbits_cli("list", "--json")
+    assert r.returncode == 0, r.stderr
+    listed = {j["id"]: j for j in json.loads(r.stdout)["jobs"]}
+    mine = listed[str(job.id)]
+    assert (mine["name"], mine["state"], mine["files"]) == (job.name, "SUSPENDED", [])
+    ours = {str(j.id): (j.name, j.state.name) for j in bits.jobs()}
+    assert {k: (v["name"], v["state"]) for k, v in listed.items()} == ours
+
+
+def test_export_writes_a_file_prometheus_parses(bits, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    bits.create_job("winbits-cli export")
+    path = tmp_path / "bits.prom"
+    r = winbits_cli("export", "--prometheus", str(path))
+    assert r.returncode == 0, r.stderr
+    samples = [s for f in text_string_to_metric_families(path.read_text()) for s in f.samples]
+    assert any(s.name == "bits_job_state" and s.labels["job_name"] == "winbits-cli export"
+               and s.labels["state"] == "SUSPENDED" for s in samples)
+
+
+@pytest.mark.parametrize("command", ["cancel", "complete"])
+def test_a_verb_on_a_missing_job_is_one_line(command):
+    r = winbits_cli(command, str(uuid.uuid4()))
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "no such job" in r.stderr
