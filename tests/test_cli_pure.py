@@ -85,11 +85,22 @@ def test_table_rows_show_peer_columns_and_unknown_totals():
 
 
 def test_progress_line_and_durations():
-    assert _cli.progress_line(1024, 4096, 2.0, width=8) == (
+    assert _cli.progress_line(1024, 4096, 512.0, width=8) == (
         "[##......]  25.0%  1.0 KiB / 4.0 KiB  512 B/s  ETA 0:06")
-    assert _cli.progress_line(0, None, 0.0, width=4) == "[????]     ?%  0 B / ?  0 B/s  ETA --:--"
+    assert _cli.progress_line(0, None, None, width=4) == "[????]     ?%  0 B / ?  ?/s  ETA --:--"
+    assert _cli.progress_line(10, 10, None, width=2) == "[##] 100.0%  10 B / 10 B  ?/s  ETA 0:00"
     assert [_cli.format_duration(s) for s in (None, 0, 59.4, 61, 3725, float("inf"))] == [
         "--:--", "0:00", "0:59", "1:01", "1:02:05", "--:--"]
+
+
+def test_rate_is_over_a_recent_window():
+    meter = _cli.RateMeter(window=5.0)
+    assert meter.add(0.0, 0) is None
+    assert meter.add(0.2, 10_000) is None  # too early to say
+    assert meter.add(1.0, 1000) == 1000.0
+    for t in range(2, 20):
+        rate = meter.add(float(t), 1000 * t + (50_000 if t > 10 else 0))
+    assert rate == 1000.0  # the jump at t=11 has left the 5 s window
 
 
 def test_download_targets():

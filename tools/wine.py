@@ -335,8 +335,9 @@ def demo(args) -> int:
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        log(f"downloading {url} through Wine's BITS with winbits")
-        code = wine_python(args.python, [winpath(ROOT / "tools" / "demo.py"), url, winpath(dest)],
+        log(f"python -m winbits download {url} {winpath(dest)}")
+        code = wine_python(args.python, ["-m", "winbits", "download", url, winpath(dest),
+                                         "--name", "winbits demo", "--timeout", "120"],
                            timeout=300)
         if code != 0:
             return code

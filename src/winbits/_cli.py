@@ -180,18 +180,34 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02}:{s:02}" if h else f"{m}:{s:02}"
 
 
-def progress_line(done: int, total: int | None, elapsed: float, width: int = 24) -> str:
+class RateMeter:
+    """Bytes per second over the last `window` seconds; None until half a second of
+    samples exists (a rate from the first milliseconds says nothing)."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.samples: list[tuple[float, int]] = []
+
+    def add(self, now: float, done: int) -> float | None:
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.pop(0)
+        t0, d0 = self.samples[0]
+        return (done - d0) / (now - t0) if now - t0 >= 0.5 else None
+
+
+def progress_line(done: int, total: int | None, rate: float | None, width: int = 24) -> str:
     """'[#######.........]  31.0%  1.2 MiB / 3.9 MiB  620.0 KiB/s  ETA 0:04'"""
-    rate = done / elapsed if elapsed > 0 else 0.0
     if total:
         filled = min(width, int(width * done / total))
         bar = "#" * filled + "." * (width - filled)
-        eta = (total - done) / rate if rate > 0 else None
+        eta = (total - done) / rate if rate else (0.0 if done >= total else None)
         pct = f"{100.0 * done / total:5.1f}%"
     else:
         bar, eta, pct = "?" * width, None, "    ?%"
+    speed = "?" if rate is None else format_bytes(int(rate))
     return (f"[{bar}] {pct}  {format_bytes(done)} / {format_bytes(total)}  "
-            f"{format_bytes(int(rate))}/s  ETA {format_duration(eta)}")
+            f"{speed}/s  ETA {format_duration(eta)}")
 
 
 class ProgressDisplay:
@@ -307,6 +323,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             job.resume()
             handles = job.files()
             start = time.monotonic()
+            meter = RateMeter()
             while True:
                 state, p = job.state, job.progress
                 now = time.monotonic()
@@ -315,14 +332,16 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                 if total is None:  # some BITS (Wine) never total a job: its files know
                     sizes = [f.progress.bytes_total for f in handles]
                     total = None if None in sizes else sum(s for s in sizes if s is not None)
-                if state == JobState.TRANSFERRED:
-                    progress.show(progress_line(done, total, now - start), now, final=True)
+                rate = meter.add(now, done)
+                if state == JobState.TRANSFERRED:  # the last line: the whole transfer's rate
+                    average = done / (now - start) if now > start else None
+                    progress.show(progress_line(done, total, average), now, final=True)
                     break
                 if state == JobState.ERROR:
                     raise UsageError(f"download failed: {_job_failure(job)}")
                 if args.timeout is not None and now - start > args.timeout:
                     raise UsageError(f"download did not finish in {args.timeout:g} s; cancelled")
-                progress.show(progress_line(done, total, now - start), now)
+                progress.show(progress_line(done, total, rate), now)
                 time.sleep(0.2)
             files = [(f.local_name, f.progress.bytes_transferred, f.peer_download_stats())
                      for f in job.files()]
