@@ -114,3 +114,17 @@ def test_a_verb_on_a_missing_job_is_one_line(command):
     r = winbits_cli(command, str(uuid.uuid4()))
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1 and "no such job" in r.stderr
+
+
+def test_a_bits_error_is_shown_with_its_hresult_and_cancels(server, tmp_path):
+    dest = tmp_path / "missing.bin"
+    name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("download", f"{server.base_url}/no-such-file.bin", str(dest), "--name", name,
+                    "--timeout", "120")
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("winbits: download failed: ")
+    assert "(HRESULT 0x80190194)" in last  # BG_E_HTTP_ERROR_404
+    assert "no-such-file.bin" in last
+    assert not dest.exists()
+    assert leftovers(name) == []
