@@ -19,14 +19,13 @@ from ctypes import POINTER, byref, c_ulonglong, wintypes
 
 sys.coinit_flags = 0  # pythoncom and comtypes join the MTA instead of making this an STA
 
-import _bitsdouble  # noqa: E402
-import comtypes  # noqa: E402
-import pythoncom  # noqa: E402
-from comtypes import COMMETHOD, GUID, HRESULT, IUnknown  # noqa: E402
-from win32com.bits import bits as pwbits  # noqa: E402
+import _bitsdouble
+import pythoncom
+from comtypes import COMMETHOD, GUID, HRESULT, IUnknown
+from win32com.bits import bits as pwbits
 
-import winbits  # noqa: E402
-from winbits import _native  # noqa: E402
+import winbits
+from winbits import _native
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -46,7 +45,7 @@ def median_s(fn, repeat: int) -> float:
 
 def table(title: str, rows: list[tuple[str, float, str]], base: str) -> None:
     """rows: (name, value, unit); ratios are value / value of `base`."""
-    ref = dict((n, v) for n, v, _ in rows)[base]
+    ref = {n: v for n, v, _ in rows}[base]
     print(f"\n{title}")
     width = max(len(n) for n, _, _ in rows)
     for name, value, unit in rows:
@@ -58,25 +57,32 @@ def table(title: str, rows: list[tuple[str, float, str]], base: str) -> None:
 
 class IBackgroundCopyFile4(IUnknown):  # hand-declared for comtypes: slots 3-12 (BITS.md)
     _iid_ = GUID("{ef7e0655-7888-4960-b0e5-730846e03492}")
-    _methods_ = [
+    _methods_ = [  # noqa: RUF012 (comtypes reads the class attribute)
         COMMETHOD([], HRESULT, "GetRemoteName", (["out"], POINTER(wintypes.LPWSTR))),
         COMMETHOD([], HRESULT, "GetLocalName", (["out"], POINTER(wintypes.LPWSTR))),
         COMMETHOD([], HRESULT, "GetProgress", (["in"], ctypes.c_void_p)),
-        COMMETHOD([], HRESULT, "GetFileRanges", (["in"], ctypes.c_void_p), (["in"], ctypes.c_void_p)),
+        COMMETHOD(
+            [], HRESULT, "GetFileRanges", (["in"], ctypes.c_void_p), (["in"], ctypes.c_void_p)
+        ),
         COMMETHOD([], HRESULT, "SetRemoteName", (["in"], wintypes.LPCWSTR)),
         COMMETHOD([], HRESULT, "GetTemporaryName", (["in"], ctypes.c_void_p)),
         COMMETHOD([], HRESULT, "SetValidationState", (["in"], wintypes.BOOL)),
         COMMETHOD([], HRESULT, "GetValidationState", (["in"], ctypes.c_void_p)),
         COMMETHOD([], HRESULT, "IsDownloadedFromPeer", (["in"], ctypes.c_void_p)),
-        COMMETHOD([], HRESULT, "GetPeerDownloadStats",
-                  (["out"], POINTER(c_ulonglong), "pFromOrigin"),
-                  (["out"], POINTER(c_ulonglong), "pFromPeers")),
+        COMMETHOD(
+            [],
+            HRESULT,
+            "GetPeerDownloadStats",
+            (["out"], POINTER(c_ulonglong), "pFromOrigin"),
+            (["out"], POINTER(c_ulonglong), "pFromPeers"),
+        ),
     ]
 
 
 # ctypes: slot 12 of the vtable, called by hand.
 _GetPeerDownloadStats = ctypes.WINFUNCTYPE(
-    ctypes.HRESULT, POINTER(c_ulonglong), POINTER(c_ulonglong))(12, "GetPeerDownloadStats")
+    ctypes.HRESULT, POINTER(c_ulonglong), POINTER(c_ulonglong)
+)(12, "GetPeerDownloadStats")
 
 
 def bench_per_call(number: int) -> None:
@@ -104,18 +110,37 @@ def bench_per_call(number: int) -> None:
             PeerStats = winbits.PeerStats
             rows = [
                 ("floor: the tuple, no COM call", per_call_ns(floor, number), "ns"),
-                ("winbits native File.peer_stats()", per_call_ns(native_file.peer_stats, number), "ns"),
-                ("floor: PeerStats, no COM call", per_call_ns(lambda: PeerStats(*floor()), number), "ns"),
-                ("winbits file.peer_download_stats()", per_call_ns(f.peer_download_stats, number), "ns"),
-                ("comtypes GetPeerDownloadStats()", per_call_ns(ct.GetPeerDownloadStats, number), "ns"),
+                (
+                    "winbits native File.peer_stats()",
+                    per_call_ns(native_file.peer_stats, number),
+                    "ns",
+                ),
+                (
+                    "floor: PeerStats, no COM call",
+                    per_call_ns(lambda: PeerStats(*floor()), number),
+                    "ns",
+                ),
+                (
+                    "winbits file.peer_download_stats()",
+                    per_call_ns(f.peer_download_stats, number),
+                    "ns",
+                ),
+                (
+                    "comtypes GetPeerDownloadStats()",
+                    per_call_ns(ct.GetPeerDownloadStats, number),
+                    "ns",
+                ),
                 ("ctypes vtable call", per_call_ns(via_ctypes, number), "ns"),
             ]
         finally:
             del ct
             gc.collect()
             _bitsdouble.release_pointer(address)
-    table("Per call, IBackgroundCopyFile4::GetPeerDownloadStats on the in-process double",
-          rows, "winbits native File.peer_stats()")
+    table(
+        "Per call, IBackgroundCopyFile4::GetPeerDownloadStats on the in-process double",
+        rows,
+        "winbits native File.peer_stats()",
+    )
 
 
 # --- against Wine's (or Windows') real BITS ---------------------------------------------
@@ -125,8 +150,9 @@ def object_walk(bits) -> list:
     """winbits' object API, property by property: what a caller without snapshot() does."""
     out = []
     for job in bits.jobs():
-        files = [(f.remote_name, f.local_name, f.progress, f.peer_download_stats())
-                 for f in job.files()]
+        files = [
+            (f.remote_name, f.local_name, f.progress, f.peer_download_stats()) for f in job.files()
+        ]
         out.append((job.id, job.name, job.state, job.progress, files))
     return out
 
@@ -142,9 +168,12 @@ def pywin32_walk(manager) -> list:
 
 
 def bench_real(jobs: int, files: int, repeat: int) -> None:
-    pw = pythoncom.CoCreateInstance(pwbits.CLSID_BackgroundCopyManager, None,
-                                    pythoncom.CLSCTX_LOCAL_SERVER,
-                                    pwbits.IID_IBackgroundCopyManager)
+    pw = pythoncom.CoCreateInstance(
+        pwbits.CLSID_BackgroundCopyManager,
+        None,
+        pythoncom.CLSCTX_LOCAL_SERVER,
+        pwbits.IID_IBackgroundCopyManager,
+    )
     with winbits.connect() as bits:
         made = []
         try:
@@ -160,12 +189,21 @@ def bench_real(jobs: int, files: int, repeat: int) -> None:
                 ("winbits object API walk", median_s(lambda: object_walk(bits), repeat), "s"),
             ]
             for threads in (1, 2, 4, 8):
-                cold.append((f"winbits snapshot(threads={threads})",
-                             median_s(lambda t=threads: bits.snapshot(threads=t), repeat), "s"))
+                cold.append(
+                    (
+                        f"winbits snapshot(threads={threads})",
+                        median_s(lambda t=threads: bits.snapshot(threads=t), repeat),
+                        "s",
+                    )
+                )
             cold = [(n, v * 1000, "ms") for n, v, _ in cold]
             total = len(bits.jobs())
-            table(f"Cold read of the queue: {jobs} jobs x {files} files made here "
-                  f"({total} jobs in the queue in all), real BITS", cold, "pywin32 walk")
+            table(
+                f"Cold read of the queue: {jobs} jobs x {files} files made here "
+                f"({total} jobs in the queue in all), real BITS",
+                cold,
+                "pywin32 walk",
+            )
 
             repeat_rows = [
                 ("pywin32 walk", median_s(lambda: pywin32_walk(pw), repeat), "s"),
@@ -174,8 +212,9 @@ def bench_real(jobs: int, files: int, repeat: int) -> None:
             for threads in (1, 4):
                 poller = bits.poller(threads=threads)
                 poller.poll()
-                repeat_rows.append((f"winbits poller.poll(threads={threads})",
-                                    median_s(poller.poll, repeat), "s"))
+                repeat_rows.append(
+                    (f"winbits poller.poll(threads={threads})", median_s(poller.poll, repeat), "s")
+                )
             repeat_rows = [(n, v * 1000, "ms") for n, v, _ in repeat_rows]
             table("Repeat read where nothing moved, real BITS", repeat_rows, "pywin32 walk")
         finally:
@@ -188,10 +227,18 @@ def bench_real(jobs: int, files: int, repeat: int) -> None:
 
 class PROCESS_MEMORY_COUNTERS(ctypes.Structure):
     _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD)] + [
-        (name, ctypes.c_size_t) for name in (
-            "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
-            "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
-            "PagefileUsage", "PeakPagefileUsage")]
+        (name, ctypes.c_size_t)
+        for name in (
+            "PeakWorkingSetSize",
+            "WorkingSetSize",
+            "QuotaPeakPagedPoolUsage",
+            "QuotaPagedPoolUsage",
+            "QuotaPeakNonPagedPoolUsage",
+            "QuotaNonPagedPoolUsage",
+            "PagefileUsage",
+            "PeakPagefileUsage",
+        )
+    ]
 
 
 def working_set() -> int:
@@ -211,8 +258,9 @@ def bench_memory(polls: int) -> None:
     _bitsdouble.reset()
     for j in range(2):
         job = _bitsdouble.add_job(f"mem{j}", state=2)
-        _bitsdouble.add_file(job, "http://h/f", "C:\\f", total=10, transferred=5,
-                             from_origin=3, from_peers=2)
+        _bitsdouble.add_file(
+            job, "http://h/f", "C:\\f", total=10, transferred=5, from_origin=3, from_peers=2
+        )
     with winbits.connect(_bitsdouble.clsid()) as bits:
         poller = bits.poller()
         for _ in range(1000):  # warm up caches and free lists
@@ -225,9 +273,12 @@ def bench_memory(polls: int) -> None:
         elapsed = time.perf_counter() - t
         gc.collect()
         rss1, blocks1 = working_set(), sys.getallocatedblocks()
-    print(f"\nMemory over {polls:,} polls (2 jobs x 1 file, the double; {elapsed / polls * 1e6:.1f} us a poll)")
-    print(f"  working set: {rss0 / 2**20:.1f} MiB -> {rss1 / 2**20:.1f} MiB "
-          f"({(rss1 - rss0) / 2**10:+.0f} KiB)")
+    per_poll = elapsed / polls * 1e6
+    print(f"\nMemory over {polls:,} polls (2 jobs x 1 file, the double; {per_poll:.1f} us a poll)")
+    print(
+        f"  working set: {rss0 / 2**20:.1f} MiB -> {rss1 / 2**20:.1f} MiB "
+        f"({(rss1 - rss0) / 2**10:+.0f} KiB)"
+    )
     print(f"  Python allocated blocks: {blocks0} -> {blocks1} ({blocks1 - blocks0:+d})")
 
 
@@ -240,8 +291,10 @@ def main() -> int:
     parser.add_argument("--polls", type=int, default=1_000_000, help="polls for the memory check")
     parser.add_argument("--only", choices=["call", "real", "memory"])
     args = parser.parse_args()
-    print(f"Python {sys.version.split()[0]}, winbits {winbits.__version__}, "
-          f"BITS {'.'.join(map(str, winbits.bits_version()))}")
+    print(
+        f"Python {sys.version.split()[0]}, winbits {winbits.__version__}, "
+        f"BITS {'.'.join(map(str, winbits.bits_version()))}"
+    )
     if args.only in (None, "call"):
         bench_per_call(args.calls)
     if args.only in (None, "real"):

@@ -9,8 +9,8 @@
 #ifndef NOMINMAX
 #define NOMINMAX
 #endif
-#include <windows.h>
 #include <objbase.h>
+#include <windows.h>
 
 #if __has_include(<bits4_0.h>)
 #include <bits4_0.h>  // bits3_0.h (Job4, File3) and File4
@@ -20,10 +20,10 @@
 // Slots 8-11 (BITS.md); declared here with the SDK's names so that code reads the same.
 MIDL_INTERFACE("659cdeaa-489e-11d9-a9cd-000d56965251")
 IBackgroundCopyFile3 : public IBackgroundCopyFile2 {
-    virtual HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR* pFilename) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR * pFilename) = 0;
     virtual HRESULT STDMETHODCALLTYPE SetValidationState(BOOL state) = 0;
-    virtual HRESULT STDMETHODCALLTYPE GetValidationState(BOOL* pState) = 0;
-    virtual HRESULT STDMETHODCALLTYPE IsDownloadedFromPeer(BOOL* pVal) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetValidationState(BOOL * pState) = 0;
+    virtual HRESULT STDMETHODCALLTYPE IsDownloadedFromPeer(BOOL * pVal) = 0;
 };
 __CRT_UUID_DECL(IBackgroundCopyFile3, 0x659cdeaa, 0x489e, 0x11d9, 0xa9, 0xcd, 0x00, 0x0d, 0x56,
                 0x96, 0x52, 0x51)

@@ -26,21 +26,24 @@ HRESULT drain(Enum* e, std::vector<ComPtr<Item>>& out) {
     for (;;) {
         ULONG fetched = 0;
         HRESULT hr = e->Next(kBatch, batch, &fetched);
-        if (FAILED(hr)) return hr;
-        if (fetched > kBatch) return E_UNEXPECTED;  // a broken server; do not overrun
+        if (FAILED(hr))
+            return hr;
+        if (fetched > kBatch)
+            return E_UNEXPECTED;  // a broken server; do not overrun
         for (ULONG i = 0; i < fetched; ++i) {
             ComPtr<Item> item;
             item.Attach(batch[i]);
             out.push_back(std::move(item));  // may throw: in_mta turns it into E_OUTOFMEMORY
         }
-        if (hr == S_FALSE || fetched < kBatch) return S_OK;
+        if (hr == S_FALSE || fetched < kBatch)
+            return S_OK;
     }
 }
 
 std::wstring trimmed(const wchar_t* text) {
     std::wstring s = text ? text : L"";
-    while (!s.empty() && (s.back() == L'\r' || s.back() == L'\n' || s.back() == L' ' ||
-                          s.back() == L'.'))
+    while (!s.empty() &&
+           (s.back() == L'\r' || s.back() == L'\n' || s.back() == L' ' || s.back() == L'.'))
         s.pop_back();
     return s;
 }
@@ -52,10 +55,13 @@ HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomi
                    I** out) noexcept {
     I* have = cache.load(std::memory_order_acquire);
     if (!have) {
-        if (lacks.load(std::memory_order_relaxed)) return E_NOINTERFACE;
+        if (lacks.load(std::memory_order_relaxed))
+            return E_NOINTERFACE;
         HRESULT hr = file->QueryInterface(__uuidof(I), reinterpret_cast<void**>(&have));
-        if (hr == E_NOINTERFACE) lacks.store(true, std::memory_order_relaxed);
-        if (FAILED(hr)) return hr;
+        if (hr == E_NOINTERFACE)
+            lacks.store(true, std::memory_order_relaxed);
+        if (FAILED(hr))
+            return hr;
         I* expected = nullptr;
         if (!cache.compare_exchange_strong(expected, have, std::memory_order_acq_rel)) {
             have->Release();  // another thread stored the same interface first
@@ -71,14 +77,16 @@ HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomi
 HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
     ThreadCall tc{call, context, E_UNEXPECTED};
     HANDLE thread = CreateThread(nullptr, 0, thread_main, &tc, 0, nullptr);
-    if (!thread) return HRESULT_FROM_WIN32(GetLastError());
+    if (!thread)
+        return HRESULT_FROM_WIN32(GetLastError());
     WaitForSingleObject(thread, INFINITE);
     CloseHandle(thread);
     return tc.result;
 }
 
 void release_in_mta(IUnknown* p) noexcept {
-    if (!p) return;
+    if (!p)
+        return;
     in_mta([p] {
         p->Release();
         return S_OK;
@@ -90,7 +98,8 @@ void release_in_mta(IUnknown* p) noexcept {
 HRESULT Connection::open(const GUID& clsid, Connection** out) noexcept {
     *out = nullptr;
     Connection* c = new (std::nothrow) Connection();
-    if (!c) return E_OUTOFMEMORY;
+    if (!c)
+        return E_OUTOFMEMORY;
     HRESULT hr = CoIncrementMTAUsage(&c->cookie_);
     if (SUCCEEDED(hr)) {
         hr = in_mta([&] {
@@ -108,7 +117,8 @@ HRESULT Connection::open(const GUID& clsid, Connection** out) noexcept {
 
 Connection::~Connection() {
     close();
-    if (cookie_) CoDecrementMTAUsage(cookie_);
+    if (cookie_)
+        CoDecrementMTAUsage(cookie_);
 }
 
 ComPtr<IBackgroundCopyManager> Connection::manager() {
@@ -148,21 +158,24 @@ HRESULT list_jobs(IBackgroundCopyManager* manager, bool all_users,
                   std::vector<ComPtr<IBackgroundCopyJob>>& out) {
     ComPtr<IEnumBackgroundCopyJobs> e;
     HRESULT hr = manager->EnumJobs(all_users ? BG_JOB_ENUM_ALL_USERS : 0, e.put());
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
     return drain(e.Get(), out);
 }
 
 HRESULT list_files(IBackgroundCopyJob* job, std::vector<ComPtr<IBackgroundCopyFile>>& out) {
     ComPtr<IEnumBackgroundCopyFiles> e;
     HRESULT hr = job->EnumFiles(e.put());
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
     return drain(e.Get(), out);
 }
 
 HRESULT read_job_times(IBackgroundCopyJob* job, JobTimes& out) {
     BG_JOB_TIMES t{};
     HRESULT hr = job->GetTimes(&t);
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
     auto ticks = [](const FILETIME& f) {
         return (static_cast<UINT64>(f.dwHighDateTime) << 32) | f.dwLowDateTime;
     };
@@ -175,11 +188,14 @@ HRESULT read_job_times(IBackgroundCopyJob* job, JobTimes& out) {
 HRESULT read_job_error(IBackgroundCopyJob* job, JobErrorInfo& out) {
     ComPtr<IBackgroundCopyError> err;
     HRESULT hr = job->GetError(err.put());
-    if (hr == kBgErrorInformationUnavailable) return S_FALSE;
-    if (FAILED(hr)) return hr;
+    if (hr == kBgErrorInformationUnavailable)
+        return S_FALSE;
+    if (FAILED(hr))
+        return hr;
     BG_ERROR_CONTEXT context = BG_ERROR_CONTEXT_NONE;
     hr = err->GetError(&context, &out.code);
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
     out.context = static_cast<int>(context);
     // The texts are extras: a server that cannot give one still gives the code.
     const DWORD lang = GetThreadUILanguage();

@@ -21,7 +21,8 @@ class ComPtr {
 public:
     ComPtr() = default;
     ComPtr(const ComPtr& o) : p_(o.p_) {
-        if (p_) p_->AddRef();
+        if (p_)
+            p_->AddRef();
     }
     ComPtr(ComPtr&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
     ComPtr& operator=(ComPtr o) noexcept {
@@ -51,7 +52,8 @@ public:
     void Reset() {
         T* p = p_;
         p_ = nullptr;
-        if (p) p->Release();
+        if (p)
+            p->Release();
     }
 
 private:
@@ -125,10 +127,12 @@ HRESULT in_mta(F&& fn) noexcept {
     APTTYPE type;
     APTTYPEQUALIFIER qualifier;
     HRESULT hr = CoGetApartmentType(&type, &qualifier);
-    if (SUCCEEDED(hr) && type == APTTYPE_MTA) return guarded(fn);
+    if (SUCCEEDED(hr) && type == APTTYPE_MTA)
+        return guarded(fn);
     if (hr == CO_E_NOTINITIALIZED) {
         hr = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
-        if (FAILED(hr)) return hr;
+        if (FAILED(hr))
+            return hr;
         hr = guarded(fn);
         CoUninitialize();
         return hr;

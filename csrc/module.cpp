@@ -65,14 +65,14 @@ HRESULT unlocked(F&& fn) {
 // Errors that mean the service is gone: asking it for a description would only fail too.
 bool server_gone(HRESULT hr) {
     switch (static_cast<unsigned long>(hr)) {
-    case 0x800706BAUL:  // RPC_S_SERVER_UNAVAILABLE
-    case 0x800706BEUL:  // RPC_S_CALL_FAILED
-    case 0x80010108UL:  // RPC_E_DISCONNECTED
-    case 0x80010007UL:  // RPC_E_SERVER_DIED
-    case 0x80010012UL:  // RPC_E_SERVER_DIED_DNE
-        return true;
-    default:
-        return false;
+        case 0x800706BAUL:  // RPC_S_SERVER_UNAVAILABLE
+        case 0x800706BEUL:  // RPC_S_CALL_FAILED
+        case 0x80010108UL:  // RPC_E_DISCONNECTED
+        case 0x80010007UL:  // RPC_E_SERVER_DIED
+        case 0x80010012UL:  // RPC_E_SERVER_DIED_DNE
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -83,17 +83,18 @@ PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr) {
     Py_BEGIN_ALLOW_THREADS
     in_mta([&] {
         ComPtr<IBackgroundCopyManager> m;
-        if (conn && !server_gone(hr)) m = conn->manager();
+        if (conn && !server_gone(hr))
+            m = conn->manager();
         text = describe_hresult(m.Get(), hr);
         return S_OK;
     });
     Py_END_ALLOW_THREADS
-    PyObject* message = text.empty()
-                            ? Py_NewRef(Py_None)
-                            : PyUnicode_FromWideChar(text.data(), (Py_ssize_t)text.size());
-    if (!message) return nullptr;
-    PyObject* exc = PyObject_CallFunction(st->error_factory, "kO",
-                                          static_cast<unsigned long>(hr), message);
+    PyObject* message = text.empty() ? Py_NewRef(Py_None)
+                                     : PyUnicode_FromWideChar(text.data(), (Py_ssize_t)text.size());
+    if (!message)
+        return nullptr;
+    PyObject* exc =
+        PyObject_CallFunction(st->error_factory, "kO", static_cast<unsigned long>(hr), message);
     Py_DECREF(message);
     if (exc) {
         PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
@@ -112,7 +113,9 @@ bool check_open(ManagerObject* m) {
 
 // --- Strings: the one conversion each way -------------------------------------------
 
-PyObject* to_py(const wchar_t* s) { return PyUnicode_FromWideChar(s ? s : L"", -1); }
+PyObject* to_py(const wchar_t* s) {
+    return PyUnicode_FromWideChar(s ? s : L"", -1);
+}
 
 // A str as NUL-terminated UTF-16 for COM. Strict: a lone surrogate raises
 // UnicodeEncodeError and an embedded NUL raises ValueError, before any COM call.
@@ -124,7 +127,8 @@ public:
     ~WideArg() { PyMem_Free(p_); }
     bool set(PyObject* text, const char* what) {
         PyObject* utf16 = PyUnicode_AsEncodedString(text, "utf-16-le", "strict");
-        if (!utf16) return false;
+        if (!utf16)
+            return false;
         char* data = nullptr;
         Py_ssize_t bytes = 0;
         bool ok = PyBytes_AsStringAndSize(utf16, &data, &bytes) == 0;
@@ -179,7 +183,8 @@ void free_object(PyObject* self) {
 // Takes over the reference in job.
 PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job) {
     PyObject* o = alloc(state_of(reinterpret_cast<PyObject*>(m))->job_type);
-    if (!o) return nullptr;
+    if (!o)
+        return nullptr;
     auto* j = reinterpret_cast<JobObject*>(o);
     j->manager = reinterpret_cast<ManagerObject*>(Py_NewRef(reinterpret_cast<PyObject*>(m)));
     j->job = job.Detach();
@@ -188,7 +193,8 @@ PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job) {
 
 PyObject* new_file(ManagerObject* m, ComPtr<IBackgroundCopyFile>& file) {
     auto* handle = new (std::nothrow) FileHandle(std::move(file));  // moved only if allocated
-    if (!handle) return PyErr_NoMemory();
+    if (!handle)
+        return PyErr_NoMemory();
     PyObject* o = alloc(state_of(reinterpret_cast<PyObject*>(m))->file_type);
     if (!o) {
         Py_BEGIN_ALLOW_THREADS
@@ -208,7 +214,8 @@ PyObject* wrap_all(std::vector<ComPtr<I>>& items, Make make) {
     PyObject* list = PyList_New(0);
     for (size_t i = 0; list && i < items.size(); ++i) {
         PyObject* o = make(items[i]);
-        if (!o || PyList_Append(list, o) < 0) Py_CLEAR(list);
+        if (!o || PyList_Append(list, o) < 0)
+            Py_CLEAR(list);
         Py_XDECREF(o);
     }
     unlocked([&] {
@@ -222,11 +229,14 @@ PyObject* wrap_all(std::vector<ComPtr<I>>& items, Make make) {
 // does not implement (E_NOTIMPL, as Wine's owner, times or priority) reads as None.
 template <class T, class Read, class Build>
 PyObject* read_property(PyObject* self, ManagerObject* m, Read read, Build build) {
-    if (!check_open(m)) return nullptr;
+    if (!check_open(m))
+        return nullptr;
     T value{};
     HRESULT hr = unlocked([&] { return read(value); });
-    if (hr == E_NOTIMPL) Py_RETURN_NONE;
-    if (FAILED(hr)) return raise_hresult(state_of(self), m->conn, hr);
+    if (hr == E_NOTIMPL)
+        Py_RETURN_NONE;
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), m->conn, hr);
     return build(value);
 }
 
@@ -254,9 +264,11 @@ PyObject* manager_closed(PyObject* self, void*) {
 
 PyObject* manager_jobs(PyObject* self, PyObject* args) {
     int all_users = 0;
-    if (!PyArg_ParseTuple(args, "p:jobs", &all_users)) return nullptr;
+    if (!PyArg_ParseTuple(args, "p:jobs", &all_users))
+        return nullptr;
     auto* m = reinterpret_cast<ManagerObject*>(self);
-    if (!check_open(m)) return nullptr;
+    if (!check_open(m))
+        return nullptr;
     std::vector<ComPtr<IBackgroundCopyJob>> found;
     HRESULT hr = unlocked([&] {
         ComPtr<IBackgroundCopyManager> mgr = m->conn->manager();
@@ -276,24 +288,29 @@ PyObject* manager_get_job(PyObject* self, PyObject* args) {
     if (!PyArg_ParseTuple(args, "y#:get_job", &id, &size) || !guid_arg(id, size, &guid))
         return nullptr;
     auto* m = reinterpret_cast<ManagerObject*>(self);
-    if (!check_open(m)) return nullptr;
+    if (!check_open(m))
+        return nullptr;
     ComPtr<IBackgroundCopyJob> job;
     HRESULT hr = unlocked([&] {
         ComPtr<IBackgroundCopyManager> mgr = m->conn->manager();
         return mgr ? mgr->GetJob(guid, job.put()) : kClosed;
     });
-    if (FAILED(hr)) return raise_hresult(state_of(self), m->conn, hr);
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), m->conn, hr);
     return new_job(m, job);
 }
 
 PyObject* manager_create_job(PyObject* self, PyObject* args) {
     PyObject* name_obj = nullptr;
     int type = 0;
-    if (!PyArg_ParseTuple(args, "Ui:create_job", &name_obj, &type)) return nullptr;
+    if (!PyArg_ParseTuple(args, "Ui:create_job", &name_obj, &type))
+        return nullptr;
     WideArg name;
-    if (!name.set(name_obj, "name")) return nullptr;
+    if (!name.set(name_obj, "name"))
+        return nullptr;
     auto* m = reinterpret_cast<ManagerObject*>(self);
-    if (!check_open(m)) return nullptr;
+    if (!check_open(m))
+        return nullptr;
     ComPtr<IBackgroundCopyJob> job;
     HRESULT hr = unlocked([&] {
         ComPtr<IBackgroundCopyManager> mgr = m->conn->manager();
@@ -301,17 +318,21 @@ PyObject* manager_create_job(PyObject* self, PyObject* args) {
         return mgr ? mgr->CreateJob(name.get(), static_cast<BG_JOB_TYPE>(type), &id, job.put())
                    : kClosed;
     });
-    if (FAILED(hr)) return raise_hresult(state_of(self), m->conn, hr);
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), m->conn, hr);
     return new_job(m, job);
 }
 
 PyObject* manager_poller(PyObject* self, PyObject* args) {
     int all_users = 0;
-    if (!PyArg_ParseTuple(args, "p:poller", &all_users)) return nullptr;
+    if (!PyArg_ParseTuple(args, "p:poller", &all_users))
+        return nullptr;
     auto* m = reinterpret_cast<ManagerObject*>(self);
-    if (!check_open(m)) return nullptr;
+    if (!check_open(m))
+        return nullptr;
     auto* poller = new (std::nothrow) Poller(*m->conn, all_users != 0);
-    if (!poller) return PyErr_NoMemory();
+    if (!poller)
+        return PyErr_NoMemory();
     PyObject* o = alloc(state_of(self)->poller_type);
     if (!o) {
         delete poller;  // holds no COM pointer yet
@@ -325,16 +346,19 @@ PyObject* manager_poller(PyObject* self, PyObject* args) {
 
 PyObject* manager_describe(PyObject* self, PyObject* args) {
     unsigned long code = 0;
-    if (!PyArg_ParseTuple(args, "k:describe", &code)) return nullptr;
+    if (!PyArg_ParseTuple(args, "k:describe", &code))
+        return nullptr;
     auto* m = reinterpret_cast<ManagerObject*>(self);
     std::wstring text;
     unlocked([&] {
         ComPtr<IBackgroundCopyManager> mgr;
-        if (!m->conn->closed()) mgr = m->conn->manager();
+        if (!m->conn->closed())
+            mgr = m->conn->manager();
         text = describe_hresult(mgr.Get(), static_cast<HRESULT>(code));
         return S_OK;
     });
-    if (text.empty()) Py_RETURN_NONE;
+    if (text.empty())
+        Py_RETURN_NONE;
     return PyUnicode_FromWideChar(text.data(), (Py_ssize_t)text.size());
 }
 
@@ -363,7 +387,9 @@ PyType_Slot manager_slots[] = {
 
 // --- Job ----------------------------------------------------------------------------
 
-JobObject* as_job(PyObject* self) { return reinterpret_cast<JobObject*>(self); }
+JobObject* as_job(PyObject* self) {
+    return reinterpret_cast<JobObject*>(self);
+}
 
 void job_dealloc(PyObject* self) {
     JobObject* j = as_job(self);
@@ -442,7 +468,8 @@ PyObject* job_times(PyObject* self, PyObject*) {
 }
 
 PyObject* optional_text(bool has, const std::wstring& s) {
-    if (!has) return Py_NewRef(Py_None);
+    if (!has)
+        return Py_NewRef(Py_None);
     return PyUnicode_FromWideChar(s.data(), (Py_ssize_t)s.size());
 }
 
@@ -450,11 +477,14 @@ PyObject* optional_text(bool has, const std::wstring& s) {
 // or None when the job has no error.
 PyObject* job_error(PyObject* self, PyObject*) {
     JobObject* j = as_job(self);
-    if (!check_open(j->manager)) return nullptr;
+    if (!check_open(j->manager))
+        return nullptr;
     JobErrorInfo e;
     HRESULT hr = unlocked([&] { return read_job_error(j->job, e); });
-    if (hr == S_FALSE || hr == E_NOTIMPL) Py_RETURN_NONE;
-    if (FAILED(hr)) return raise_hresult(state_of(self), j->manager->conn, hr);
+    if (hr == S_FALSE || hr == E_NOTIMPL)
+        Py_RETURN_NONE;
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), j->manager->conn, hr);
     return Py_BuildValue("(kiNNNNN)", static_cast<unsigned long>(e.code), e.context,
                          optional_text(e.has_description, e.description),
                          optional_text(e.has_context_description, e.context_description),
@@ -465,7 +495,8 @@ PyObject* job_error(PyObject* self, PyObject*) {
 
 PyObject* job_files(PyObject* self, PyObject*) {
     JobObject* j = as_job(self);
-    if (!check_open(j->manager)) return nullptr;
+    if (!check_open(j->manager))
+        return nullptr;
     std::vector<ComPtr<IBackgroundCopyFile>> found;
     HRESULT hr = unlocked([&] { return list_files(j->job, found); });
     if (FAILED(hr)) {
@@ -478,13 +509,17 @@ PyObject* job_files(PyObject* self, PyObject*) {
 
 PyObject* job_add_file(PyObject* self, PyObject* args) {
     PyObject *url_obj = nullptr, *path_obj = nullptr;
-    if (!PyArg_ParseTuple(args, "UU:add_file", &url_obj, &path_obj)) return nullptr;
+    if (!PyArg_ParseTuple(args, "UU:add_file", &url_obj, &path_obj))
+        return nullptr;
     WideArg url, path;
-    if (!url.set(url_obj, "url") || !path.set(path_obj, "path")) return nullptr;
+    if (!url.set(url_obj, "url") || !path.set(path_obj, "path"))
+        return nullptr;
     JobObject* j = as_job(self);
-    if (!check_open(j->manager)) return nullptr;
+    if (!check_open(j->manager))
+        return nullptr;
     HRESULT hr = unlocked([&] { return j->job->AddFile(url.get(), path.get()); });
-    if (FAILED(hr)) return raise_hresult(state_of(self), j->manager->conn, hr);
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), j->manager->conn, hr);
     Py_RETURN_NONE;
 }
 
@@ -494,16 +529,26 @@ using JobVerb = HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*)();
 // (BG_S_PARTIAL_COMPLETE, BG_S_UNABLE_TO_DELETE_FILES).
 PyObject* job_verb(PyObject* self, JobVerb verb) {
     JobObject* j = as_job(self);
-    if (!check_open(j->manager)) return nullptr;
+    if (!check_open(j->manager))
+        return nullptr;
     HRESULT hr = unlocked([&] { return (j->job->*verb)(); });
-    if (FAILED(hr)) return raise_hresult(state_of(self), j->manager->conn, hr);
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), j->manager->conn, hr);
     return PyLong_FromLong(hr);
 }
 
-PyObject* job_resume(PyObject* self, PyObject*) { return job_verb(self, &IBackgroundCopyJob::Resume); }
-PyObject* job_suspend(PyObject* self, PyObject*) { return job_verb(self, &IBackgroundCopyJob::Suspend); }
-PyObject* job_cancel(PyObject* self, PyObject*) { return job_verb(self, &IBackgroundCopyJob::Cancel); }
-PyObject* job_complete(PyObject* self, PyObject*) { return job_verb(self, &IBackgroundCopyJob::Complete); }
+PyObject* job_resume(PyObject* self, PyObject*) {
+    return job_verb(self, &IBackgroundCopyJob::Resume);
+}
+PyObject* job_suspend(PyObject* self, PyObject*) {
+    return job_verb(self, &IBackgroundCopyJob::Suspend);
+}
+PyObject* job_cancel(PyObject* self, PyObject*) {
+    return job_verb(self, &IBackgroundCopyJob::Cancel);
+}
+PyObject* job_complete(PyObject* self, PyObject*) {
+    return job_verb(self, &IBackgroundCopyJob::Complete);
+}
 
 PyMethodDef job_methods[] = {
     {"id", job_id, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
@@ -513,8 +558,10 @@ PyMethodDef job_methods[] = {
     {"type", job_type, METH_NOARGS, "GetType"},
     {"state", job_state, METH_NOARGS, "GetState"},
     {"priority", job_priority, METH_NOARGS, "GetPriority, None if not implemented"},
-    {"progress", job_progress, METH_NOARGS, "GetProgress -> (bytes_total, bytes_transferred, files_total, files_transferred)"},
-    {"times", job_times, METH_NOARGS, "GetTimes -> FILETIME ticks (creation, modification, transfer_completion)"},
+    {"progress", job_progress, METH_NOARGS,
+     "GetProgress -> (bytes_total, bytes_transferred, files_total, files_transferred)"},
+    {"times", job_times, METH_NOARGS,
+     "GetTimes -> FILETIME ticks (creation, modification, transfer_completion)"},
     {"error", job_error, METH_NOARGS, "GetError -> tuple or None"},
     {"files", job_files, METH_NOARGS, "EnumFiles -> list of File"},
     {"add_file", job_add_file, METH_VARARGS, "AddFile(url, path)"},
@@ -534,7 +581,9 @@ PyType_Slot job_slots[] = {
 
 // --- File ---------------------------------------------------------------------------
 
-FileObject* as_file(PyObject* self) { return reinterpret_cast<FileObject*>(self); }
+FileObject* as_file(PyObject* self) {
+    return reinterpret_cast<FileObject*>(self);
+}
 
 void file_dealloc(PyObject* self) {
     FileObject* f = as_file(self);
@@ -610,9 +659,12 @@ PyObject* file_peer_stats(PyObject* self, PyObject*) {
 PyMethodDef file_methods[] = {
     {"remote_name", file_remote_name, METH_NOARGS, "GetRemoteName"},
     {"local_name", file_local_name, METH_NOARGS, "GetLocalName"},
-    {"progress", file_progress, METH_NOARGS, "GetProgress -> (bytes_total, bytes_transferred, completed)"},
-    {"downloaded_from_peer", file_downloaded_from_peer, METH_NOARGS, "IBackgroundCopyFile3::IsDownloadedFromPeer, None where absent"},
-    {"peer_stats", file_peer_stats, METH_NOARGS, "IBackgroundCopyFile4::GetPeerDownloadStats -> (from_origin, from_peers), None where absent"},
+    {"progress", file_progress, METH_NOARGS,
+     "GetProgress -> (bytes_total, bytes_transferred, completed)"},
+    {"downloaded_from_peer", file_downloaded_from_peer, METH_NOARGS,
+     "IBackgroundCopyFile3::IsDownloadedFromPeer, None where absent"},
+    {"peer_stats", file_peer_stats, METH_NOARGS,
+     "IBackgroundCopyFile4::GetPeerDownloadStats -> (from_origin, from_peers), None where absent"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -635,10 +687,10 @@ PyObject* guid_to_py(const GUID& g) {
 
 // (remote, local, bytes_total, bytes_transferred, completed, (from_origin, from_peers) or None)
 PyObject* file_record(const FileState& f) {
-    PyObject* stats = f.has_stats
-                          ? Py_BuildValue("(KK)", f.stats.from_origin, f.stats.from_peers)
-                          : Py_NewRef(Py_None);
-    if (!stats) return nullptr;
+    PyObject* stats = f.has_stats ? Py_BuildValue("(KK)", f.stats.from_origin, f.stats.from_peers)
+                                  : Py_NewRef(Py_None);
+    if (!stats)
+        return nullptr;
     return Py_BuildValue("(NNKKNN)", wide_to_py(f.remote), wide_to_py(f.local),
                          f.progress.BytesTotal, f.progress.BytesTransferred,
                          PyBool_FromLong(f.progress.Completed), stats);
@@ -651,9 +703,11 @@ PyObject* job_record(const JobState& j) {
     PyObject* files = PyList_New(static_cast<Py_ssize_t>(j.files.size()));
     for (size_t i = 0; files && i < j.files.size(); ++i) {
         PyObject* f = file_record(j.files[i]);
-        if (!f || PyList_SetItem(files, static_cast<Py_ssize_t>(i), f) < 0) Py_CLEAR(files);
+        if (!f || PyList_SetItem(files, static_cast<Py_ssize_t>(i), f) < 0)
+            Py_CLEAR(files);
     }
-    if (!files) return nullptr;
+    if (!files)
+        return nullptr;
     const BG_JOB_PROGRESS& p = j.progress;
     PyObject* times = j.has_times ? Py_BuildValue("(KKK)", j.times.creation, j.times.modification,
                                                   j.times.transfer_completion)
@@ -664,8 +718,8 @@ PyObject* job_record(const JobState& j) {
     }
     return Py_BuildValue("(NNNi(KKkk)NN)", guid_to_py(j.id), wide_to_py(j.name),
                          j.has_owner ? wide_to_py(j.owner) : Py_NewRef(Py_None),
-                         static_cast<int>(j.state), p.BytesTotal, p.BytesTransferred,
-                         p.FilesTotal, p.FilesTransferred, times, files);
+                         static_cast<int>(j.state), p.BytesTotal, p.BytesTransferred, p.FilesTotal,
+                         p.FilesTransferred, times, files);
 }
 
 void poller_dealloc(PyObject* self) {
@@ -685,9 +739,11 @@ void poller_dealloc(PyObject* self) {
 // order, and a record for each job that is new or whose state or progress moved.
 PyObject* poller_poll(PyObject* self, PyObject* args) {
     unsigned int threads = 1;
-    if (!PyArg_ParseTuple(args, "I:poll", &threads)) return nullptr;
+    if (!PyArg_ParseTuple(args, "I:poll", &threads))
+        return nullptr;
     auto* p = reinterpret_cast<PollerObject*>(self);
-    if (!check_open(p->manager)) return nullptr;
+    if (!check_open(p->manager))
+        return nullptr;
     Poller* poller = p->poller;
     HRESULT hr;
     // The poller's lock is only ever taken with the GIL released (no lock-order
@@ -707,17 +763,21 @@ PyObject* poller_poll(PyObject* self, PyObject* args) {
                 Py_CLEAR(order);
                 break;
             }
-            if (!jobs[i]->changed) continue;
+            if (!jobs[i]->changed)
+                continue;
             PyObject* record = job_record(*jobs[i]);
-            if (!record || PyList_Append(changed, record) < 0) Py_CLEAR(changed);
+            if (!record || PyList_Append(changed, record) < 0)
+                Py_CLEAR(changed);
             Py_XDECREF(record);
         }
-        if (order && changed) result = PyTuple_Pack(2, order, changed);
+        if (order && changed)
+            result = PyTuple_Pack(2, order, changed);
         Py_XDECREF(order);
         Py_XDECREF(changed);
     }
     poller->lock().unlock();
-    if (FAILED(hr)) return raise_hresult(state_of(self), p->manager->conn, hr);
+    if (FAILED(hr))
+        return raise_hresult(state_of(self), p->manager->conn, hr);
     return result;
 }
 
@@ -751,7 +811,8 @@ ModuleState* module_state(PyObject* module) {
 
 PyObject* native_connect(PyObject* module, PyObject* args) {
     PyObject* clsid_obj = Py_None;
-    if (!PyArg_ParseTuple(args, "|O:connect", &clsid_obj)) return nullptr;
+    if (!PyArg_ParseTuple(args, "|O:connect", &clsid_obj))
+        return nullptr;
     GUID clsid = kClsidManager10;
     if (clsid_obj != Py_None) {
         char* bytes = nullptr;
@@ -760,13 +821,13 @@ PyObject* native_connect(PyObject* module, PyObject* args) {
             PyErr_SetString(PyExc_TypeError, "clsid must be 16 bytes or None");
             return nullptr;
         }
-        if (PyBytes_AsStringAndSize(clsid_obj, &bytes, &size) < 0 ||
-            !guid_arg(bytes, size, &clsid))
+        if (PyBytes_AsStringAndSize(clsid_obj, &bytes, &size) < 0 || !guid_arg(bytes, size, &clsid))
             return nullptr;
     }
     ModuleState* st = module_state(module);
     PyObject* o = alloc(st->manager_type);
-    if (!o) return nullptr;
+    if (!o)
+        return nullptr;
     auto* m = reinterpret_cast<ManagerObject*>(o);
     HRESULT hr;
     Py_BEGIN_ALLOW_THREADS
@@ -785,7 +846,8 @@ PyObject* native_bits_version(PyObject* module, PyObject*) {
     Py_BEGIN_ALLOW_THREADS
     hr = detect_version(&major, &minor);
     Py_END_ALLOW_THREADS
-    if (FAILED(hr)) return raise_hresult(module_state(module), nullptr, hr);
+    if (FAILED(hr))
+        return raise_hresult(module_state(module), nullptr, hr);
     return Py_BuildValue("(ii)", major, minor);
 }
 
@@ -805,7 +867,8 @@ PyMethodDef module_methods[] = {
 
 int add_type(PyObject* module, PyType_Spec* spec, PyTypeObject** slot) {
     *slot = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, spec, nullptr));
-    if (!*slot) return -1;
+    if (!*slot)
+        return -1;
     return PyModule_AddType(module, *slot);
 }
 
@@ -817,7 +880,8 @@ int module_exec(PyObject* module) {
         add_type(module, &poller_spec, &st->poller_type) < 0)
         return -1;
     PyObject* errors = PyImport_ImportModule("winbits._errors");
-    if (!errors) return -1;
+    if (!errors)
+        return -1;
     st->error_factory = PyObject_GetAttrString(errors, "from_hresult");
     Py_DECREF(errors);
     return st->error_factory ? 0 : -1;
@@ -843,7 +907,9 @@ int module_clear(PyObject* module) {
     return 0;
 }
 
-void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
+void module_free(void* module) {
+    module_clear(static_cast<PyObject*>(module));
+}
 
 // Slots newer than the 3.10 ABI we build for go only to the Pythons that know them:
 // 3.10 and 3.11 refuse a module with an unknown slot id. The module keeps all its
@@ -863,8 +929,8 @@ PyModuleDef_Slot slots_312[] = {
 
 PyModuleDef make_def(PyModuleDef_Slot* slots) {
     return {PyModuleDef_HEAD_INIT, "winbits._native", "The native BITS binding of winbits.",
-            sizeof(ModuleState), module_methods, slots, module_traverse, module_clear,
-            module_free};
+            sizeof(ModuleState),   module_methods,    slots,
+            module_traverse,       module_clear,      module_free};
 }
 PyModuleDef def_310 = make_def(slots_310);
 PyModuleDef def_312 = make_def(slots_312);

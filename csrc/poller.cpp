@@ -10,7 +10,9 @@ namespace {
 
 // A job that left the queue between the enumeration and the read, or became
 // unreadable to us: skipped, not fatal (the listing is a snapshot of a moving queue).
-bool vanished(HRESULT hr) { return hr == kBgNotFound || hr == E_ACCESSDENIED; }
+bool vanished(HRESULT hr) {
+    return hr == kBgNotFound || hr == E_ACCESSDENIED;
+}
 
 bool same(const BG_JOB_PROGRESS& a, const BG_JOB_PROGRESS& b) {
     return a.BytesTotal == b.BytesTotal && a.BytesTransferred == b.BytesTransferred &&
@@ -38,7 +40,8 @@ struct ParallelWork {
         for (size_t i; (i = next.fetch_add(1)) < n;) {
             HRESULT hr = work(context, i);
             HRESULT none = S_OK;
-            if (FAILED(hr)) failure.compare_exchange_strong(none, hr);
+            if (FAILED(hr))
+                failure.compare_exchange_strong(none, hr);
         }
     }
 };
@@ -50,7 +53,8 @@ DWORD WINAPI parallel_thread(void* arg) {
         return S_OK;
     });
     HRESULT none = S_OK;
-    if (FAILED(hr)) pw->failure.compare_exchange_strong(none, hr);
+    if (FAILED(hr))
+        pw->failure.compare_exchange_strong(none, hr);
     return 0;
 }
 
@@ -66,7 +70,8 @@ HRESULT parallel_for(size_t n, unsigned threads, HRESULT (*work)(void*, size_t),
     std::vector<HANDLE> handles;
     for (size_t t = 0; t < extra; ++t) {
         HANDLE h = CreateThread(nullptr, 0, parallel_thread, &pw, 0, nullptr);
-        if (h) handles.push_back(h);  // too few threads only means less overlap
+        if (h)
+            handles.push_back(h);  // too few threads only means less overlap
     }
     pw.run();  // the caller's thread works too (it is in the MTA already)
     for (HANDLE h : handles) {
@@ -78,12 +83,14 @@ HRESULT parallel_for(size_t n, unsigned threads, HRESULT (*work)(void*, size_t),
 
 HRESULT Poller::read_file(FileState& fs) {
     HRESULT hr = fs.handle->file()->GetProgress(&fs.progress);
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
     IBackgroundCopyFile4* f4 = nullptr;
     hr = fs.handle->file4(conn_, &f4);
     if (SUCCEEDED(hr)) {
         hr = f4->GetPeerDownloadStats(&fs.stats.from_origin, &fs.stats.from_peers);
-        if (FAILED(hr) && hr != E_NOTIMPL) return hr;
+        if (FAILED(hr) && hr != E_NOTIMPL)
+            return hr;
         fs.has_stats = SUCCEEDED(hr);
     } else if (hr != E_NOINTERFACE) {
         return hr;
@@ -96,7 +103,8 @@ HRESULT Poller::read_file(FileState& fs) {
 HRESULT Poller::read_new_files(JobState& js) {
     std::vector<ComPtr<IBackgroundCopyFile>> listed;
     HRESULT hr = list_files(js.job.Get(), listed);
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
     // BITS lists files in the order they were added, and never removes one: the
     // first files are those already held.
     for (size_t i = js.files.size(); i < listed.size(); ++i) {
@@ -104,9 +112,12 @@ HRESULT Poller::read_new_files(JobState& js) {
         fs.handle = std::make_unique<FileHandle>(std::move(listed[i]));
         CoTaskString remote, local;
         hr = fs.handle->file()->GetRemoteName(remote.put());
-        if (SUCCEEDED(hr)) hr = fs.handle->file()->GetLocalName(local.put());
-        if (SUCCEEDED(hr)) hr = read_file(fs);
-        if (FAILED(hr)) return hr;
+        if (SUCCEEDED(hr))
+            hr = fs.handle->file()->GetLocalName(local.put());
+        if (SUCCEEDED(hr))
+            hr = read_file(fs);
+        if (FAILED(hr))
+            return hr;
         fs.remote = remote.get();
         fs.local = local.get();
         js.files.push_back(std::move(fs));
@@ -119,10 +130,11 @@ HRESULT Poller::refresh(JobState& js) {
     if (js.fresh) {
         CoTaskString name, owner;
         hr = js.job->GetDisplayName(name.put());
-        if (FAILED(hr)) return hr;
+        if (FAILED(hr))
+            return hr;
         js.name = name.get();
         hr = conn_.lacks_owner.load(std::memory_order_relaxed) ? E_NOTIMPL
-                                                                 : js.job->GetOwner(owner.put());
+                                                               : js.job->GetOwner(owner.put());
         if (SUCCEEDED(hr)) {
             js.owner = owner.get();
             js.has_owner = true;
@@ -135,26 +147,34 @@ HRESULT Poller::refresh(JobState& js) {
     BG_JOB_STATE state;
     BG_JOB_PROGRESS progress;
     hr = js.job->GetState(&state);
-    if (SUCCEEDED(hr)) hr = js.job->GetProgress(&progress);
-    if (FAILED(hr)) return hr;
+    if (SUCCEEDED(hr))
+        hr = js.job->GetProgress(&progress);
+    if (FAILED(hr))
+        return hr;
     js.changed = js.fresh || state != js.state || !same(progress, js.progress);
     js.state = state;
     js.progress = progress;
-    if (!js.changed) return S_OK;  // nothing moved: its files did not either
+    if (!js.changed)
+        return S_OK;  // nothing moved: its files did not either
     hr = conn_.lacks_times.load(std::memory_order_relaxed) ? E_NOTIMPL
                                                            : read_job_times(js.job.Get(), js.times);
-    if (hr == E_NOTIMPL) conn_.lacks_times.store(true, std::memory_order_relaxed);
-    else if (FAILED(hr)) return hr;
+    if (hr == E_NOTIMPL)
+        conn_.lacks_times.store(true, std::memory_order_relaxed);
+    else if (FAILED(hr))
+        return hr;
     js.has_times = SUCCEEDED(hr);
     const size_t known = js.files.size();
     for (size_t i = 0; i < known; ++i) {
-        if (js.files[i].final) continue;
+        if (js.files[i].final)
+            continue;
         hr = read_file(js.files[i]);
-        if (FAILED(hr)) return hr;
+        if (FAILED(hr))
+            return hr;
     }
     if (progress.FilesTotal > known) {
         hr = read_new_files(js);
-        if (FAILED(hr)) return hr;
+        if (FAILED(hr))
+            return hr;
     }
     js.fresh = false;
     return S_OK;
@@ -162,10 +182,12 @@ HRESULT Poller::refresh(JobState& js) {
 
 HRESULT Poller::poll(unsigned threads) {
     ComPtr<IBackgroundCopyManager> manager = conn_.manager();
-    if (!manager) return E_HANDLE;
+    if (!manager)
+        return E_HANDLE;
     std::vector<ComPtr<IBackgroundCopyJob>> listed;
     HRESULT hr = list_jobs(manager.Get(), all_users_, listed);
-    if (FAILED(hr)) return hr;
+    if (FAILED(hr))
+        return hr;
 
     // A job seen before comes back under the same proxy (one per remote object)...
     std::unordered_map<IBackgroundCopyJob*, size_t> by_pointer;
@@ -177,14 +199,17 @@ HRESULT Poller::poll(unsigned threads) {
     std::vector<std::unique_ptr<JobState>> next(listed.size());
     for (size_t i = 0; i < listed.size(); ++i) {
         auto it = by_pointer.find(listed[i].Get());
-        if (it != by_pointer.end() && jobs_[it->second]) next[i] = std::move(jobs_[it->second]);
+        if (it != by_pointer.end() && jobs_[it->second])
+            next[i] = std::move(jobs_[it->second]);
     }
     // ...or, where the server made a new object for it, is known by its id.
     for (size_t i = 0; i < listed.size(); ++i) {
-        if (next[i]) continue;
+        if (next[i])
+            continue;
         GUID id;
         hr = listed[i]->GetId(&id);
-        if (vanished(hr)) continue;
+        if (vanished(hr))
+            continue;
         if (FAILED(hr)) {
             jobs_.clear();  // the next poll starts cold
             return hr;
@@ -205,20 +230,26 @@ HRESULT Poller::poll(unsigned threads) {
         Poller* self;
         std::vector<std::unique_ptr<JobState>>* jobs;
     } ctx{this, &next};
-    hr = parallel_for(next.size(), threads, [](void* c, size_t i) -> HRESULT {
-        auto* cx = static_cast<Context*>(c);
-        JobState* js = (*cx->jobs)[i].get();
-        if (!js) return S_OK;
-        HRESULT r = cx->self->refresh(*js);
-        if (vanished(r)) {
-            js->vanished = true;
-            return S_OK;
-        }
-        return r;
-    }, &ctx);
-    if (FAILED(hr)) return hr;  // jobs_ is empty: the next poll starts cold
+    hr = parallel_for(
+        next.size(), threads,
+        [](void* c, size_t i) -> HRESULT {
+            auto* cx = static_cast<Context*>(c);
+            JobState* js = (*cx->jobs)[i].get();
+            if (!js)
+                return S_OK;
+            HRESULT r = cx->self->refresh(*js);
+            if (vanished(r)) {
+                js->vanished = true;
+                return S_OK;
+            }
+            return r;
+        },
+        &ctx);
+    if (FAILED(hr))
+        return hr;  // jobs_ is empty: the next poll starts cold
     for (auto& js : next)
-        if (js && !js->vanished) jobs_.push_back(std::move(js));
+        if (js && !js->vanished)
+            jobs_.push_back(std::move(js));
     return S_OK;
 }
 

@@ -28,8 +28,8 @@ struct JobState {
     bool has_times = false;
     JobTimes times;
     std::vector<FileState> files;
-    bool fresh = true;     // never read yet
-    bool changed = false;  // read again in the last poll
+    bool fresh = true;      // never read yet
+    bool changed = false;   // read again in the last poll
     bool vanished = false;  // left the queue while being read
 };
 

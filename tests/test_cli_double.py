@@ -7,8 +7,8 @@ import json
 import uuid
 
 import pytest
-
 from conftest import windows_only
+
 from winbits import _cli
 
 pytestmark = windows_only
@@ -23,10 +23,27 @@ def run(double, *argv):
 
 def test_list_json_has_exact_peer_numbers_and_shares(double):
     job = double.add_job("peers", state=6)
-    double.add_file(job, "http://h/a", "C:\\a", total=2**40, transferred=2**40, completed=True,
-                    from_peer=True, from_origin=2**40 - 2**38, from_peers=2**38)
-    double.add_file(job, "http://h/b", "C:\\b", total=100, transferred=100, completed=True,
-                    from_origin=100, from_peers=0)
+    double.add_file(
+        job,
+        "http://h/a",
+        "C:\\a",
+        total=2**40,
+        transferred=2**40,
+        completed=True,
+        from_peer=True,
+        from_origin=2**40 - 2**38,
+        from_peers=2**38,
+    )
+    double.add_file(
+        job,
+        "http://h/b",
+        "C:\\b",
+        total=100,
+        transferred=100,
+        completed=True,
+        from_origin=100,
+        from_peers=0,
+    )
     double.add_job("empty")
     unknown = double.add_job("sizing", state=1)
     double.add_file(unknown, "http://h/c", "C:\\c")  # BG_SIZE_UNKNOWN
@@ -44,8 +61,16 @@ def test_list_json_has_exact_peer_numbers_and_shares(double):
 
 def test_list_table_shows_the_peer_share(double):
     job = double.add_job("peers", state=6)
-    double.add_file(job, "http://h/a", "C:\\a", total=4096, transferred=4096, completed=True,
-                    from_origin=1024, from_peers=3072)
+    double.add_file(
+        job,
+        "http://h/a",
+        "C:\\a",
+        total=4096,
+        transferred=4096,
+        completed=True,
+        from_origin=1024,
+        from_peers=3072,
+    )
     code, out = run(double)
     assert code == 0
     file_line = out.splitlines()[2].split()
@@ -66,7 +91,8 @@ def test_all_users_without_admin_is_one_line_and_exit_1(double, capsys):
     assert (code, out) == (1, "")
     assert capsys.readouterr().err == (
         "winbits: every user's jobs can be read by an administrator only: "
-        "run from an elevated prompt\n")
+        "run from an elevated prompt\n"
+    )
 
 
 @pytest.mark.parametrize(("verb", "state"), [("cancel", 8), ("resume", 0), ("suspend", 3)])
@@ -87,8 +113,10 @@ def test_complete_reports_an_invalid_state(double, capsys):
     assert "0x80200002" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("text", "message"), [("zz", "not a job id"), ("abcd", "no job's id"),
-                                                 (str(uuid.UUID(int=7)), "no such job")])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("zz", "not a job id"), ("abcd", "no job's id"), (str(uuid.UUID(int=7)), "no such job")],
+)
 def test_unknown_ids(double, capsys, text, message):
     double.add_job("x")
     assert run(double, "cancel", text)[0] == 1
@@ -107,12 +135,16 @@ def test_export_writes_prometheus_text(double, tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
 
     job = double.add_job("j", state=2)
-    double.add_file(job, "http://h/a", "C:\\a", total=10, transferred=5, from_origin=4,
-                    from_peers=1)
+    double.add_file(
+        job, "http://h/a", "C:\\a", total=10, transferred=5, from_origin=4, from_peers=1
+    )
     path = tmp_path / "bits.prom"
     code, _ = run(double, "export", "--prometheus", str(path))
     assert code == 0
-    values = {(s.name, s.labels.get("file")): s.value
-              for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
+    values = {
+        (s.name, s.labels.get("file")): s.value
+        for f in text_string_to_metric_families(path.read_text())
+        for s in f.samples
+    }
     assert values[("bits_file_peer_bytes", "C:\\a")] == 1
     assert values[("bits_peer_share_ratio", None)] == 0.2

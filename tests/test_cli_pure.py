@@ -19,17 +19,23 @@ JOB_ID = uuid.UUID("9019f17c-1111-2222-3333-444455556666")
 
 
 def record(**over):
-    base = dict(
-        id=JOB_ID, name='upd "x" \\ y', owner="S-1-5-21-7", state=winbits.JobState.TRANSFERRING,
-        progress=JobProgress(None, 3072, 3, 1),
-        times=JobTimes(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-                       dt.datetime(2026, 1, 2, 3, 4, 6, 500000, tzinfo=UTC), None),
-        files=(
+    base = {
+        "id": JOB_ID,
+        "name": 'upd "x" \\ y',
+        "owner": "S-1-5-21-7",
+        "state": winbits.JobState.TRANSFERRING,
+        "progress": JobProgress(None, 3072, 3, 1),
+        "times": JobTimes(
+            dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            dt.datetime(2026, 1, 2, 3, 4, 6, 500000, tzinfo=UTC),
+            None,
+        ),
+        "files": (
             FileRecord("http://h/a", "C:\\a", FileProgress(2048, 2048, True), PeerStats(1536, 512)),
             FileRecord("http://h/b", "C:\\b", FileProgress(None, 1024, False), PeerStats(1024, 0)),
             FileRecord("http://h/c", "C:\\c", FileProgress(10, 0, False), None),
         ),
-    )
+    }
     base.update(over)
     return JobRecord(**base)
 
@@ -41,21 +47,49 @@ def snapshot(*jobs, added=(), changed=(), removed=()):
 def test_job_json_is_the_documented_shape():
     j = _cli.job_json(record())
     assert j == {
-        "id": str(JOB_ID), "name": 'upd "x" \\ y', "owner": "S-1-5-21-7", "state": "TRANSFERRING",
-        "bytes_total": None, "bytes_transferred": 3072, "percent": None,
-        "files_total": 3, "files_transferred": 1,
-        "created": "2026-01-02T03:04:05Z", "modified": "2026-01-02T03:04:06.500000Z",
+        "id": str(JOB_ID),
+        "name": 'upd "x" \\ y',
+        "owner": "S-1-5-21-7",
+        "state": "TRANSFERRING",
+        "bytes_total": None,
+        "bytes_transferred": 3072,
+        "percent": None,
+        "files_total": 3,
+        "files_transferred": 1,
+        "created": "2026-01-02T03:04:05Z",
+        "modified": "2026-01-02T03:04:06.500000Z",
         "transfer_completed": None,
         "files": [
-            {"remote_name": "http://h/a", "local_name": "C:\\a", "bytes_total": 2048,
-             "bytes_transferred": 2048, "completed": True, "from_origin": 1536, "from_peers": 512,
-             "peer_percent": 25.0},
-            {"remote_name": "http://h/b", "local_name": "C:\\b", "bytes_total": None,
-             "bytes_transferred": 1024, "completed": False, "from_origin": 1024, "from_peers": 0,
-             "peer_percent": 0.0},
-            {"remote_name": "http://h/c", "local_name": "C:\\c", "bytes_total": 10,
-             "bytes_transferred": 0, "completed": False, "from_origin": None, "from_peers": None,
-             "peer_percent": None},
+            {
+                "remote_name": "http://h/a",
+                "local_name": "C:\\a",
+                "bytes_total": 2048,
+                "bytes_transferred": 2048,
+                "completed": True,
+                "from_origin": 1536,
+                "from_peers": 512,
+                "peer_percent": 25.0,
+            },
+            {
+                "remote_name": "http://h/b",
+                "local_name": "C:\\b",
+                "bytes_total": None,
+                "bytes_transferred": 1024,
+                "completed": False,
+                "from_origin": 1024,
+                "from_peers": 0,
+                "peer_percent": 0.0,
+            },
+            {
+                "remote_name": "http://h/c",
+                "local_name": "C:\\c",
+                "bytes_total": 10,
+                "bytes_transferred": 0,
+                "completed": False,
+                "from_origin": None,
+                "from_peers": None,
+                "peer_percent": None,
+            },
         ],
     }
 
@@ -67,8 +101,9 @@ def test_json_of_a_job_without_files_or_times():
 
 def test_watch_json_line_holds_the_changes():
     other = uuid.UUID(int=5)
-    line = _cli.changes_json(snapshot(record(), added=[JOB_ID], removed=[other]),
-                             dt.datetime(2026, 1, 1, tzinfo=UTC))
+    line = _cli.changes_json(
+        snapshot(record(), added=[JOB_ID], removed=[other]), dt.datetime(2026, 1, 1, tzinfo=UTC)
+    )
     assert line["time"] == "2026-01-01T00:00:00Z"
     assert (line["added"], line["changed"], line["removed"]) == ([str(JOB_ID)], [], [str(other)])
     assert [j["id"] for j in line["jobs"]] == [str(JOB_ID)]
@@ -76,21 +111,53 @@ def test_watch_json_line_holds_the_changes():
 
 def test_table_rows_show_peer_columns_and_unknown_totals():
     lines = _cli.format_table([_cli.job_json(record())]).splitlines()
-    assert lines[1].split() == ['upd', '"x"', "\\", "y", "9019f17c", "TRANSFERRING", "S-1-5-21-7",
-                                "3.0", "KiB", "/", "?", "1/3"]
-    assert lines[2].split() == ["C:\\a", "2.0", "KiB", "/", "2.0", "KiB", "100.0%", "done",
-                                "1.5", "KiB", "512", "B", "25.0%"]
+    assert lines[1].split() == [
+        "upd",
+        '"x"',
+        "\\",
+        "y",
+        "9019f17c",
+        "TRANSFERRING",
+        "S-1-5-21-7",
+        "3.0",
+        "KiB",
+        "/",
+        "?",
+        "1/3",
+    ]
+    assert lines[2].split() == [
+        "C:\\a",
+        "2.0",
+        "KiB",
+        "/",
+        "2.0",
+        "KiB",
+        "100.0%",
+        "done",
+        "1.5",
+        "KiB",
+        "512",
+        "B",
+        "25.0%",
+    ]
     assert lines[3].split() == ["C:\\b", "1.0", "KiB", "/", "?", "1.0", "KiB", "0", "B", "0.0%"]
     assert lines[4].split() == ["C:\\c", "0", "B", "/", "10", "B", "0.0%"]
 
 
 def test_progress_line_and_durations():
     assert _cli.progress_line(1024, 4096, 512.0, width=8) == (
-        "[##......]  25.0%  1.0 KiB / 4.0 KiB  512 B/s  ETA 0:06")
+        "[##......]  25.0%  1.0 KiB / 4.0 KiB  512 B/s  ETA 0:06"
+    )
     assert _cli.progress_line(0, None, None, width=4) == "[????]     ?%  0 B / ?  ?/s  ETA --:--"
     assert _cli.progress_line(10, 10, None, width=2) == "[##] 100.0%  10 B / 10 B  ?/s  ETA 0:00"
     assert [_cli.format_duration(s) for s in (None, 0, 59.4, 61, 3725, float("inf"))] == [
-        "--:--", "0:00", "0:59", "1:01", "1:02:05", "--:--"]
+        "--:--",
+        "0:00",
+        "0:59",
+        "1:01",
+        "1:02:05",
+        "--:--",
+    ]
 
 
 def test_rate_is_over_a_recent_window():
@@ -110,7 +177,9 @@ def test_download_targets():
     assert plan(["http://h/a/x%20y.bin"], "C:\\dl") == [("http://h/a/x%20y.bin", "C:\\dl\\x y.bin")]
     assert plan(["http://h/x"], "C:\\out.bin") == [("http://h/x", "C:\\out.bin")]
     assert plan(["http://h/1/a", "http://h/2/b"], "C:\\dl") == [
-        ("http://h/1/a", "C:\\dl\\a"), ("http://h/2/b", "C:\\dl\\b")]
+        ("http://h/1/a", "C:\\dl\\a"),
+        ("http://h/2/b", "C:\\dl\\b"),
+    ]
     with pytest.raises(_cli.UsageError, match="existing directory"):
         plan(["http://h/a", "http://h/b"], "C:\\out.bin")
     with pytest.raises(_cli.UsageError, match="same file"):
@@ -130,9 +199,17 @@ def test_parsing_defaults_to_list():
     assert _cli.parse(["cancel", "9019f17c"]).id == "9019f17c"
 
 
-@pytest.mark.parametrize("argv", [["watch", "--interval", "0"], ["watch", "--interval", "x"],
-                                  ["download", "http://h/x"], ["cancel"], ["list", "--bogus"],
-                                  ["export"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["watch", "--interval", "0"],
+        ["watch", "--interval", "x"],
+        ["download", "http://h/x"],
+        ["cancel"],
+        ["list", "--bogus"],
+        ["export"],
+    ],
+)
 def test_usage_errors_exit_1_with_one_line(argv, capsys):
     assert _cli.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -159,18 +236,23 @@ def test_prometheus_text_parses_and_carries_the_numbers():
 
     from winbits._prometheus import registry_for
 
-    done = record(id=uuid.UUID(int=1), name="done", state=winbits.JobState.TRANSFERRED, files=(),
-                  progress=JobProgress(10, 10, 0, 0))
+    done = record(
+        id=uuid.UUID(int=1),
+        name="done",
+        state=winbits.JobState.TRANSFERRED,
+        files=(),
+        progress=JobProgress(10, 10, 0, 0),
+    )
     text = generate_latest(registry_for(snapshot(record(), done))).decode()
     samples = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     key = (("job_id", str(JOB_ID)), ("job_name", 'upd "x" \\ y'))
-    assert samples[("bits_job_state", tuple(sorted(key + (("state", "TRANSFERRING"),))))] == 1
+    assert samples[("bits_job_state", tuple(sorted((*key, ("state", "TRANSFERRING")))))] == 1
     assert ("bits_job_size_bytes", key) not in samples  # unknown: absent, not a made-up 0
     assert samples[("bits_job_transferred_bytes", key)] == 3072
-    assert samples[("bits_file_peer_bytes", tuple(sorted(key + (("file", "C:\\a"),))))] == 512
+    assert samples[("bits_file_peer_bytes", tuple(sorted((*key, ("file", "C:\\a")))))] == 512
     assert samples[("bits_jobs", (("state", "TRANSFERRED"),))] == 1
     assert samples[("bits_jobs", (("state", "ERROR"),))] == 0
     assert samples[("bits_origin_bytes", ())] == 2560

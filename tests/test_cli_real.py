@@ -10,18 +10,25 @@ import sys
 import uuid
 
 import pytest
+from conftest import skip_if_not_logged_on, windows_only
+from rangeserver import make_payload
 
 import winbits
-from conftest import windows_only
-from rangeserver import make_payload
 from winbits import _cli
 
 pytestmark = windows_only
 
 
 def winbits_cli(*argv, timeout=180):
-    return subprocess.run([sys.executable, "-m", "winbits", *argv], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-m", "winbits", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    skip_if_not_logged_on(r.stderr)
+    return r
 
 
 def leftovers(name):
@@ -60,8 +67,15 @@ def test_timeout_against_a_stalling_server_cancels(server, serve, tmp_path):
     name = f"winbits-cli {uuid.uuid4()}"
     server.stall.set()
     try:
-        r = winbits_cli("download", serve("stall.bin", make_payload(1_000_000)), str(dest),
-                        "--name", name, "--timeout", "3")
+        r = winbits_cli(
+            "download",
+            serve("stall.bin", make_payload(1_000_000)),
+            str(dest),
+            "--name",
+            name,
+            "--timeout",
+            "3",
+        )
     finally:
         server.stall.clear()
     assert r.returncode == 1
@@ -79,8 +93,10 @@ def test_ctrl_c_cancels_the_job(serve, tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_cli.time, "sleep", interrupted)
-    code = _cli.main(["download", serve("int.bin", make_payload(3_000_000)), str(dest),
-                      "--name", name], out=io.StringIO())
+    code = _cli.main(
+        ["download", serve("int.bin", make_payload(3_000_000)), str(dest), "--name", name],
+        out=io.StringIO(),
+    )
     assert code == 130
     assert not dest.exists()
     assert leftovers(name) == []
@@ -105,8 +121,12 @@ def test_export_writes_a_file_prometheus_parses(bits, tmp_path):
     r = winbits_cli("export", "--prometheus", str(path))
     assert r.returncode == 0, r.stderr
     samples = [s for f in text_string_to_metric_families(path.read_text()) for s in f.samples]
-    assert any(s.name == "bits_job_state" and s.labels["job_name"] == "winbits-cli export"
-               and s.labels["state"] == "SUSPENDED" for s in samples)
+    assert any(
+        s.name == "bits_job_state"
+        and s.labels["job_name"] == "winbits-cli export"
+        and s.labels["state"] == "SUSPENDED"
+        for s in samples
+    )
 
 
 @pytest.mark.parametrize("command", ["cancel", "complete"])
@@ -119,8 +139,15 @@ def test_a_verb_on_a_missing_job_is_one_line(command):
 def test_a_bits_error_is_shown_with_its_hresult_and_cancels(server, tmp_path):
     dest = tmp_path / "missing.bin"
     name = f"winbits-cli {uuid.uuid4()}"
-    r = winbits_cli("download", f"{server.base_url}/no-such-file.bin", str(dest), "--name", name,
-                    "--timeout", "120")
+    r = winbits_cli(
+        "download",
+        f"{server.base_url}/no-such-file.bin",
+        str(dest),
+        "--name",
+        name,
+        "--timeout",
+        "120",
+    )
     assert r.returncode == 1
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("winbits: download failed: ")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from conftest import windows_only
 
 import winbits
-from conftest import windows_only
 
 pytestmark = windows_only
 
@@ -38,8 +38,15 @@ def one_file_job(double, **file):
     [(0, 0), (2**32 + 5, 2**33 - 1), (2**64 - 1, 2**64 - 2), (123, 2**63)],
 )
 def test_peer_stats_come_back_exactly(double, manager, origin, peers):
-    one_file_job(double, total=origin + peers, transferred=origin + peers, completed=True,
-                 from_peer=peers > 0, from_origin=origin, from_peers=peers)
+    one_file_job(
+        double,
+        total=origin + peers,
+        transferred=origin + peers,
+        completed=True,
+        from_peer=peers > 0,
+        from_origin=origin,
+        from_peers=peers,
+    )
     (f,) = manager.jobs()[0].files()
     stats = f.peer_download_stats()
     assert stats == (origin, peers)
@@ -47,8 +54,9 @@ def test_peer_stats_come_back_exactly(double, manager, origin, peers):
     assert f.downloaded_from_peer is (peers > 0)
 
 
-@pytest.mark.parametrize(("level", "has_file3", "has_file4"), [(2, False, False), (3, True, False),
-                                                                (4, True, True)])
+@pytest.mark.parametrize(
+    ("level", "has_file3", "has_file4"), [(2, False, False), (3, True, False), (4, True, True)]
+)
 def test_absent_file3_and_file4_read_as_none(double, level, has_file3, has_file4):
     double.reset(file_level=level)
     one_file_job(double, from_peer=True, from_origin=7, from_peers=9)
@@ -85,10 +93,19 @@ def object_walk(manager):
     rows = []
     for job in manager.jobs():
         progress, state = job.progress, job.state
-        files = [(f.remote_name, f.local_name, f.progress, f.peer_download_stats())
-                 for f in job.files()]
-        rows.append({"id": job.id, "name": job.name, "owner": job.owner, "state": state,
-                     "progress": progress, "files": files})
+        files = [
+            (f.remote_name, f.local_name, f.progress, f.peer_download_stats()) for f in job.files()
+        ]
+        rows.append(
+            {
+                "id": job.id,
+                "name": job.name,
+                "owner": job.owner,
+                "state": state,
+                "progress": progress,
+                "files": files,
+            }
+        )
     return rows
 
 
@@ -101,26 +118,47 @@ def test_the_object_api_makes_one_call_per_property(double, manager):
     rows = object_walk(manager)
     assert [r["name"] for r in rows] == ["job0", "job1"]
     assert [len(r["files"]) for r in rows] == [3, 3]
-    per_job = ["Job.GetProgress", "Job.GetState", "Job.EnumFiles", "EnumFiles.Next", "Job.GetId",
-               "Job.GetDisplayName", "Job.GetOwner"]
-    per_file = ["File.GetProgress", "File.QueryInterface", "File.GetPeerDownloadStats",
-                "File.GetRemoteName", "File.GetLocalName"]
+    per_job = [
+        "Job.GetProgress",
+        "Job.GetState",
+        "Job.EnumFiles",
+        "EnumFiles.Next",
+        "Job.GetId",
+        "Job.GetDisplayName",
+        "Job.GetOwner",
+    ]
+    per_file = [
+        "File.GetProgress",
+        "File.QueryInterface",
+        "File.GetPeerDownloadStats",
+        "File.GetRemoteName",
+        "File.GetLocalName",
+    ]
     expected = {"Manager.EnumJobs": 1, "EnumJobs.Next": 1}
-    expected.update({name: 2 for name in per_job})
-    expected.update({name: 6 for name in per_file})
+    expected.update(dict.fromkeys(per_job, 2))
+    expected.update(dict.fromkeys(per_file, 6))
     assert double.calls() == expected
 
 
 def test_job_properties(double, manager):
-    job_id = double.add_job("props", state=2, description="d", owner="S-1-5-21-7", priority=1,
-                            times=(132223104000000000, 132223104000000000 + 10**7, 0))
+    job_id = double.add_job(
+        "props",
+        state=2,
+        description="d",
+        owner="S-1-5-21-7",
+        priority=1,
+        times=(132223104000000000, 132223104000000000 + 10**7, 0),
+    )
     double.add_file(job_id, "http://h/a", "C:\\a", total=100, transferred=40)
     double.add_file(job_id, "http://h/b", "C:\\b", total=50, transferred=50, completed=True)
     (job,) = manager.jobs()
     assert job.id == uuid.UUID(job_id)
     assert (job.name, job.description, job.owner) == ("props", "d", "S-1-5-21-7")
-    assert (job.state, job.priority, job.type) == (winbits.JobState.TRANSFERRING,
-                                                   winbits.JobPriority.HIGH, winbits.JobType.DOWNLOAD)
+    assert (job.state, job.priority, job.type) == (
+        winbits.JobState.TRANSFERRING,
+        winbits.JobPriority.HIGH,
+        winbits.JobType.DOWNLOAD,
+    )
     assert job.progress == (150, 90, 2, 1)
     assert job.times.created.isoformat() == "2020-01-01T00:00:00+00:00"
     assert job.times.modified.isoformat() == "2020-01-01T00:00:01+00:00"
@@ -167,7 +205,7 @@ def test_a_failing_call_raises_its_class_with_the_hresult(double, manager, hresu
     (job,) = manager.jobs()
     double.fail("Job.GetState", hresult)
     with pytest.raises(cls) as info:
-        job.state
+        _ = job.state
     assert type(info.value) is cls
     assert info.value.hresult == hresult
     assert str(info.value).endswith(f"(HRESULT 0x{hresult:08X})")
@@ -271,7 +309,7 @@ def test_a_closed_manager_refuses_its_objects(double):
     assert m.closed
     double.clear_calls()
     with pytest.raises(ValueError, match="closed"):
-        job.state
+        _ = job.state
     with pytest.raises(ValueError, match="closed"):
         m.jobs()
     assert double.calls() == {}

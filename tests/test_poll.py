@@ -5,19 +5,32 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from conftest import windows_only
 
 import winbits
-from conftest import windows_only
 
 pytestmark = windows_only
 
 BG_E_NOT_FOUND = 0x80200001
 RPC_S_SERVER_UNAVAILABLE = 0x800706BA
 
-PER_NEW_JOB = ["Job.GetId", "Job.GetDisplayName", "Job.GetOwner", "Job.GetState",
-               "Job.GetProgress", "Job.GetTimes", "Job.EnumFiles", "EnumFiles.Next"]
-PER_NEW_FILE = ["File.GetRemoteName", "File.GetLocalName", "File.GetProgress",
-                "File.QueryInterface", "File.GetPeerDownloadStats"]
+PER_NEW_JOB = [
+    "Job.GetId",
+    "Job.GetDisplayName",
+    "Job.GetOwner",
+    "Job.GetState",
+    "Job.GetProgress",
+    "Job.GetTimes",
+    "Job.EnumFiles",
+    "EnumFiles.Next",
+]
+PER_NEW_FILE = [
+    "File.GetRemoteName",
+    "File.GetLocalName",
+    "File.GetProgress",
+    "File.QueryInterface",
+    "File.GetPeerDownloadStats",
+]
 
 
 def fill(double, jobs=20, files=5):
@@ -26,9 +39,16 @@ def fill(double, jobs=20, files=5):
     for j in range(jobs):
         job = double.add_job(f"job{j}", state=2, owner=f"S-1-5-21-{j}")
         for i in range(files):
-            double.add_file(job, f"http://h/{j}/{i}", f"C:\\{j}_{i}", total=100,
-                            transferred=100 if i == files - 1 else 10 * i,
-                            completed=i == files - 1, from_origin=60 + i, from_peers=i)
+            double.add_file(
+                job,
+                f"http://h/{j}/{i}",
+                f"C:\\{j}_{i}",
+                total=100,
+                transferred=100 if i == files - 1 else 10 * i,
+                completed=i == files - 1,
+                from_origin=60 + i,
+                from_peers=i,
+            )
         ids.append(job)
     return ids
 
@@ -48,17 +68,21 @@ def test_cold_snapshot_of_20_jobs_by_5_files_makes_662_calls(double, bits):
     double.clear_calls()
     snap = bits.snapshot()
     expected = {"Manager.EnumJobs": 1, "EnumJobs.Next": 1}
-    expected.update({name: 20 for name in PER_NEW_JOB})
-    expected.update({name: 100 for name in PER_NEW_FILE})
+    expected.update(dict.fromkeys(PER_NEW_JOB, 20))
+    expected.update(dict.fromkeys(PER_NEW_FILE, 100))
     assert double.calls() == expected
     assert sum(expected.values()) == 662
     assert len(snap.jobs) == 20 and len(snap.added) == 20
     first = snap.jobs[0]
-    assert (first.name, first.owner, first.state) == ("job0", "S-1-5-21-0",
-                                                      winbits.JobState.TRANSFERRING)
+    assert (first.name, first.owner, first.state) == (
+        "job0",
+        "S-1-5-21-0",
+        winbits.JobState.TRANSFERRING,
+    )
     assert first.progress == (500, 160, 5, 1)  # 0 + 10 + 20 + 30 + 100
     assert first.files[1] == winbits.FileRecord(
-        "http://h/0/1", "C:\\0_1", winbits.FileProgress(100, 10, False), winbits.PeerStats(61, 1))
+        "http://h/0/1", "C:\\0_1", winbits.FileProgress(100, 10, False), winbits.PeerStats(61, 1)
+    )
 
 
 def test_a_repeat_poll_where_nothing_moved_makes_two_calls_per_job(double, bits):
@@ -67,11 +91,17 @@ def test_a_repeat_poll_where_nothing_moved_makes_two_calls_per_job(double, bits)
     first = poller.poll()
     double.clear_calls()
     again = poller.poll()
-    assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1,
-                              "Job.GetState": 20, "Job.GetProgress": 20}
+    assert double.calls() == {
+        "Manager.EnumJobs": 1,
+        "EnumJobs.Next": 1,
+        "Job.GetState": 20,
+        "Job.GetProgress": 20,
+    }
     assert again.jobs == first.jobs
     assert (again.added, again.changed, again.removed) == (frozenset(), frozenset(), frozenset())
-    assert all(a is b for a, b in zip(again.jobs, first.jobs))  # records reused, not rebuilt
+    assert all(
+        a is b for a, b in zip(again.jobs, first.jobs, strict=False)
+    )  # records reused, not rebuilt
 
 
 def test_a_server_with_new_objects_each_time_costs_one_getid_per_job(double):
@@ -82,8 +112,13 @@ def test_a_server_with_new_objects_each_time_costs_one_getid_per_job(double):
         poller.poll()
         double.clear_calls()
         assert poller.poll().changed == frozenset()
-        assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1, "Job.GetId": 3,
-                                  "Job.GetState": 3, "Job.GetProgress": 3}
+        assert double.calls() == {
+            "Manager.EnumJobs": 1,
+            "EnumJobs.Next": 1,
+            "Job.GetId": 3,
+            "Job.GetState": 3,
+            "Job.GetProgress": 3,
+        }
 
 
 def test_only_the_unfinished_files_of_a_job_that_moved_are_read(double, bits):
@@ -95,9 +130,15 @@ def test_only_the_unfinished_files_of_a_job_that_moved_are_read(double, bits):
     snap = poller.poll()
     # Job 1 moved: its times and its 3 unfinished files are read again (the 4th is
     # complete: final).
-    assert double.calls() == {"Manager.EnumJobs": 1, "EnumJobs.Next": 1, "Job.GetState": 3,
-                              "Job.GetProgress": 3, "Job.GetTimes": 1, "File.GetProgress": 3,
-                              "File.GetPeerDownloadStats": 3}
+    assert double.calls() == {
+        "Manager.EnumJobs": 1,
+        "EnumJobs.Next": 1,
+        "Job.GetState": 3,
+        "Job.GetProgress": 3,
+        "Job.GetTimes": 1,
+        "File.GetProgress": 3,
+        "File.GetPeerDownloadStats": 3,
+    }
     assert snap.changed == {uuid.UUID(ids[1])} and not snap.added and not snap.removed
     moved = snap.jobs[1]
     assert moved.progress.bytes_transferred == 70 + 10 + 20 + 100
@@ -194,12 +235,22 @@ def test_threads_read_the_same_snapshot(double, bits, threads):
 def test_snapshot_agrees_with_the_object_api(double, bits):
     fill(double, jobs=2, files=2)
     snap = bits.snapshot()
-    for record, job in zip(snap.jobs, bits.jobs()):
-        assert (record.id, record.name, record.owner, record.state, record.progress,
-                record.times) == (job.id, job.name, job.owner, job.state, job.progress, job.times)
-        for rf, f in zip(record.files, job.files()):
+    for record, job in zip(snap.jobs, bits.jobs(), strict=False):
+        assert (
+            record.id,
+            record.name,
+            record.owner,
+            record.state,
+            record.progress,
+            record.times,
+        ) == (job.id, job.name, job.owner, job.state, job.progress, job.times)
+        for rf, f in zip(record.files, job.files(), strict=False):
             assert (rf.remote_name, rf.local_name, rf.progress, rf.peer_stats) == (
-                f.remote_name, f.local_name, f.progress, f.peer_download_stats())
+                f.remote_name,
+                f.local_name,
+                f.progress,
+                f.peer_download_stats(),
+            )
 
 
 def test_bad_poller_arguments(double, bits):

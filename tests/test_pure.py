@@ -67,7 +67,9 @@ def test_sizes_and_times():
     assert size_or_none(2**64 - 2) == 2**64 - 2
     assert filetime_to_datetime(0) is None
     # 2020-01-01T00:00:00Z as FILETIME ticks
-    assert filetime_to_datetime(132223104000000000) == dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    assert filetime_to_datetime(132223104000000000) == dt.datetime(
+        2020, 1, 1, tzinfo=dt.timezone.utc
+    )
 
 
 def test_progress_and_peer_share():
@@ -81,28 +83,92 @@ def test_progress_and_peer_share():
 
 def test_format_bytes():
     assert [format_bytes(n) for n in (None, 0, 1023, 1024, 1536, 3_000_000, 2**64 - 1)] == [
-        "?", "0 B", "1023 B", "1.0 KiB", "1.5 KiB", "2.9 MiB", "16384.0 PiB"]
+        "?",
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 KiB",
+        "2.9 MiB",
+        "16384.0 PiB",
+    ]
 
 
 def test_table_shows_jobs_files_and_peer_columns():
-    jobs = [{
-        "id": "9019f17c-0000-0000-0000-000000000000", "name": "update", "state": "TRANSFERRING",
-        "owner": None, "bytes_total": 4096, "bytes_transferred": 1024, "files_total": 2,
-        "files_transferred": 1,
-        "files": [
-            {"remote_name": "http://h/a", "local_name": "C:\\a", "bytes_total": 2048,
-             "bytes_transferred": 2048, "completed": True, "from_origin": 1536, "from_peers": 512},
-            {"remote_name": "http://h/b", "local_name": "C:\\b", "bytes_total": None,
-             "bytes_transferred": 0, "completed": False, "from_origin": None, "from_peers": None},
-        ],
-    }]
+    jobs = [
+        {
+            "id": "9019f17c-0000-0000-0000-000000000000",
+            "name": "update",
+            "state": "TRANSFERRING",
+            "owner": None,
+            "bytes_total": 4096,
+            "bytes_transferred": 1024,
+            "files_total": 2,
+            "files_transferred": 1,
+            "files": [
+                {
+                    "remote_name": "http://h/a",
+                    "local_name": "C:\\a",
+                    "bytes_total": 2048,
+                    "bytes_transferred": 2048,
+                    "completed": True,
+                    "from_origin": 1536,
+                    "from_peers": 512,
+                },
+                {
+                    "remote_name": "http://h/b",
+                    "local_name": "C:\\b",
+                    "bytes_total": None,
+                    "bytes_transferred": 0,
+                    "completed": False,
+                    "from_origin": None,
+                    "from_peers": None,
+                },
+            ],
+        }
+    ]
     lines = format_table(jobs).splitlines()
-    assert lines[0].split() == ["NAME", "ID", "STATE", "OWNER", "BYTES", "%", "FILES", "FROM",
-                                "ORIGIN", "FROM", "PEERS", "PEER", "%"]
-    assert lines[1].split() == ["update", "9019f17c", "TRANSFERRING", "1.0", "KiB", "/", "4.0",
-                                "KiB", "25.0%", "1/2"]
-    assert lines[2].split() == ["C:\\a", "2.0", "KiB", "/", "2.0", "KiB", "100.0%", "done",
-                                "1.5", "KiB", "512", "B", "25.0%"]
+    assert lines[0].split() == [
+        "NAME",
+        "ID",
+        "STATE",
+        "OWNER",
+        "BYTES",
+        "%",
+        "FILES",
+        "FROM",
+        "ORIGIN",
+        "FROM",
+        "PEERS",
+        "PEER",
+        "%",
+    ]
+    assert lines[1].split() == [
+        "update",
+        "9019f17c",
+        "TRANSFERRING",
+        "1.0",
+        "KiB",
+        "/",
+        "4.0",
+        "KiB",
+        "25.0%",
+        "1/2",
+    ]
+    assert lines[2].split() == [
+        "C:\\a",
+        "2.0",
+        "KiB",
+        "/",
+        "2.0",
+        "KiB",
+        "100.0%",
+        "done",
+        "1.5",
+        "KiB",
+        "512",
+        "B",
+        "25.0%",
+    ]
     assert lines[3].split() == ["C:\\b", "0", "B", "/", "?"]
     assert format_table([]) == "No BITS jobs."
 
@@ -119,3 +185,13 @@ def test_public_names_are_exported():
     for name in winbits.__all__:
         assert getattr(winbits, name) is not None
     assert isinstance(winbits.__version__, str)
+
+
+def test_the_version_is_the_installed_wheels():
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("winbits")
+    except metadata.PackageNotFoundError:
+        pytest.skip("winbits runs from the source tree here, not from an installed wheel")
+    assert installed == winbits.__version__

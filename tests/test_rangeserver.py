@@ -35,10 +35,16 @@ def test_range_gives_206_and_exact_bytes(conn):
 
 
 def test_open_and_suffix_ranges(conn):
-    assert fetch(conn, "GET", "/r.bin", {"Range": "bytes=10200-"})[2] == (bytes(range(256)) * 40)[10200:]
+    assert (
+        fetch(conn, "GET", "/r.bin", {"Range": "bytes=10200-"})[2]
+        == (bytes(range(256)) * 40)[10200:]
+    )
     status, headers, body = fetch(conn, "GET", "/r.bin", {"Range": "bytes=-5"})
-    assert (status, headers["Content-Range"], body) == (206, "bytes 10235-10239/10240",
-                                                        (bytes(range(256)) * 40)[-5:])
+    assert (status, headers["Content-Range"], body) == (
+        206,
+        "bytes 10235-10239/10240",
+        (bytes(range(256)) * 40)[-5:],
+    )
 
 
 def test_bad_range_is_416_and_unknown_path_404(conn):

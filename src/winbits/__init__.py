@@ -11,6 +11,7 @@ through IBackgroundCopyFile4::GetPeerDownloadStats.
 ``import winbits`` works on any OS; calls need Windows (elsewhere NotSupportedError).
 """
 
+from ._api import File, Job, Manager, Poller, bits_version, connect
 from ._errors import (
     AccessDeniedError,
     BitsError,
@@ -33,7 +34,6 @@ from ._types import (
     PeerStats,
     Snapshot,
 )
-from ._api import File, Job, Manager, Poller, bits_version, connect
 
 __version__ = "0.1.0"
 

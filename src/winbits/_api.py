@@ -11,7 +11,7 @@ import os
 import sys
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import NotSupportedError, from_hresult
 from ._types import (
@@ -20,17 +20,20 @@ from ._types import (
     JobError,
     JobPriority,
     JobProgress,
+    JobRecord,
     JobState,
     JobTimes,
-    JobRecord,
     JobType,
     PeerStats,
     Snapshot,
     as_enum,
-    job_record,
     filetime_to_datetime,
+    job_record,
     size_or_none,
 )
+
+if TYPE_CHECKING:
+    from . import _native as native_types
 
 try:
     from . import _native
@@ -44,7 +47,7 @@ MAX_URL_LENGTH = 2200  # BITS refuses longer remote names (INTERNET_MAX_URL_LENG
 ERROR_NOT_SUPPORTED = 0x80070032
 
 
-def _require_native() -> Any:
+def _require_native() -> Any:  # the module; Any because it is absent off Windows
     if _native is None:
         raise NotSupportedError(
             ERROR_NOT_SUPPORTED,
@@ -73,7 +76,8 @@ def _text(value: object, what: str) -> str:
 def bits_version() -> tuple[int, int]:
     """(major, minor) of the BITS here: the newest per-version manager class that can
     be created (Windows 10 and 11: (10, 3); Wine registers only 1.0)."""
-    return tuple(_require_native().bits_version())  # type: ignore[return-value]
+    major, minor = _require_native().bits_version()
+    return (int(major), int(minor))
 
 
 def connect(clsid: uuid.UUID | str | None = None) -> Manager:
@@ -89,7 +93,7 @@ class Manager:
 
     __slots__ = ("_native",)
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: native_types.Manager) -> None:
         self._native = native
 
     def __enter__(self) -> Manager:
@@ -159,9 +163,9 @@ class Poller:
     the job's state or progress moved, and never reads a completed file's counters
     again. New and vanished jobs are always noticed."""
 
-    __slots__ = ("_native", "_threads", "_records")
+    __slots__ = ("_native", "_records", "_threads")
 
-    def __init__(self, native: Any, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, native: native_types.Poller, threads: int = DEFAULT_THREADS) -> None:
         if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 64:
             raise ValueError("threads must be an int from 1 to 64")
         self._native = native
@@ -192,9 +196,9 @@ class Job:
     """A BITS job. Properties are read live from BITS; None where this BITS does not
     implement them (E_NOTIMPL)."""
 
-    __slots__ = ("_native", "_id")
+    __slots__ = ("_id", "_native")
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: native_types.Job) -> None:
         self._native = native
         self._id: uuid.UUID | None = None
 
@@ -215,16 +219,17 @@ class Job:
 
     @property
     def name(self) -> str:
-        return self._native.name()  # type: ignore[no-any-return]
+        """The display name ("" where not implemented)."""
+        return self._native.name() or ""
 
     @property
     def description(self) -> str | None:
-        return self._native.description()  # type: ignore[no-any-return]
+        return self._native.description()
 
     @property
     def owner(self) -> str | None:
         """The owner's SID as a string; None where not implemented (Wine)."""
-        return self._native.owner()  # type: ignore[no-any-return]
+        return self._native.owner()
 
     @property
     def type(self) -> JobType | int | None:
@@ -233,7 +238,10 @@ class Job:
 
     @property
     def state(self) -> JobState | int:
-        return as_enum(JobState, self._native.state())
+        state = self._native.state()
+        if state is None:  # every BITS implements GetState; a server that does not is broken
+            raise NotSupportedError(0x80004001, "this BITS does not report job states")
+        return as_enum(JobState, state)
 
     @property
     def priority(self) -> JobPriority | int | None:
@@ -262,8 +270,15 @@ class Job:
             return None
         hresult, context, description, context_description, protocol, remote, local = e
         message = description or str(from_hresult(hresult).strerror)
-        return JobError(hresult, as_enum(ErrorContext, context), message,
-                        context_description, protocol, remote, local)
+        return JobError(
+            hresult,
+            as_enum(ErrorContext, context),
+            message,
+            context_description,
+            protocol,
+            remote,
+            local,
+        )
 
     def files(self) -> list[File]:
         return [File(f) for f in self._native.files()]
@@ -274,7 +289,9 @@ class Job:
         complete())."""
         _text(url, "url")
         if len(url) >= MAX_URL_LENGTH:
-            raise ValueError(f"url is {len(url)} characters; BITS takes fewer than {MAX_URL_LENGTH}")
+            raise ValueError(
+                f"url is {len(url)} characters; BITS takes fewer than {MAX_URL_LENGTH}"
+            )
         local = os.fspath(path)
         _text(local, "path")
         if not ntpath.isabs(local):
@@ -285,19 +302,19 @@ class Job:
 
     def resume(self) -> int:
         """Start or continue the transfer. Returns the HRESULT (0, or a BITS success code)."""
-        return self._native.resume()  # type: ignore[no-any-return]
+        return self._native.resume()
 
     def suspend(self) -> int:
-        return self._native.suspend()  # type: ignore[no-any-return]
+        return self._native.suspend()
 
     def cancel(self) -> int:
         """Cancel the job and delete its temporary files; it leaves the queue."""
-        return self._native.cancel()  # type: ignore[no-any-return]
+        return self._native.cancel()
 
     def complete(self) -> int:
         """Move the transferred files into place; the job leaves the queue. Returns the
         HRESULT: 0, or BG_S_PARTIAL_COMPLETE / BG_S_UNABLE_TO_DELETE_FILES."""
-        return self._native.complete()  # type: ignore[no-any-return]
+        return self._native.complete()
 
 
 class File:
@@ -305,7 +322,7 @@ class File:
 
     __slots__ = ("_native",)
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: native_types.File) -> None:
         self._native = native
 
     def __repr__(self) -> str:
@@ -313,22 +330,27 @@ class File:
 
     @property
     def remote_name(self) -> str:
-        return self._native.remote_name()  # type: ignore[no-any-return]
+        """The URL ("" where not implemented)."""
+        return self._native.remote_name() or ""
 
     @property
     def local_name(self) -> str:
-        return self._native.local_name()  # type: ignore[no-any-return]
+        """The local path ("" where not implemented)."""
+        return self._native.local_name() or ""
 
     @property
-    def progress(self) -> FileProgress:
-        total, done, completed = self._native.progress()
+    def progress(self) -> FileProgress | None:
+        p = self._native.progress()
+        if p is None:
+            return None
+        total, done, completed = p
         return FileProgress(size_or_none(total), done, completed)
 
     @property
     def downloaded_from_peer(self) -> bool | None:
         """True if any part came from a peer (IBackgroundCopyFile3); None where the
         BITS here lacks that interface."""
-        return self._native.downloaded_from_peer()  # type: ignore[no-any-return]
+        return self._native.downloaded_from_peer()
 
     def peer_download_stats(self) -> PeerStats | None:
         """Bytes from the origin server and from peers (IBackgroundCopyFile4), read

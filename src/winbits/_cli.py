@@ -29,8 +29,12 @@ from ._errors import AccessDeniedError, BitsError, JobNotFoundError, hresult_nam
 from ._types import JobRecord, JobState, Snapshot, percent
 
 COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
-VERBS = {"cancel": "cancelled", "complete": "completed", "resume": "resumed",
-         "suspend": "suspended"}
+VERBS = {
+    "cancel": "cancelled",
+    "complete": "completed",
+    "resume": "resumed",
+    "suspend": "suspended",
+}
 
 
 class UsageError(Exception):
@@ -79,7 +83,8 @@ def job_json(job: JobRecord) -> dict[str, Any]:
                 "completed": f.progress.completed,
                 "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
                 "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
-                "peer_percent": None if f.peer_stats is None
+                "peer_percent": None
+                if f.peer_stats is None
                 else _share(f.peer_stats.from_origin, f.peer_stats.from_peers),
             }
             for f in job.files
@@ -125,8 +130,18 @@ def format_percent(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}%"
 
 
-HEADERS = ("NAME", "ID", "STATE", "OWNER", "BYTES", "%", "FILES", "FROM ORIGIN", "FROM PEERS",
-           "PEER %")
+HEADERS = (
+    "NAME",
+    "ID",
+    "STATE",
+    "OWNER",
+    "BYTES",
+    "%",
+    "FILES",
+    "FROM ORIGIN",
+    "FROM PEERS",
+    "PEER %",
+)
 RIGHT = {"BYTES", "%", "FILES", "FROM ORIGIN", "FROM PEERS", "PEER %"}
 
 
@@ -135,24 +150,36 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for j in jobs:
         done, total = j["bytes_transferred"], j["bytes_total"]
-        rows.append((
-            j["name"], j["id"][:8], j["state"], j["owner"] or "",
-            f"{format_bytes(done)} / {format_bytes(total)}",
-            format_percent(percent(done, total)),
-            f"{j['files_transferred']}/{j['files_total']}",
-            "", "", "",
-        ))
+        rows.append(
+            (
+                j["name"],
+                j["id"][:8],
+                j["state"],
+                j["owner"] or "",
+                f"{format_bytes(done)} / {format_bytes(total)}",
+                format_percent(percent(done, total)),
+                f"{j['files_transferred']}/{j['files_total']}",
+                "",
+                "",
+                "",
+            )
+        )
         for f in j["files"]:
             origin, peers = f["from_origin"], f["from_peers"]
-            rows.append((
-                "  " + f["local_name"], "", "", "",
-                f"{format_bytes(f['bytes_transferred'])} / {format_bytes(f['bytes_total'])}",
-                format_percent(percent(f["bytes_transferred"], f["bytes_total"])),
-                "done" if f["completed"] else "",
-                "" if origin is None else format_bytes(origin),
-                "" if peers is None else format_bytes(peers),
-                format_percent(_share(origin, peers)),
-            ))
+            rows.append(
+                (
+                    "  " + f["local_name"],
+                    "",
+                    "",
+                    "",
+                    f"{format_bytes(f['bytes_transferred'])} / {format_bytes(f['bytes_total'])}",
+                    format_percent(percent(f["bytes_transferred"], f["bytes_total"])),
+                    "done" if f["completed"] else "",
+                    "" if origin is None else format_bytes(origin),
+                    "" if peers is None else format_bytes(peers),
+                    format_percent(_share(origin, peers)),
+                )
+            )
     return rows
 
 
@@ -163,7 +190,10 @@ def format_table(jobs: Sequence[dict[str, Any]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
     lines = []
     for r in rows:
-        cells = [c.rjust(w) if h in RIGHT else c.ljust(w) for c, w, h in zip(r, widths, HEADERS)]
+        cells = [
+            c.rjust(w) if h in RIGHT else c.ljust(w)
+            for c, w, h in zip(r, widths, HEADERS, strict=False)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -174,7 +204,7 @@ def format_table(jobs: Sequence[dict[str, Any]]) -> str:
 def format_duration(seconds: float | None) -> str:
     if seconds is None or math.isinf(seconds) or math.isnan(seconds) or seconds < 0:
         return "--:--"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rest = divmod(s, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02}:{s:02}" if h else f"{m}:{s:02}"
@@ -206,8 +236,10 @@ def progress_line(done: int, total: int | None, rate: float | None, width: int =
     else:
         bar, eta, pct = "?" * width, None, "    ?%"
     speed = "?" if rate is None else format_bytes(int(rate))
-    return (f"[{bar}] {pct}  {format_bytes(done)} / {format_bytes(total)}  "
-            f"{speed}/s  ETA {format_duration(eta)}")
+    return (
+        f"[{bar}] {pct}  {format_bytes(done)} / {format_bytes(total)}  "
+        f"{speed}/s  ETA {format_duration(eta)}"
+    )
 
 
 class ProgressDisplay:
@@ -239,8 +271,9 @@ def _url_basename(url: str) -> str:
     return name
 
 
-def plan_targets(urls: Sequence[str], dest: str, isdir: Callable[[str], bool],
-                 abspath: Callable[[str], str]) -> list[tuple[str, str]]:
+def plan_targets(
+    urls: Sequence[str], dest: str, isdir: Callable[[str], bool], abspath: Callable[[str], str]
+) -> list[tuple[str, str]]:
     """(url, absolute local path) for each URL: one URL to DEST, or into DEST when it is
     a directory; several URLs need DEST to be a directory."""
     if len(urls) > 1 and not isdir(dest):
@@ -330,7 +363,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                 done = p.bytes_transferred if p else 0
                 total = p.bytes_total if p else None
                 if total is None:  # some BITS (Wine) never total a job: its files know
-                    sizes = [f.progress.bytes_total for f in handles]
+                    fps = [f.progress for f in handles]
+                    sizes = [None if fp is None else fp.bytes_total for fp in fps]
                     total = None if None in sizes else sum(s for s in sizes if s is not None)
                 rate = meter.add(now, done)
                 if state == JobState.TRANSFERRED:  # the last line: the whole transfer's rate
@@ -343,8 +377,16 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                     raise UsageError(f"download did not finish in {args.timeout:g} s; cancelled")
                 progress.show(progress_line(done, total, rate), now)
                 time.sleep(0.2)
-            files = [(f.local_name, f.progress.bytes_transferred, f.peer_download_stats())
-                     for f in job.files()]
+            files = []
+            for f in job.files():
+                fp = f.progress
+                files.append(
+                    (
+                        f.local_name,
+                        0 if fp is None else fp.bytes_transferred,
+                        f.peer_download_stats(),
+                    )
+                )
             job.complete()
         except BaseException:
             try:
@@ -356,17 +398,22 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     origin = sum(s.from_origin for _, _, s in files if s is not None)
     peers = sum(s.from_peers for _, _, s in files if s is not None)
     total_bytes = sum(n for _, n, _ in files)
-    out.write(f"Downloaded {len(files)} file(s), {format_bytes(total_bytes)} in "
-              f"{format_duration(elapsed)}\n")
+    out.write(
+        f"Downloaded {len(files)} file(s), {format_bytes(total_bytes)} in "
+        f"{format_duration(elapsed)}\n"
+    )
     for name, size, _ in files:
         out.write(f"  {name}  {format_bytes(size)}\n")
     if any(s is None for _, _, s in files):
-        out.write("Bytes from origin / peers: not reported by this BITS "
-                  "(no IBackgroundCopyFile4)\n")
+        out.write(
+            "Bytes from origin / peers: not reported by this BITS (no IBackgroundCopyFile4)\n"
+        )
     else:
         share = _share(origin, peers)
-        out.write(f"Bytes from origin: {format_bytes(origin)}, from peers: "
-                  f"{format_bytes(peers)} (peer share {format_percent(share) or '0.0%'})\n")
+        out.write(
+            f"Bytes from origin: {format_bytes(origin)}, from peers: "
+            f"{format_bytes(peers)} (peer share {format_percent(share) or '0.0%'})\n"
+        )
     return 0
 
 
@@ -402,7 +449,9 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from ._prometheus import write_textfile
     except ImportError:
-        raise UsageError("export needs prometheus_client: pip install winbits[prometheus]") from None
+        raise UsageError(
+            "export needs prometheus_client: pip install winbits[prometheus]"
+        ) from None
 
     with _connect(args) as bits:
         poller = bits.poller(args.all_users)
@@ -436,11 +485,16 @@ def _positive(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--clsid", help="connect to another COM class (a test double)")
-    common.add_argument("--all-users", action="store_true",
-                        help="every user's jobs (needs an administrator)")
-    parser = _Parser(prog="winbits", description=(
-        "Windows BITS jobs and files, with bytes from origin and from peers (BranchCache). "
-        "Without a command: list."))
+    common.add_argument(
+        "--all-users", action="store_true", help="every user's jobs (needs an administrator)"
+    )
+    parser = _Parser(
+        prog="winbits",
+        description=(
+            "Windows BITS jobs and files, with bytes from origin and from peers (BranchCache). "
+            "Without a command: list."
+        ),
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", parents=[common], help="a table of jobs and their files")
@@ -453,10 +507,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=0, help="stop after this many polls")
     p.set_defaults(run=cmd_watch)
 
-    p = sub.add_parser("download", parents=[common], help="download URLs through BITS",
-                       description="Creates a BITS job, shows its progress, completes it and "
-                       "prints the bytes from origin and from peers. Ctrl-C, an error or "
-                       "--timeout cancel the job.")
+    p = sub.add_parser(
+        "download",
+        parents=[common],
+        help="download URLs through BITS",
+        description="Creates a BITS job, shows its progress, completes it and "
+        "prints the bytes from origin and from peers. Ctrl-C, an error or "
+        "--timeout cancel the job.",
+    )
     p.add_argument("paths", nargs="+", metavar="URL [URL ...] DEST")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.add_argument("--timeout", type=_positive, metavar="SECONDS")
@@ -468,12 +526,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id")
         p.set_defaults(run=cmd_verb)
 
-    p = sub.add_parser("export", parents=[common],
-                       help="write metrics for Prometheus (windows_exporter textfile collector)")
-    p.add_argument("--prometheus", required=True, metavar="FILE",
-                   help="the .prom file to write (atomically)")
-    p.add_argument("--interval", type=_positive, metavar="SECONDS",
-                   help="keep rewriting it every SECONDS")
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write metrics for Prometheus (windows_exporter textfile collector)",
+    )
+    p.add_argument(
+        "--prometheus", required=True, metavar="FILE", help="the .prom file to write (atomically)"
+    )
+    p.add_argument(
+        "--interval", type=_positive, metavar="SECONDS", help="keep rewriting it every SECONDS"
+    )
     p.add_argument("--count", type=int, default=0, help="with --interval: stop after N writes")
     p.set_defaults(run=cmd_export)
     return parser
@@ -497,8 +560,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 1
     except AccessDeniedError as e:
         if args is not None and getattr(args, "all_users", False):
-            print("winbits: every user's jobs can be read by an administrator only: "
-                  "run from an elevated prompt", file=sys.stderr)
+            print(
+                "winbits: every user's jobs can be read by an administrator only: "
+                "run from an elevated prompt",
+                file=sys.stderr,
+            )
         else:
             print(f"winbits: {e}", file=sys.stderr)
         return 1
@@ -511,4 +577,3 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("winbits: interrupted", file=sys.stderr)
         return 130
-

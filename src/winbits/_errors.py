@@ -9,12 +9,12 @@ from __future__ import annotations
 import errno
 
 __all__ = [
-    "BitsError",
-    "JobNotFoundError",
     "AccessDeniedError",
+    "BitsError",
+    "InvalidStateError",
+    "JobNotFoundError",
     "NotSupportedError",
     "ServiceUnavailableError",
-    "InvalidStateError",
     "from_hresult",
     "hresult_name",
 ]
@@ -73,8 +73,8 @@ class BitsError(OSError):
     def __str__(self) -> str:
         return f"{self.strerror} (HRESULT 0x{self.hresult:08X})"
 
-    def __reduce__(self):  # type: ignore[override]
-        return (type(self), (self.hresult, self.strerror))
+    def __reduce__(self) -> tuple[type[BitsError], tuple[int, str]]:
+        return (type(self), (self.hresult, str(self.strerror)))
 
 
 class JobNotFoundError(BitsError):

@@ -24,18 +24,23 @@ class _SnapshotCollector:
 
     def collect(self) -> Iterator[Metric]:
         jobs = self.snap.jobs
-        state = GaugeMetricFamily("bits_job_state", "1 for the job's current BITS state",
-                                  labels=[*JOB, "state"])
-        size = GaugeMetricFamily("bits_job_size_bytes", "Bytes to transfer (absent while unknown)",
-                                 labels=JOB)
+        state = GaugeMetricFamily(
+            "bits_job_state", "1 for the job's current BITS state", labels=[*JOB, "state"]
+        )
+        size = GaugeMetricFamily(
+            "bits_job_size_bytes", "Bytes to transfer (absent while unknown)", labels=JOB
+        )
         done = GaugeMetricFamily("bits_job_transferred_bytes", "Bytes transferred", labels=JOB)
         files = GaugeMetricFamily("bits_job_files", "Files in the job", labels=JOB)
-        files_done = GaugeMetricFamily("bits_job_files_transferred", "Files transferred",
-                                       labels=JOB)
-        origin = GaugeMetricFamily("bits_file_origin_bytes",
-                                   "Bytes of the file from the origin server", labels=FILE)
-        peers = GaugeMetricFamily("bits_file_peer_bytes",
-                                  "Bytes of the file from peers (BranchCache)", labels=FILE)
+        files_done = GaugeMetricFamily(
+            "bits_job_files_transferred", "Files transferred", labels=JOB
+        )
+        origin = GaugeMetricFamily(
+            "bits_file_origin_bytes", "Bytes of the file from the origin server", labels=FILE
+        )
+        peers = GaugeMetricFamily(
+            "bits_file_peer_bytes", "Bytes of the file from peers (BranchCache)", labels=FILE
+        )
         counts = {s.name: 0 for s in JobState}
         origin_sum = peers_sum = 0
         reported = False
@@ -61,16 +66,21 @@ class _SnapshotCollector:
         for name, n in counts.items():
             by_state.add_metric([name], n)
         yield from (by_state, state, size, done, files, files_done, origin, peers)
-        yield GaugeMetricFamily("bits_peer_stats_reported",
-                                "1 if this BITS reports bytes from peers (IBackgroundCopyFile4)",
-                                value=1 if reported else 0)
-        yield GaugeMetricFamily("bits_origin_bytes", "Bytes from origin servers, all files",
-                                value=origin_sum)
+        yield GaugeMetricFamily(
+            "bits_peer_stats_reported",
+            "1 if this BITS reports bytes from peers (IBackgroundCopyFile4)",
+            value=1 if reported else 0,
+        )
+        yield GaugeMetricFamily(
+            "bits_origin_bytes", "Bytes from origin servers, all files", value=origin_sum
+        )
         yield GaugeMetricFamily("bits_peer_bytes", "Bytes from peers, all files", value=peers_sum)
         if origin_sum + peers_sum:
-            yield GaugeMetricFamily("bits_peer_share_ratio",
-                                    "Share of downloaded bytes that came from peers (0 to 1)",
-                                    value=peers_sum / (origin_sum + peers_sum))
+            yield GaugeMetricFamily(
+                "bits_peer_share_ratio",
+                "Share of downloaded bytes that came from peers (0 to 1)",
+                value=peers_sum / (origin_sum + peers_sum),
+            )
 
 
 def registry_for(snap: Snapshot) -> CollectorRegistry:

@@ -194,8 +194,12 @@ def job_record(raw: tuple) -> JobRecord:  # type: ignore[type-arg]
         JobProgress(size_or_none(bt), btr, ft, ftr),
         None if times is None else JobTimes(*map(filetime_to_datetime, times)),
         tuple(
-            FileRecord(remote, local, FileProgress(size_or_none(total), done, completed),
-                       None if stats is None else PeerStats(*stats))
+            FileRecord(
+                remote,
+                local,
+                FileProgress(size_or_none(total), done, completed),
+                None if stats is None else PeerStats(*stats),
+            )
             for remote, local, total, done, completed, stats in files
         ),
     )

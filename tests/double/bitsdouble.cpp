@@ -18,8 +18,8 @@
 namespace {
 
 // {6E1B1D0A-8F0C-4D57-9C1E-2B5B1F7A9D31}
-constexpr GUID kClsidDouble = {0x6e1b1d0a, 0x8f0c, 0x4d57,
-                               {0x9c, 0x1e, 0x2b, 0x5b, 0x1f, 0x7a, 0x9d, 0x31}};
+constexpr GUID kClsidDouble = {
+    0x6e1b1d0a, 0x8f0c, 0x4d57, {0x9c, 0x1e, 0x2b, 0x5b, 0x1f, 0x7a, 0x9d, 0x31}};
 
 // --- The world the test describes -----------------------------------------------------
 
@@ -56,7 +56,7 @@ std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
 int g_file_level = 4;  // the highest IBackgroundCopyFileN this "server" implements
 bool g_admin = false;
-bool g_stable_identity = true;  // hand out the same job object in every enumeration
+bool g_stable_identity = true;    // hand out the same job object in every enumeration
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
 std::atomic<long> g_live{0};
 std::atomic<long> g_strings{0};  // strings handed out (CoTaskMemAlloc) so far
@@ -69,7 +69,8 @@ struct Locked {
 // Every counted method starts here: one more call to `method`, and the fault set for it.
 void delay() {
     long us = g_delay_us.load();
-    if (us <= 0) return;
+    if (us <= 0)
+        return;
     if (us >= 1000) {
         Sleep(static_cast<DWORD>(us / 1000));  // blocks like a real round trip
         return;
@@ -107,7 +108,8 @@ HRESULT enter(Counter& counter) {
         auto it = g_faults.find(counter.name);
         if (it != g_faults.end()) {
             hr = it->second.hr;
-            if (it->second.remaining > 0 && --it->second.remaining == 0) g_faults.erase(it);
+            if (it->second.remaining > 0 && --it->second.remaining == 0)
+                g_faults.erase(it);
         }
         g_any_fault = !g_faults.empty();
     }
@@ -115,18 +117,21 @@ HRESULT enter(Counter& counter) {
     return hr;
 }
 
-#define ENTER(name)                                             \
-    do {                                                        \
-        static Counter* counter_ = register_counter(name);      \
-        HRESULT fault_ = enter(*counter_);                      \
-        if (FAILED(fault_)) return fault_;                      \
+#define ENTER(name)                                        \
+    do {                                                   \
+        static Counter* counter_ = register_counter(name); \
+        HRESULT fault_ = enter(*counter_);                 \
+        if (FAILED(fault_))                                \
+            return fault_;                                 \
     } while (0)
 
 HRESULT out_string(const std::wstring& s, LPWSTR* out) {
-    if (!out) return E_POINTER;
+    if (!out)
+        return E_POINTER;
     size_t bytes = (s.size() + 1) * sizeof(wchar_t);
     *out = static_cast<LPWSTR>(CoTaskMemAlloc(bytes));
-    if (!*out) return E_OUTOFMEMORY;
+    if (!*out)
+        return E_OUTOFMEMORY;
     memcpy(*out, s.c_str(), bytes);
     ++g_strings;
     return S_OK;
@@ -142,7 +147,8 @@ public:
     ULONG STDMETHODCALLTYPE AddRef() override { return ++refs_; }
     ULONG STDMETHODCALLTYPE Release() override {
         ULONG r = --refs_;
-        if (r == 0) delete this;
+        if (r == 0)
+            delete this;
         return r;
     }
 
@@ -151,7 +157,8 @@ protected:
     bool try_addref() {
         ULONG n = refs_.load();
         while (n != 0)
-            if (refs_.compare_exchange_weak(n, n + 1)) return true;
+            if (refs_.compare_exchange_weak(n, n + 1))
+                return true;
         return false;
     }
     std::atomic<ULONG> refs_{1};
@@ -159,19 +166,23 @@ protected:
     // Answers IUnknown and the interfaces in iids (all of them implemented by this).
     HRESULT query(Counter* counter, REFIID riid, void** out,
                   std::initializer_list<const IID*> iids) {
-        if (!out) return E_POINTER;
+        if (!out)
+            return E_POINTER;
         *out = nullptr;
         if (counter) {
             HRESULT fault = enter(*counter);
-            if (FAILED(fault)) return fault;
+            if (FAILED(fault))
+                return fault;
         }
         if (riid == __uuidof(IUnknown)) {
             *out = static_cast<IUnknown*>(this);
         } else {
             for (const IID* iid : iids)
-                if (riid == *iid) *out = static_cast<I*>(this);
+                if (riid == *iid)
+                    *out = static_cast<I*>(this);
         }
-        if (!*out) return E_NOINTERFACE;
+        if (!*out)
+            return E_NOINTERFACE;
         AddRef();
         return S_OK;
     }
@@ -188,13 +199,17 @@ public:
         static const IID* const levels[] = {
             &__uuidof(IBackgroundCopyFile), &__uuidof(IBackgroundCopyFile2),
             &__uuidof(IBackgroundCopyFile3), &__uuidof(IBackgroundCopyFile4)};
-        if (!out) return E_POINTER;
+        if (!out)
+            return E_POINTER;
         *out = nullptr;
         ENTER("File.QueryInterface");
-        if (riid == __uuidof(IUnknown)) *out = static_cast<IUnknown*>(this);
+        if (riid == __uuidof(IUnknown))
+            *out = static_cast<IUnknown*>(this);
         for (int i = 0; i < g_file_level; ++i)
-            if (riid == *levels[i]) *out = static_cast<IBackgroundCopyFile4*>(this);
-        if (!*out) return E_NOINTERFACE;
+            if (riid == *levels[i])
+                *out = static_cast<IBackgroundCopyFile4*>(this);
+        if (!*out)
+            return E_NOINTERFACE;
         AddRef();
         return S_OK;
     }
@@ -250,21 +265,24 @@ public:
     Enumerator(Counter* next, Counter* count, std::vector<Item*> items)
         : next_(next), count_(count), items_(std::move(items)) {}
     ~Enumerator() override {
-        for (Item* i : items_) i->Release();
+        for (Item* i : items_)
+            i->Release();
     }
     HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
         return this->query(nullptr, riid, out, {&__uuidof(Enum)});
     }
     HRESULT STDMETHODCALLTYPE Next(ULONG celt, Item** out, ULONG* fetched) override {
         HRESULT fault = enter(*next_);
-        if (FAILED(fault)) return fault;
+        if (FAILED(fault))
+            return fault;
         ULONG n = 0;
         while (n < celt && pos_ < items_.size()) {
             out[n] = items_[pos_++];
             out[n]->AddRef();
             ++n;
         }
-        if (fetched) *fetched = n;
+        if (fetched)
+            *fetched = n;
         return n == celt ? S_OK : S_FALSE;
     }
     HRESULT STDMETHODCALLTYPE Skip(ULONG celt) override {
@@ -278,7 +296,8 @@ public:
     HRESULT STDMETHODCALLTYPE Clone(Enum**) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE GetCount(ULONG* count) override {
         HRESULT fault = enter(*count_);
-        if (FAILED(fault)) return fault;
+        if (FAILED(fault))
+            return fault;
         *count = static_cast<ULONG>(items_.size());
         return S_OK;
     }
@@ -310,7 +329,8 @@ public:
     HRESULT STDMETHODCALLTYPE GetFile(IBackgroundCopyFile** out) override {
         ENTER("Error.GetFile");
         Locked l;
-        if (job_->error_file < 0) return static_cast<HRESULT>(0x80200013);  // BG_E_FILE_NOT_AVAILABLE
+        if (job_->error_file < 0)
+            return static_cast<HRESULT>(0x80200013);  // BG_E_FILE_NOT_AVAILABLE
         *out = new File(job_, static_cast<size_t>(job_->error_file));
         return S_OK;
     }
@@ -339,7 +359,8 @@ public:
         if (g_stable_identity && data->object && static_cast<Job*>(data->object)->try_addref())
             return data->object;
         Job* j = new Job(data);
-        if (g_stable_identity) data->object = j;
+        if (g_stable_identity)
+            data->object = j;
         return j;
     }
     ULONG STDMETHODCALLTYPE Release() override {
@@ -347,7 +368,8 @@ public:
         if (r == 0) {
             {
                 Locked l;
-                if (data_->object == this) data_->object = nullptr;
+                if (data_->object == this)
+                    data_->object = nullptr;
             }
             delete this;
         }
@@ -364,117 +386,143 @@ private:
 public:
 // A counted job method over the job's data, under the lock; a job out of the queue is
 // not found, as with BITS.
-#define JOB_METHOD(name, ...)                         \
-    {                                                 \
-        ENTER("Job." name);                           \
-        Locked l;                                     \
-        if (data_->gone) return winbits::kBgNotFound; \
-        __VA_ARGS__                                   \
+#define JOB_METHOD(name, ...)            \
+    {                                    \
+        ENTER("Job." name);              \
+        Locked l;                        \
+        if (data_->gone)                 \
+            return winbits::kBgNotFound; \
+        __VA_ARGS__                      \
     }
     HRESULT STDMETHODCALLTYPE AddFileSet(ULONG, BG_FILE_INFO*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE AddFile(LPCWSTR url, LPCWSTR local) override JOB_METHOD("AddFile", {
-        if (data_->state != BG_JOB_STATE_SUSPENDED && data_->state != BG_JOB_STATE_QUEUED)
-            return winbits::kBgInvalidState;
-        FileData f;
-        f.remote = url;
-        f.local = local;
-        data_->files.push_back(f);
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE EnumFiles(IEnumBackgroundCopyFiles** out) override JOB_METHOD("EnumFiles", {
-        std::vector<IBackgroundCopyFile*> files;
-        for (size_t i = 0; i < data_->files.size(); ++i) files.push_back(new File(data_, i));
-        static Counter* next = register_counter("EnumFiles.Next");
-        static Counter* count = register_counter("EnumFiles.GetCount");
-        *out = new FileEnum(next, count, std::move(files));
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE Suspend() override JOB_METHOD("Suspend", {
-        data_->state = BG_JOB_STATE_SUSPENDED;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE Resume() override JOB_METHOD("Resume", {
-        if (data_->files.empty()) return winbits::kBgEmpty;
-        if (data_->state == BG_JOB_STATE_SUSPENDED) data_->state = BG_JOB_STATE_QUEUED;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE Cancel() override JOB_METHOD("Cancel", {
-        data_->state = BG_JOB_STATE_CANCELLED;
-        data_->gone = true;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE Complete() override JOB_METHOD("Complete", {
-        if (data_->state != BG_JOB_STATE_TRANSFERRED) return winbits::kBgInvalidState;
-        data_->state = BG_JOB_STATE_ACKNOWLEDGED;
-        data_->gone = true;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetId(GUID* v) override JOB_METHOD("GetId", {
-        *v = data_->id;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetType(BG_JOB_TYPE* v) override JOB_METHOD("GetType", {
-        *v = data_->type;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetProgress(BG_JOB_PROGRESS* p) override JOB_METHOD("GetProgress", {
-        // Summed from the files, as BITS does; unknown while any file's size is.
-        *p = BG_JOB_PROGRESS{};
-        for (const FileData& f : data_->files) {
-            if (f.total == winbits::kSizeUnknown || p->BytesTotal == winbits::kSizeUnknown)
-                p->BytesTotal = winbits::kSizeUnknown;
-            else
-                p->BytesTotal += f.total;
-            p->BytesTransferred += f.transferred;
-            p->FilesTransferred += f.completed ? 1 : 0;
-        }
-        p->FilesTotal = static_cast<ULONG>(data_->files.size());
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetTimes(BG_JOB_TIMES* t) override JOB_METHOD("GetTimes", {
-        FILETIME* ft[3] = {&t->CreationTime, &t->ModificationTime, &t->TransferCompletionTime};
-        for (int i = 0; i < 3; ++i) {
-            ft[i]->dwLowDateTime = static_cast<DWORD>(data_->times[i]);
-            ft[i]->dwHighDateTime = static_cast<DWORD>(data_->times[i] >> 32);
-        }
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetState(BG_JOB_STATE* v) override JOB_METHOD("GetState", {
-        *v = data_->state;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetError(IBackgroundCopyError** out) override JOB_METHOD("GetError", {
-        if (data_->error == S_OK) return winbits::kBgErrorInformationUnavailable;
-        *out = new Error(data_);
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetOwner(LPWSTR* v) override JOB_METHOD("GetOwner", {
-        return out_string(data_->owner, v);
-    })
-    HRESULT STDMETHODCALLTYPE SetDisplayName(LPCWSTR v) override JOB_METHOD("SetDisplayName", {
-        data_->name = v;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetDisplayName(LPWSTR* v) override JOB_METHOD("GetDisplayName", {
-        return out_string(data_->name, v);
-    })
-    HRESULT STDMETHODCALLTYPE SetDescription(LPCWSTR v) override JOB_METHOD("SetDescription", {
-        data_->description = v;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetDescription(LPWSTR* v) override JOB_METHOD("GetDescription", {
-        return out_string(data_->description, v);
-    })
-    HRESULT STDMETHODCALLTYPE SetPriority(BG_JOB_PRIORITY v) override JOB_METHOD("SetPriority", {
-        data_->priority = v;
-        return S_OK;
-    })
-    HRESULT STDMETHODCALLTYPE GetPriority(BG_JOB_PRIORITY* v) override JOB_METHOD("GetPriority", {
-        *v = data_->priority;
-        return S_OK;
-    })
+    HRESULT STDMETHODCALLTYPE AddFile(LPCWSTR url, LPCWSTR local) override
+        JOB_METHOD("AddFile",
+                   {
+                       if (data_->state != BG_JOB_STATE_SUSPENDED &&
+                           data_->state != BG_JOB_STATE_QUEUED)
+                           return winbits::kBgInvalidState;
+                       FileData f;
+                       f.remote = url;
+                       f.local = local;
+                       data_->files.push_back(f);
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE EnumFiles(IEnumBackgroundCopyFiles** out) override
+        JOB_METHOD("EnumFiles",
+                   {
+                       std::vector<IBackgroundCopyFile*> files;
+                       for (size_t i = 0; i < data_->files.size(); ++i)
+                           files.push_back(new File(data_, i));
+                       static Counter* next = register_counter("EnumFiles.Next");
+                       static Counter* count = register_counter("EnumFiles.GetCount");
+                       *out = new FileEnum(next, count, std::move(files));
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE Suspend() override
+        JOB_METHOD("Suspend",
+                   {
+                       data_->state = BG_JOB_STATE_SUSPENDED;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE Resume() override
+        JOB_METHOD("Resume",
+                   {
+                       if (data_->files.empty())
+                           return winbits::kBgEmpty;
+                       if (data_->state == BG_JOB_STATE_SUSPENDED)
+                           data_->state = BG_JOB_STATE_QUEUED;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE Cancel() override
+        JOB_METHOD("Cancel",
+                   {
+                       data_->state = BG_JOB_STATE_CANCELLED;
+                       data_->gone = true;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE Complete() override
+        JOB_METHOD("Complete",
+                   {
+                       if (data_->state != BG_JOB_STATE_TRANSFERRED)
+                           return winbits::kBgInvalidState;
+                       data_->state = BG_JOB_STATE_ACKNOWLEDGED;
+                       data_->gone = true;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetId(GUID* v) override
+        JOB_METHOD("GetId",
+                   {
+                       *v = data_->id;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetType(BG_JOB_TYPE* v) override
+        JOB_METHOD("GetType",
+                   {
+                       *v = data_->type;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetProgress(BG_JOB_PROGRESS* p) override
+        JOB_METHOD("GetProgress",
+                   {
+                       // Summed from the files, as BITS does; unknown while any file's size is.
+                       *p = BG_JOB_PROGRESS{};
+                       for (const FileData& f : data_->files) {
+                           if (f.total == winbits::kSizeUnknown ||
+                               p->BytesTotal == winbits::kSizeUnknown)
+                               p->BytesTotal = winbits::kSizeUnknown;
+                           else
+                               p->BytesTotal += f.total;
+                           p->BytesTransferred += f.transferred;
+                           p->FilesTransferred += f.completed ? 1 : 0;
+                       }
+                       p->FilesTotal = static_cast<ULONG>(data_->files.size());
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetTimes(BG_JOB_TIMES* t) override
+        JOB_METHOD("GetTimes",
+                   {
+                       FILETIME* ft[3] = {&t->CreationTime, &t->ModificationTime,
+                                          &t->TransferCompletionTime};
+                       for (int i = 0; i < 3; ++i) {
+                           ft[i]->dwLowDateTime = static_cast<DWORD>(data_->times[i]);
+                           ft[i]->dwHighDateTime = static_cast<DWORD>(data_->times[i] >> 32);
+                       }
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetState(BG_JOB_STATE* v) override
+        JOB_METHOD("GetState",
+                   {
+                       *v = data_->state;
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetError(IBackgroundCopyError** out) override
+        JOB_METHOD("GetError",
+                   {
+                       if (data_->error == S_OK)
+                           return winbits::kBgErrorInformationUnavailable;
+                       *out = new Error(data_);
+                       return S_OK;
+                   }) HRESULT STDMETHODCALLTYPE GetOwner(LPWSTR* v) override
+        JOB_METHOD("GetOwner", { return out_string(data_->owner, v); }) HRESULT STDMETHODCALLTYPE
+        SetDisplayName(LPCWSTR v) override JOB_METHOD("SetDisplayName",
+                                                      {
+                                                          data_->name = v;
+                                                          return S_OK;
+                                                      }) HRESULT STDMETHODCALLTYPE
+        GetDisplayName(LPWSTR* v) override
+        JOB_METHOD("GetDisplayName",
+                   { return out_string(data_->name, v); }) HRESULT STDMETHODCALLTYPE
+        SetDescription(LPCWSTR v) override JOB_METHOD("SetDescription",
+                                                      {
+                                                          data_->description = v;
+                                                          return S_OK;
+                                                      }) HRESULT STDMETHODCALLTYPE
+        GetDescription(LPWSTR* v) override
+        JOB_METHOD("GetDescription",
+                   { return out_string(data_->description, v); }) HRESULT STDMETHODCALLTYPE
+        SetPriority(BG_JOB_PRIORITY v) override JOB_METHOD("SetPriority",
+                                                           {
+                                                               data_->priority = v;
+                                                               return S_OK;
+                                                           }) HRESULT STDMETHODCALLTYPE
+        GetPriority(BG_JOB_PRIORITY* v) override JOB_METHOD("GetPriority",
+                                                            {
+                                                                *v = data_->priority;
+                                                                return S_OK;
+                                                            })
 #undef JOB_METHOD
-    HRESULT STDMETHODCALLTYPE SetNotifyFlags(ULONG) override { return E_NOTIMPL; }
+            HRESULT STDMETHODCALLTYPE SetNotifyFlags(ULONG) override {
+        return E_NOTIMPL;
+    }
     HRESULT STDMETHODCALLTYPE GetNotifyFlags(ULONG*) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE SetNotifyInterface(IUnknown*) override {
         ENTER("Job.SetNotifyInterface");  // counted: winbits must never call it on others' jobs
@@ -486,7 +534,8 @@ public:
     HRESULT STDMETHODCALLTYPE SetNoProgressTimeout(ULONG) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE GetNoProgressTimeout(ULONG*) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE GetErrorCount(ULONG*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetProxySettings(BG_JOB_PROXY_USAGE, const WCHAR*, const WCHAR*) override {
+    HRESULT STDMETHODCALLTYPE SetProxySettings(BG_JOB_PROXY_USAGE, const WCHAR*,
+                                               const WCHAR*) override {
         return E_NOTIMPL;
     }
     HRESULT STDMETHODCALLTYPE GetProxySettings(BG_JOB_PROXY_USAGE*, LPWSTR*, LPWSTR*) override {
@@ -532,10 +581,12 @@ public:
     HRESULT STDMETHODCALLTYPE EnumJobs(DWORD flags, IEnumBackgroundCopyJobs** out) override {
         ENTER("Manager.EnumJobs");
         Locked l;
-        if ((flags & BG_JOB_ENUM_ALL_USERS) && !g_admin) return E_ACCESSDENIED;
+        if ((flags & BG_JOB_ENUM_ALL_USERS) && !g_admin)
+            return E_ACCESSDENIED;
         std::vector<IBackgroundCopyJob*> jobs;
         for (auto& job : g_jobs)
-            if (!job->gone) jobs.push_back(Job::of(job));
+            if (!job->gone)
+                jobs.push_back(Job::of(job));
         static Counter* next = register_counter("EnumJobs.Next");
         static Counter* count = register_counter("EnumJobs.GetCount");
         *out = new JobEnum(next, count, std::move(jobs));
@@ -543,7 +594,8 @@ public:
     }
     HRESULT STDMETHODCALLTYPE GetErrorDescription(HRESULT hr, DWORD, LPWSTR* out) override {
         ENTER("Manager.GetErrorDescription");
-        if (hr == winbits::kBgNotFound) return out_string(L"The requested job was not found.\r\n", out);
+        if (hr == winbits::kBgNotFound)
+            return out_string(L"The requested job was not found.\r\n", out);
         return E_NOTIMPL;  // others fall back to the system message table
     }
 };
@@ -562,10 +614,12 @@ public:
     ULONG STDMETHODCALLTYPE Release() override { return 1; }
     HRESULT STDMETHODCALLTYPE CreateInstance(IUnknown* outer, REFIID riid, void** out) override {
         *out = nullptr;
-        if (outer) return CLASS_E_NOAGGREGATION;
+        if (outer)
+            return CLASS_E_NOAGGREGATION;
         static Counter* counter = register_counter("Factory.CreateInstance");
         HRESULT hr = enter(*counter);
-        if (FAILED(hr)) return hr;
+        if (FAILED(hr))
+            return hr;
         Manager* m = new Manager();
         hr = m->QueryInterface(riid, out);
         m->Release();
@@ -584,7 +638,8 @@ DWORD WINAPI registrar(void* ready) {
     HRESULT hr = CoRegisterClassObject(kClsidDouble, &g_factory, CLSCTX_INPROC_SERVER,
                                        REGCLS_MULTIPLEUSE, &cookie);
     *static_cast<HRESULT*>(ready) = hr;
-    for (;;) Sleep(INFINITE);
+    for (;;)
+        Sleep(INFINITE);
 }
 
 // --- Python interface for the tests ---------------------------------------------------
@@ -594,20 +649,24 @@ PyObject* py_register(PyObject*, PyObject*) {
     if (result == E_PENDING) {
         HRESULT ready = E_PENDING;
         HANDLE t = CreateThread(nullptr, 0, registrar, &ready, 0, nullptr);
-        if (!t) return PyErr_SetFromWindowsErr(0);
+        if (!t)
+            return PyErr_SetFromWindowsErr(0);
         CloseHandle(t);
         Py_BEGIN_ALLOW_THREADS
-        while (*static_cast<volatile HRESULT*>(&ready) == E_PENDING) Sleep(1);
+        while (*static_cast<volatile HRESULT*>(&ready) == E_PENDING)
+            Sleep(1);
         Py_END_ALLOW_THREADS
         result = ready;
     }
-    if (FAILED(result)) return PyErr_Format(PyExc_OSError, "CoRegisterClassObject: 0x%08lX", result);
+    if (FAILED(result))
+        return PyErr_Format(PyExc_OSError, "CoRegisterClassObject: 0x%08lX", result);
     Py_RETURN_NONE;
 }
 
 bool parse_guid(PyObject* text, GUID* out) {
     wchar_t* w = PyUnicode_AsWideCharString(text, nullptr);
-    if (!w) return false;
+    if (!w)
+        return false;
     HRESULT hr = CLSIDFromString(w, out);
     PyMem_Free(w);
     if (FAILED(hr)) {
@@ -638,10 +697,12 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippl", const_cast<char**>(names), &level, &admin,
                                      &stable, &delay_us))
         return nullptr;
-    if (level < 1 || level > 4) return PyErr_Format(PyExc_ValueError, "file_level 1..4");
+    if (level < 1 || level > 4)
+        return PyErr_Format(PyExc_ValueError, "file_level 1..4");
     Locked l;
     g_jobs.clear();
-    for (Counter* c = g_counters.load(); c; c = c->next) c->calls = 0;
+    for (Counter* c = g_counters.load(); c; c = c->next)
+        c->calls = 0;
     g_faults.clear();
     g_any_fault = false;
     g_file_level = level;
@@ -654,21 +715,23 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
 
 std::shared_ptr<JobData> find(const GUID& id) {
     for (auto& j : g_jobs)
-        if (j->id == id) return j;
+        if (j->id == id)
+            return j;
     return nullptr;
 }
 
 PyObject* py_add_job(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"name", "state", "description", "owner", "priority", "type",
-                                  "times", "error", "error_context", "error_file", nullptr};
+    static const char* names[] = {"name",          "state",      "description", "owner",
+                                  "priority",      "type",       "times",       "error",
+                                  "error_context", "error_file", nullptr};
     PyObject *name, *description = nullptr, *owner = nullptr;
     int state = BG_JOB_STATE_SUSPENDED, priority = BG_JOB_PRIORITY_NORMAL, type = 0;
     unsigned long long t0 = 0, t1 = 0, t2 = 0;
     unsigned long error = 0;
     int context = 0, error_file = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|iUUii(KKK)kii", const_cast<char**>(names),
-                                     &name, &state, &description, &owner, &priority, &type, &t0,
-                                     &t1, &t2, &error, &context, &error_file))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "U|iUUii(KKK)kii", const_cast<char**>(names), &name,
+                                     &state, &description, &owner, &priority, &type, &t0, &t1, &t2,
+                                     &error, &context, &error_file))
         return nullptr;
     auto job = std::make_shared<JobData>();
     CoCreateGuid(&job->id);
@@ -690,17 +753,19 @@ PyObject* py_add_job(PyObject*, PyObject* args, PyObject* kw) {
 }
 
 PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"job", "remote", "local", "total", "transferred", "completed",
-                                  "from_peer", "from_origin", "from_peers", nullptr};
+    static const char* names[] = {"job",         "remote",    "local",     "total",
+                                  "transferred", "completed", "from_peer", "from_origin",
+                                  "from_peers",  nullptr};
     PyObject *job_id, *remote, *local;
     unsigned long long total = winbits::kSizeUnknown, transferred = 0, origin = 0, peers = 0;
     int completed = 0, from_peer = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "UUU|KKppKK", const_cast<char**>(names), &job_id,
-                                     &remote, &local, &total, &transferred, &completed,
-                                     &from_peer, &origin, &peers))
+                                     &remote, &local, &total, &transferred, &completed, &from_peer,
+                                     &origin, &peers))
         return nullptr;
     GUID id;
-    if (!parse_guid(job_id, &id)) return nullptr;
+    if (!parse_guid(job_id, &id))
+        return nullptr;
     FileData f;
     f.remote = wide(remote);
     f.local = wide(local);
@@ -712,7 +777,8 @@ PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
     f.from_peers = peers;
     Locked l;
     auto job = find(id);
-    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    if (!job)
+        return PyErr_Format(PyExc_KeyError, "no such job");
     job->files.push_back(f);
     Py_RETURN_NONE;
 }
@@ -720,24 +786,30 @@ PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
 PyObject* py_set_state(PyObject*, PyObject* args) {
     PyObject* job_id;
     int state;
-    if (!PyArg_ParseTuple(args, "Ui", &job_id, &state)) return nullptr;
+    if (!PyArg_ParseTuple(args, "Ui", &job_id, &state))
+        return nullptr;
     GUID id;
-    if (!parse_guid(job_id, &id)) return nullptr;
+    if (!parse_guid(job_id, &id))
+        return nullptr;
     Locked l;
     auto job = find(id);
-    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    if (!job)
+        return PyErr_Format(PyExc_KeyError, "no such job");
     job->state = static_cast<BG_JOB_STATE>(state);
     Py_RETURN_NONE;
 }
 
 PyObject* py_job_state(PyObject*, PyObject* args) {
     PyObject* job_id;
-    if (!PyArg_ParseTuple(args, "U", &job_id)) return nullptr;
+    if (!PyArg_ParseTuple(args, "U", &job_id))
+        return nullptr;
     GUID id;
-    if (!parse_guid(job_id, &id)) return nullptr;
+    if (!parse_guid(job_id, &id))
+        return nullptr;
     Locked l;
     auto job = find(id);
-    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    if (!job)
+        return PyErr_Format(PyExc_KeyError, "no such job");
     return Py_BuildValue("(iO)", job->state, job->gone ? Py_True : Py_False);
 }
 
@@ -746,7 +818,8 @@ PyObject* py_fail(PyObject*, PyObject* args, PyObject* kw) {
     const char* method;
     unsigned long hr;
     long times = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sk|l", const_cast<char**>(names), &method, &hr, &times))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sk|l", const_cast<char**>(names), &method, &hr,
+                                     &times))
         return nullptr;
     Locked l;
     g_faults[method] = Fault{static_cast<HRESULT>(hr), times};
@@ -759,9 +832,11 @@ PyObject* py_fail(PyObject*, PyObject* args, PyObject* kw) {
 PyObject* py_file4_pointer(PyObject*, PyObject* args) {
     PyObject* job_id;
     Py_ssize_t index;
-    if (!PyArg_ParseTuple(args, "Un", &job_id, &index)) return nullptr;
+    if (!PyArg_ParseTuple(args, "Un", &job_id, &index))
+        return nullptr;
     GUID id;
-    if (!parse_guid(job_id, &id)) return nullptr;
+    if (!parse_guid(job_id, &id))
+        return nullptr;
     Locked l;
     auto job = find(id);
     if (!job || index < 0 || static_cast<size_t>(index) >= job->files.size())
@@ -772,15 +847,16 @@ PyObject* py_file4_pointer(PyObject*, PyObject* args) {
 
 PyObject* py_release_pointer(PyObject*, PyObject* arg) {
     auto* p = static_cast<IUnknown*>(PyLong_AsVoidPtr(arg));
-    if (!p) return nullptr;
+    if (!p)
+        return nullptr;
     p->Release();
     Py_RETURN_NONE;
 }
 
 // Updates a file's counters, as a transfer would.
 PyObject* py_set_file(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"job", "index", "transferred", "completed", "from_origin",
-                                  "from_peers", "total", nullptr};
+    static const char* names[] = {"job",         "index",      "transferred", "completed",
+                                  "from_origin", "from_peers", "total",       nullptr};
     PyObject* job_id;
     Py_ssize_t index;
     unsigned long long transferred, origin = 0, peers = 0, total = 0;
@@ -792,11 +868,13 @@ PyObject* py_set_file(PyObject*, PyObject* args, PyObject* kw) {
         return nullptr;
     if (total_obj) {
         total = PyLong_AsUnsignedLongLong(total_obj);
-        if (PyErr_Occurred()) return nullptr;
+        if (PyErr_Occurred())
+            return nullptr;
         has_total = 1;
     }
     GUID id;
-    if (!parse_guid(job_id, &id)) return nullptr;
+    if (!parse_guid(job_id, &id))
+        return nullptr;
     Locked l;
     auto job = find(id);
     if (!job || index < 0 || static_cast<size_t>(index) >= job->files.size())
@@ -806,29 +884,35 @@ PyObject* py_set_file(PyObject*, PyObject* args, PyObject* kw) {
     f.completed = completed != 0;
     f.from_origin = origin;
     f.from_peers = peers;
-    if (has_total) f.total = total;
+    if (has_total)
+        f.total = total;
     Py_RETURN_NONE;
 }
 
 // Takes a job out of the queue behind winbits' back, as another program would.
 PyObject* py_remove_job(PyObject*, PyObject* args) {
     PyObject* job_id;
-    if (!PyArg_ParseTuple(args, "U", &job_id)) return nullptr;
+    if (!PyArg_ParseTuple(args, "U", &job_id))
+        return nullptr;
     GUID id;
-    if (!parse_guid(job_id, &id)) return nullptr;
+    if (!parse_guid(job_id, &id))
+        return nullptr;
     Locked l;
     auto job = find(id);
-    if (!job) return PyErr_Format(PyExc_KeyError, "no such job");
+    if (!job)
+        return PyErr_Format(PyExc_KeyError, "no such job");
     job->gone = true;
     Py_RETURN_NONE;
 }
 
 PyObject* py_calls(PyObject*, PyObject*) {
     PyObject* d = PyDict_New();
-    if (!d) return nullptr;
+    if (!d)
+        return nullptr;
     for (Counter* c = g_counters.load(); c; c = c->next) {
         long count = c->calls.load();
-        if (count == 0) continue;
+        if (count == 0)
+            continue;
         PyObject* v = PyLong_FromLong(count);
         if (!v || PyDict_SetItemString(d, c->name, v) < 0) {
             Py_XDECREF(v);
@@ -841,13 +925,18 @@ PyObject* py_calls(PyObject*, PyObject*) {
 }
 
 PyObject* py_clear_calls(PyObject*, PyObject*) {
-    for (Counter* c = g_counters.load(); c; c = c->next) c->calls = 0;
+    for (Counter* c = g_counters.load(); c; c = c->next)
+        c->calls = 0;
     Py_RETURN_NONE;
 }
 
-PyObject* py_live(PyObject*, PyObject*) { return PyLong_FromLong(g_live.load()); }
+PyObject* py_live(PyObject*, PyObject*) {
+    return PyLong_FromLong(g_live.load());
+}
 
-PyObject* py_clsid(PyObject*, PyObject*) { return guid_str(kClsidDouble); }
+PyObject* py_clsid(PyObject*, PyObject*) {
+    return guid_str(kClsidDouble);
+}
 
 PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
@@ -874,9 +963,18 @@ PyMethodDef methods[] = {
 };
 
 PyModuleDef_Slot slots[] = {{0, nullptr}};
-PyModuleDef def = {PyModuleDef_HEAD_INIT, "_bitsdouble", "BITS test double.", 0, methods, slots,
-                   nullptr, nullptr, nullptr};
+PyModuleDef def = {PyModuleDef_HEAD_INIT,
+                   "_bitsdouble",
+                   "BITS test double.",
+                   0,
+                   methods,
+                   slots,
+                   nullptr,
+                   nullptr,
+                   nullptr};
 
 }  // namespace
 
-PyMODINIT_FUNC PyInit__bitsdouble(void) { return PyModuleDef_Init(&def); }
+PyMODINIT_FUNC PyInit__bitsdouble(void) {
+    return PyModuleDef_Init(&def);
+}
