@@ -401,13 +401,18 @@ void job_dealloc(PyObject* self) {
     free_object(self);
 }
 
-using JobStringGetter = HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*)(LPWSTR*);
-
-PyObject* job_string(PyObject* self, JobStringGetter get) {
-    JobObject* j = as_job(self);
+// A string property of a job or file: iface->get(&out), the CoTaskMem string freed.
+template <class I>
+PyObject* string_property(PyObject* self, ManagerObject* m, I* iface,
+                          HRESULT (STDMETHODCALLTYPE I::*get)(LPWSTR*)) {
     return read_property<CoTaskString>(
-        self, j->manager, [&](CoTaskString& s) { return (j->job->*get)(s.put()); },
+        self, m, [&](CoTaskString& s) { return (iface->*get)(s.put()); },
         [](CoTaskString& s) { return to_py(s.get()); });
+}
+
+PyObject* job_string(PyObject* self,
+                     HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*get)(LPWSTR*)) {
+    return string_property(self, as_job(self)->manager, as_job(self)->job, get);
 }
 
 PyObject* job_name(PyObject* self, PyObject*) {
@@ -595,20 +600,13 @@ void file_dealloc(PyObject* self) {
     free_object(self);
 }
 
-using FileStringGetter = HRESULT (STDMETHODCALLTYPE IBackgroundCopyFile::*)(LPWSTR*);
-
-PyObject* file_string(PyObject* self, FileStringGetter get) {
-    FileObject* f = as_file(self);
-    return read_property<CoTaskString>(
-        self, f->manager, [&](CoTaskString& s) { return (f->handle->file()->*get)(s.put()); },
-        [](CoTaskString& s) { return to_py(s.get()); });
-}
-
 PyObject* file_remote_name(PyObject* self, PyObject*) {
-    return file_string(self, &IBackgroundCopyFile::GetRemoteName);
+    return string_property(self, as_file(self)->manager, as_file(self)->handle->file(),
+                           &IBackgroundCopyFile::GetRemoteName);
 }
 PyObject* file_local_name(PyObject* self, PyObject*) {
-    return file_string(self, &IBackgroundCopyFile::GetLocalName);
+    return string_property(self, as_file(self)->manager, as_file(self)->handle->file(),
+                           &IBackgroundCopyFile::GetLocalName);
 }
 
 PyObject* file_progress(PyObject* self, PyObject*) {

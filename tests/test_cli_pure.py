@@ -144,6 +144,18 @@ def test_table_rows_show_peer_columns_and_unknown_totals():
     assert lines[4].split() == ["C:\\c", "0", "B", "/", "10", "B", "0.0%"]
 
 
+def test_format_bytes():
+    assert [_cli.format_bytes(n) for n in (None, 0, 1023, 1024, 1536, 3_000_000, 2**64 - 1)] == [
+        "?",
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 KiB",
+        "2.9 MiB",
+        "16384.0 PiB",
+    ]
+
+
 def test_progress_line_and_durations():
     assert _cli.progress_line(1024, 4096, 512.0, width=8) == (
         "[##......]  25.0%  1.0 KiB / 4.0 KiB  512 B/s  ETA 0:06"

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 import winbits
-from winbits._cli import format_bytes, format_table
 from winbits._errors import from_hresult, hresult_name
 from winbits._types import SIZE_UNKNOWN, filetime_to_datetime, size_or_none
 
@@ -79,98 +78,6 @@ def test_progress_and_peer_share():
     assert winbits.PeerStats(0, 0).peer_share is None
     assert winbits.PeerStats(300, 100).peer_share == 25.0
     assert winbits.JobState.CANCELLED.is_final and not winbits.JobState.TRANSFERRED.is_final
-
-
-def test_format_bytes():
-    assert [format_bytes(n) for n in (None, 0, 1023, 1024, 1536, 3_000_000, 2**64 - 1)] == [
-        "?",
-        "0 B",
-        "1023 B",
-        "1.0 KiB",
-        "1.5 KiB",
-        "2.9 MiB",
-        "16384.0 PiB",
-    ]
-
-
-def test_table_shows_jobs_files_and_peer_columns():
-    jobs = [
-        {
-            "id": "9019f17c-0000-0000-0000-000000000000",
-            "name": "update",
-            "state": "TRANSFERRING",
-            "owner": None,
-            "bytes_total": 4096,
-            "bytes_transferred": 1024,
-            "files_total": 2,
-            "files_transferred": 1,
-            "files": [
-                {
-                    "remote_name": "http://h/a",
-                    "local_name": "C:\\a",
-                    "bytes_total": 2048,
-                    "bytes_transferred": 2048,
-                    "completed": True,
-                    "from_origin": 1536,
-                    "from_peers": 512,
-                },
-                {
-                    "remote_name": "http://h/b",
-                    "local_name": "C:\\b",
-                    "bytes_total": None,
-                    "bytes_transferred": 0,
-                    "completed": False,
-                    "from_origin": None,
-                    "from_peers": None,
-                },
-            ],
-        }
-    ]
-    lines = format_table(jobs).splitlines()
-    assert lines[0].split() == [
-        "NAME",
-        "ID",
-        "STATE",
-        "OWNER",
-        "BYTES",
-        "%",
-        "FILES",
-        "FROM",
-        "ORIGIN",
-        "FROM",
-        "PEERS",
-        "PEER",
-        "%",
-    ]
-    assert lines[1].split() == [
-        "update",
-        "9019f17c",
-        "TRANSFERRING",
-        "1.0",
-        "KiB",
-        "/",
-        "4.0",
-        "KiB",
-        "25.0%",
-        "1/2",
-    ]
-    assert lines[2].split() == [
-        "C:\\a",
-        "2.0",
-        "KiB",
-        "/",
-        "2.0",
-        "KiB",
-        "100.0%",
-        "done",
-        "1.5",
-        "KiB",
-        "512",
-        "B",
-        "25.0%",
-    ]
-    assert lines[3].split() == ["C:\\b", "0", "B", "/", "?"]
-    assert format_table([]) == "No BITS jobs."
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the off-Windows error")

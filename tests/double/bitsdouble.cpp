@@ -720,6 +720,17 @@ std::shared_ptr<JobData> find(const GUID& id) {
     return nullptr;
 }
 
+// The job a GUID string names, or null with ValueError or KeyError set. Call with g_lock held.
+std::shared_ptr<JobData> job_arg(PyObject* text) {
+    GUID id;
+    if (!parse_guid(text, &id))
+        return nullptr;
+    auto job = find(id);
+    if (!job)
+        PyErr_SetString(PyExc_KeyError, "no such job");
+    return job;
+}
+
 PyObject* py_add_job(PyObject*, PyObject* args, PyObject* kw) {
     static const char* names[] = {"name",          "state",      "description", "owner",
                                   "priority",      "type",       "times",       "error",
@@ -763,9 +774,6 @@ PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
                                      &remote, &local, &total, &transferred, &completed, &from_peer,
                                      &origin, &peers))
         return nullptr;
-    GUID id;
-    if (!parse_guid(job_id, &id))
-        return nullptr;
     FileData f;
     f.remote = wide(remote);
     f.local = wide(local);
@@ -776,9 +784,9 @@ PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
     f.from_origin = origin;
     f.from_peers = peers;
     Locked l;
-    auto job = find(id);
+    auto job = job_arg(job_id);
     if (!job)
-        return PyErr_Format(PyExc_KeyError, "no such job");
+        return nullptr;
     job->files.push_back(f);
     Py_RETURN_NONE;
 }
@@ -788,13 +796,10 @@ PyObject* py_set_state(PyObject*, PyObject* args) {
     int state;
     if (!PyArg_ParseTuple(args, "Ui", &job_id, &state))
         return nullptr;
-    GUID id;
-    if (!parse_guid(job_id, &id))
-        return nullptr;
     Locked l;
-    auto job = find(id);
+    auto job = job_arg(job_id);
     if (!job)
-        return PyErr_Format(PyExc_KeyError, "no such job");
+        return nullptr;
     job->state = static_cast<BG_JOB_STATE>(state);
     Py_RETURN_NONE;
 }
@@ -803,13 +808,10 @@ PyObject* py_job_state(PyObject*, PyObject* args) {
     PyObject* job_id;
     if (!PyArg_ParseTuple(args, "U", &job_id))
         return nullptr;
-    GUID id;
-    if (!parse_guid(job_id, &id))
-        return nullptr;
     Locked l;
-    auto job = find(id);
+    auto job = job_arg(job_id);
     if (!job)
-        return PyErr_Format(PyExc_KeyError, "no such job");
+        return nullptr;
     return Py_BuildValue("(iO)", job->state, job->gone ? Py_True : Py_False);
 }
 
@@ -834,12 +836,11 @@ PyObject* py_file4_pointer(PyObject*, PyObject* args) {
     Py_ssize_t index;
     if (!PyArg_ParseTuple(args, "Un", &job_id, &index))
         return nullptr;
-    GUID id;
-    if (!parse_guid(job_id, &id))
-        return nullptr;
     Locked l;
-    auto job = find(id);
-    if (!job || index < 0 || static_cast<size_t>(index) >= job->files.size())
+    auto job = job_arg(job_id);
+    if (!job)
+        return nullptr;
+    if (index < 0 || static_cast<size_t>(index) >= job->files.size())
         return PyErr_Format(PyExc_KeyError, "no such file");
     IBackgroundCopyFile4* f = new File(job, static_cast<size_t>(index));
     return PyLong_FromVoidPtr(f);
@@ -872,12 +873,11 @@ PyObject* py_set_file(PyObject*, PyObject* args, PyObject* kw) {
             return nullptr;
         has_total = 1;
     }
-    GUID id;
-    if (!parse_guid(job_id, &id))
-        return nullptr;
     Locked l;
-    auto job = find(id);
-    if (!job || index < 0 || static_cast<size_t>(index) >= job->files.size())
+    auto job = job_arg(job_id);
+    if (!job)
+        return nullptr;
+    if (index < 0 || static_cast<size_t>(index) >= job->files.size())
         return PyErr_Format(PyExc_KeyError, "no such file");
     FileData& f = job->files[static_cast<size_t>(index)];
     f.transferred = transferred;
@@ -894,13 +894,10 @@ PyObject* py_remove_job(PyObject*, PyObject* args) {
     PyObject* job_id;
     if (!PyArg_ParseTuple(args, "U", &job_id))
         return nullptr;
-    GUID id;
-    if (!parse_guid(job_id, &id))
-        return nullptr;
     Locked l;
-    auto job = find(id);
+    auto job = job_arg(job_id);
     if (!job)
-        return PyErr_Format(PyExc_KeyError, "no such job");
+        return nullptr;
     job->gone = true;
     Py_RETURN_NONE;
 }
