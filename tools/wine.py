@@ -52,7 +52,12 @@ WINDOWS_TEST_TOOLS = [
 ]
 # pip installing --target for another Python evaluates `python_version < "3.11"` markers
 # against the Python running pip, so 3.10's backports are named here.
-WINDOWS_TEST_TOOLS_EXTRA = {"3.10": ["exceptiongroup==1.3.1", "tomli==2.3.0"]}
+WINDOWS_TEST_TOOLS_EXTRA = {
+    "3.10": ["exceptiongroup==1.3.1", "tomli==2.3.0"],
+    # stubtest of _native.pyi (tests/test_stub.py) on one Python: mypy 2.x's compiled
+    # ast_serialize does not load under Wine ("DLL load failed"); 1.18 has none.
+    "3.12": ["mypy==1.18.2"],
+}
 LINUX_TEST_TOOLS = ["pytest==9.0.2", "prometheus_client==0.23.1"]
 LINT_TOOLS = [
     "ruff==0.17.6",
