@@ -5,17 +5,66 @@ namespace winbits {
 
 namespace {
 
-struct ThreadCall {
-    HRESULT (*call)(void*);
-    void* context;
-    HRESULT result;
+// The MTA worker: one thread of winbits' own, in the MTA for the life of the process,
+// that runs the batches of callers sitting in a single-threaded apartment. One request
+// at a time; a request that itself needs the MTA runs inline (the worker is in it).
+struct MtaWorker {
+    SRWLOCK submit = SRWLOCK_INIT;  // held by the caller whose request is in flight
+    HANDLE wake = nullptr, done = nullptr;
+    HRESULT (*call)(void*) = nullptr;
+    void* context = nullptr;
+    HRESULT result = E_UNEXPECTED;
 };
+MtaWorker g_worker;
 
-DWORD WINAPI thread_main(void* arg) {
-    auto* tc = static_cast<ThreadCall*>(arg);
-    tc->result = tc->call(tc->context);
-    return 0;
+DWORD WINAPI worker_main(void*) {
+    CoInitializeEx(nullptr, COINIT_MULTITHREADED);  // our own thread: never left
+    for (;;) {
+        WaitForSingleObject(g_worker.wake, INFINITE);
+        g_worker.result = g_worker.call(g_worker.context);
+        SetEvent(g_worker.done);
+    }
 }
+
+// With g_worker.submit held: the worker's thread and events, made on first use.
+HRESULT start_worker() {
+    if (g_worker.done)
+        return S_OK;
+    HANDLE wake = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    HANDLE done = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    HANDLE thread =
+        (wake && done) ? CreateThread(nullptr, 0, worker_main, nullptr, 0, nullptr) : nullptr;
+    if (!thread) {
+        HRESULT hr = HRESULT_FROM_WIN32(GetLastError());
+        if (wake)
+            CloseHandle(wake);
+        if (done)
+            CloseHandle(done);
+        return hr;
+    }
+    CloseHandle(thread);  // it runs until the process ends
+    g_worker.wake = wake;
+    g_worker.done = done;
+    return S_OK;
+}
+
+}  // namespace
+
+HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
+    AcquireSRWLockExclusive(&g_worker.submit);
+    HRESULT hr = start_worker();
+    if (SUCCEEDED(hr)) {
+        g_worker.call = call;
+        g_worker.context = context;
+        SetEvent(g_worker.wake);
+        WaitForSingleObject(g_worker.done, INFINITE);
+        hr = g_worker.result;
+    }
+    ReleaseSRWLockExclusive(&g_worker.submit);
+    return hr;
+}
+
+namespace {
 
 // Fetches a whole enumerator in batches: one Next(n) round trip per batch, never
 // GetCount + Next(1) loops. Item pointers arrive with a reference we take over.
@@ -74,16 +123,6 @@ HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomi
 
 }  // namespace
 
-HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
-    ThreadCall tc{call, context, E_UNEXPECTED};
-    HANDLE thread = CreateThread(nullptr, 0, thread_main, &tc, 0, nullptr);
-    if (!thread)
-        return HRESULT_FROM_WIN32(GetLastError());
-    WaitForSingleObject(thread, INFINITE);
-    CloseHandle(thread);
-    return tc.result;
-}
-
 void release_in_mta(IUnknown* p) noexcept {
     if (!p)
         return;
@@ -100,6 +139,7 @@ HRESULT Connection::open(const GUID& clsid, Connection** out) noexcept {
     Connection* c = new (std::nothrow) Connection();
     if (!c)
         return E_OUTOFMEMORY;
+    c->clsid_ = clsid;
     HRESULT hr = CoIncrementMTAUsage(&c->cookie_);
     if (SUCCEEDED(hr)) {
         hr = in_mta([&] {
@@ -134,6 +174,32 @@ void Connection::close() noexcept {
     closed_.store(true, std::memory_order_release);
     lock_.unlock();
     release_in_mta(m);
+}
+
+void Connection::reconnect() noexcept {
+    ComPtr<IBackgroundCopyManager> fresh;
+    HRESULT hr = CoCreateInstance(clsid_, nullptr, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER,
+                                  __uuidof(IBackgroundCopyManager), fresh.put_void());
+    if (FAILED(hr))
+        return;  // still gone: the next call fails, and tries again
+    lock_.lock();
+    if (!closed_.load(std::memory_order_acquire))
+        std::swap(manager_, fresh);
+    lock_.unlock();
+    // `fresh` now holds the dead manager (or the unused new one) and releases it here.
+}
+
+bool server_gone(HRESULT hr) noexcept {
+    switch (static_cast<unsigned long>(hr)) {
+        case 0x800706BAUL:  // RPC_S_SERVER_UNAVAILABLE
+        case 0x800706BEUL:  // RPC_S_CALL_FAILED
+        case 0x80010108UL:  // RPC_E_DISCONNECTED
+        case 0x80010007UL:  // RPC_E_SERVER_DIED
+        case 0x80010012UL:  // RPC_E_SERVER_DIED_DNE
+            return true;
+        default:
+            return false;
+    }
 }
 
 // --- FileHandle ---------------------------------------------------------------------

@@ -100,10 +100,11 @@ private:
 //    CoGetApartmentType and leaves the thread's apartment exactly as it was;
 //  - on the calling thread entered into the MTA for the batch (CoInitializeEx, then
 //    CoUninitialize) where there is no MTA yet (no connection open);
-//  - on a short-lived MTA thread when the caller sits in a single-threaded (or the
-//    neutral) apartment the application chose, as `import pythoncom` does: MTA proxies
-//    cannot be called from there (RPC_E_WRONG_THREAD), and changing the caller's
-//    apartment is not ours to do.
+//  - on winbits' own MTA worker thread (one, started on first need, kept for the life of
+//    the process) when the caller sits in a single-threaded (or the neutral) apartment
+//    the application chose, as `import pythoncom` does: MTA proxies cannot be called
+//    from there (RPC_E_WRONG_THREAD), and changing the caller's apartment is not ours
+//    to do. Such callers' batches run one at a time.
 // winbits never calls CoInitializeSecurity: that is process-wide and the application's.
 
 HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept;
@@ -175,6 +176,9 @@ public:
     // concurrent close() cannot pull it away mid-call.
     ComPtr<IBackgroundCopyManager> manager();
     void close() noexcept;
+    // After the service went away (server_gone), a fresh manager for the next call:
+    // the failed call still fails, the connection itself recovers. Call in the MTA.
+    void reconnect() noexcept;
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
     // Interfaces this server lacks, learnt once and not asked for again.
@@ -185,6 +189,7 @@ public:
 
 private:
     Connection() = default;
+    GUID clsid_{};
     SrwLock lock_;
     ComPtr<IBackgroundCopyManager> manager_;
     CO_MTA_USAGE_COOKIE cookie_ = nullptr;
@@ -206,6 +211,9 @@ private:
     std::atomic<IBackgroundCopyFile3*> file3_{nullptr};
     std::atomic<IBackgroundCopyFile4*> file4_{nullptr};
 };
+
+// HRESULTs that mean the service process is gone (crashed, stopped, restarted).
+bool server_gone(HRESULT hr) noexcept;
 
 // --- Walks and reads ----------------------------------------------------------------
 

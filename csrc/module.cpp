@@ -62,27 +62,16 @@ HRESULT unlocked(F&& fn) {
     return hr;
 }
 
-// Errors that mean the service is gone: asking it for a description would only fail too.
-bool server_gone(HRESULT hr) {
-    switch (static_cast<unsigned long>(hr)) {
-        case 0x800706BAUL:  // RPC_S_SERVER_UNAVAILABLE
-        case 0x800706BEUL:  // RPC_S_CALL_FAILED
-        case 0x80010108UL:  // RPC_E_DISCONNECTED
-        case 0x80010007UL:  // RPC_E_SERVER_DIED
-        case 0x80010012UL:  // RPC_E_SERVER_DIED_DNE
-            return true;
-        default:
-            return false;
-    }
-}
-
 // The one place an HRESULT becomes a Python exception: BITS' own text for it is fetched
-// (GIL released), and winbits._errors.from_hresult picks the exception class.
+// (GIL released), and winbits._errors.from_hresult picks the exception class. Where the
+// service went away, the connection gets a fresh manager here, so the next call works.
 PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr) {
     std::wstring text;
     Py_BEGIN_ALLOW_THREADS
     in_mta([&] {
         ComPtr<IBackgroundCopyManager> m;
+        if (conn && server_gone(hr) && !conn->closed())
+            conn->reconnect();
         if (conn && !server_gone(hr))
             m = conn->manager();
         text = describe_hresult(m.Get(), hr);

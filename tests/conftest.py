@@ -136,10 +136,13 @@ def wait_for_state(job: object, states: set[int], timeout: float = 60.0) -> int:
 @pytest.fixture
 def double() -> Iterator[object]:
     """The in-process BITS test double, reset; after the test every COM object it made
-    must be gone (no reference leaked by winbits)."""
+    must be gone (no reference leaked by winbits), and every string it handed out freed
+    with CoTaskMemFree (seen by its IMallocSpy)."""
     _bitsdouble = _load_double()
     _bitsdouble.register()
     _bitsdouble.reset()
     yield _bitsdouble
     gc.collect()
     assert _bitsdouble.live() == 0, "COM objects of the double still alive after the test"
+    handed_out, not_freed = _bitsdouble.strings()
+    assert not_freed == 0, f"{not_freed} of {handed_out} strings from BITS never freed"

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,47 @@ bool g_stable_identity = true;    // hand out the same job object in every enume
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
 std::atomic<long> g_live{0};
 std::atomic<long> g_strings{0};  // strings handed out (CoTaskMemAlloc) so far
+
+// Every string the double hands out, until somebody frees it: COM's own allocator hook
+// (IMallocSpy) sees each CoTaskMemFree, so a string winbits forgets to free stays here.
+SRWLOCK g_spy_lock = SRWLOCK_INIT;
+std::set<void*> g_outstanding;
+
+class Spy : public IMallocSpy {
+public:
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        if (riid == __uuidof(IUnknown) || riid == __uuidof(IMallocSpy)) {
+            *out = static_cast<IMallocSpy*>(this);
+            return S_OK;
+        }
+        *out = nullptr;
+        return E_NOINTERFACE;
+    }
+    ULONG STDMETHODCALLTYPE AddRef() override { return 2; }  // static lifetime
+    ULONG STDMETHODCALLTYPE Release() override { return 1; }
+    SIZE_T STDMETHODCALLTYPE PreAlloc(SIZE_T cb) override { return cb; }
+    void* STDMETHODCALLTYPE PostAlloc(void* p) override { return p; }
+    void* STDMETHODCALLTYPE PreFree(void* p, BOOL) override {
+        AcquireSRWLockExclusive(&g_spy_lock);
+        g_outstanding.erase(p);
+        ReleaseSRWLockExclusive(&g_spy_lock);
+        return p;
+    }
+    void STDMETHODCALLTYPE PostFree(BOOL) override {}
+    SIZE_T STDMETHODCALLTYPE PreRealloc(void* p, SIZE_T cb, void** out, BOOL) override {
+        *out = p;
+        return cb;
+    }
+    void* STDMETHODCALLTYPE PostRealloc(void* p, BOOL) override { return p; }
+    void* STDMETHODCALLTYPE PreGetSize(void* p, BOOL) override { return p; }
+    SIZE_T STDMETHODCALLTYPE PostGetSize(SIZE_T cb, BOOL) override { return cb; }
+    void* STDMETHODCALLTYPE PreDidAlloc(void* p, BOOL) override { return p; }
+    int STDMETHODCALLTYPE PostDidAlloc(void*, BOOL, int actual) override { return actual; }
+    void STDMETHODCALLTYPE PreHeapMinimize() override {}
+    void STDMETHODCALLTYPE PostHeapMinimize() override {}
+};
+
+Spy g_spy;
 
 struct Locked {
     Locked() { AcquireSRWLockExclusive(&g_lock); }
@@ -134,6 +176,9 @@ HRESULT out_string(const std::wstring& s, LPWSTR* out) {
         return E_OUTOFMEMORY;
     memcpy(*out, s.c_str(), bytes);
     ++g_strings;
+    AcquireSRWLockExclusive(&g_spy_lock);
+    g_outstanding.insert(*out);
+    ReleaseSRWLockExclusive(&g_spy_lock);
     return S_OK;
 }
 
@@ -647,6 +692,9 @@ DWORD WINAPI registrar(void* ready) {
 PyObject* py_register(PyObject*, PyObject*) {
     static HRESULT result = E_PENDING;
     if (result == E_PENDING) {
+        HRESULT spy = CoRegisterMallocSpy(&g_spy);
+        if (FAILED(spy))
+            return PyErr_Format(PyExc_OSError, "CoRegisterMallocSpy: 0x%08lX", spy);
         HRESULT ready = E_PENDING;
         HANDLE t = CreateThread(nullptr, 0, registrar, &ready, 0, nullptr);
         if (!t)
@@ -710,6 +758,9 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     g_stable_identity = stable != 0;
     g_delay_us = delay_us;
     g_strings = 0;
+    AcquireSRWLockExclusive(&g_spy_lock);
+    g_outstanding.clear();
+    ReleaseSRWLockExclusive(&g_spy_lock);
     Py_RETURN_NONE;
 }
 
@@ -935,6 +986,14 @@ PyObject* py_clsid(PyObject*, PyObject*) {
     return guid_str(kClsidDouble);
 }
 
+// (strings handed out since the last reset, of those not freed yet)
+PyObject* py_strings(PyObject*, PyObject*) {
+    AcquireSRWLockExclusive(&g_spy_lock);
+    size_t outstanding = g_outstanding.size();
+    ReleaseSRWLockExclusive(&g_spy_lock);
+    return Py_BuildValue("(ln)", g_strings.load(), static_cast<Py_ssize_t>(outstanding));
+}
+
 PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
     {"clsid", py_clsid, METH_NOARGS, "The double's CLSID as a string."},
@@ -956,6 +1015,7 @@ PyMethodDef methods[] = {
     {"calls", py_calls, METH_NOARGS, "Calls per method since the last reset."},
     {"clear_calls", py_clear_calls, METH_NOARGS, "Zero the call counts."},
     {"live", py_live, METH_NOARGS, "COM objects of the double alive now."},
+    {"strings", py_strings, METH_NOARGS, "(strings handed out, of those not yet freed)"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -1,0 +1,437 @@
+"""Reliability inside other programs: any thread and apartment, the GIL released while
+BITS works, sub-interpreters, a dying service, bad input, and no leaks."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import importlib.util
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import windows_only
+
+import winbits
+
+pytestmark = windows_only
+
+RPC_E_DISCONNECTED = 0x80010108
+CO_E_NOTINITIALIZED = 0x800401F0 - 2**32
+APTTYPE = {0: "STA", 1: "MTA", 2: "NA", 3: "MAINSTA"}
+
+
+# --- apartments ---------------------------------------------------------------------------
+
+
+def apartment() -> str:
+    """This thread's COM apartment, as COM itself reports it."""
+    kind, qualifier = ctypes.c_int(), ctypes.c_int()
+    hr = ctypes.windll.ole32.CoGetApartmentType(ctypes.byref(kind), ctypes.byref(qualifier))
+    if hr == CO_E_NOTINITIALIZED:
+        return "none"
+    assert hr == 0, hex(hr)
+    return APTTYPE.get(kind.value, str(kind.value)) + ("/implicit" if qualifier.value == 1 else "")
+
+
+def in_thread(fn, init=None):
+    """Runs fn() on a new thread, first entering the apartment `init` (COINIT flags) the
+    way an application would; returns (result, apartment before, apartment after)."""
+    out = {}
+
+    def body():
+        if init is not None:
+            assert ctypes.windll.ole32.CoInitializeEx(None, init) in (0, 1)
+        try:
+            before = apartment()
+            result = fn()
+            gc.collect()
+            out["value"] = (result, before, apartment())
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+        finally:
+            if init is not None:
+                ctypes.windll.ole32.CoUninitialize()
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "the thread hung"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def fill(double, jobs=6, files=3):
+    for j in range(jobs):
+        job = double.add_job(f"job{j}", state=2, owner=f"S-1-5-21-{j}")
+        for i in range(files):
+            double.add_file(
+                job,
+                f"http://h/{j}/{i}",
+                f"C:\\{j}_{i}",
+                total=100,
+                transferred=10 * i,
+                from_origin=5 * i,
+                from_peers=i,
+            )
+
+
+def read_everything(bits):
+    """The snapshot and the object API's view of the same queue."""
+    snap = bits.snapshot()
+    walk = [
+        (
+            j.id,
+            j.name,
+            j.owner,
+            j.state,
+            j.progress,
+            [(f.remote_name, f.local_name, f.progress, f.peer_download_stats()) for f in j.files()],
+        )
+        for j in bits.jobs()
+    ]
+    return snap.jobs, walk
+
+
+@pytest.mark.parametrize("init", [None, 0, 2], ids=["no COM", "MTA", "STA"])
+def test_any_thread_reads_what_the_main_thread_reads_and_keeps_its_apartment(double, init):
+    fill(double)
+    with winbits.connect(double.clsid()) as bits:
+        expected = read_everything(bits)
+
+    def read():
+        with winbits.connect(double.clsid()) as bits:
+            return read_everything(bits)
+
+    result, before, after = in_thread(read, init)
+    assert result == expected
+    assert before == after  # winbits left the thread's apartment as it found it
+
+
+def test_an_sta_thread_can_use_objects_made_elsewhere(double):
+    """Proxies live in the MTA; a single-threaded apartment's calls go through a helper
+    thread, so objects made on one thread work from an STA thread."""
+    fill(double, jobs=2, files=1)
+    with winbits.connect(double.clsid()) as bits:
+        (job, _) = bits.jobs()
+        expected = (job.name, job.progress, [f.peer_download_stats() for f in job.files()])
+        got, before, after = in_thread(
+            lambda: (job.name, job.progress, [f.peer_download_stats() for f in job.files()]),
+            init=2,
+        )
+    # The process's first single-threaded apartment is its main STA.
+    assert got == expected and before == after and before in ("STA", "MAINSTA")
+
+
+def test_eight_threads_on_one_manager_and_on_their_own(double):
+    fill(double)
+    with winbits.connect(double.clsid()) as shared:
+        expected = read_everything(shared)
+        results, errors = [], []
+
+        def worker(own: bool):
+            try:
+                for _ in range(10):
+                    if own:
+                        with winbits.connect(double.clsid()) as bits:
+                            results.append(read_everything(bits))
+                    else:
+                        results.append(read_everything(shared))
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors and len(results) == 80
+    assert all(r == expected for r in results)
+
+
+def test_eight_threads_against_the_real_service(bits, serve, tmp_path):
+    for i in range(3):
+        job = bits.create_job(f"winbits-threads {i}")
+        job.add_file(serve(f"t{i}.bin", b"x"), str(tmp_path / f"t{i}.bin"))
+    expected = {j.id: (j.name, j.state, j.progress) for j in bits.snapshot().jobs}
+    results, errors = [], []
+
+    def worker():
+        try:
+            with winbits.connect() as own:
+                for _ in range(3):
+                    snap = own.snapshot()
+                    results.append({j.id: (j.name, j.state, j.progress) for j in snap.jobs})
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(results) == 24
+    assert all(r == expected for r in results)
+
+
+def test_a_program_whose_main_thread_pythoncom_made_an_sta():
+    # Checked, not imported: importing pythoncom here would make this thread an STA.
+    if importlib.util.find_spec("pythoncom") is None:
+        pytest.skip("no pywin32 here")
+    code = (
+        "import pythoncom, winbits, ctypes, sys\n"
+        "from winbits import _cli\n"
+        "code = _cli.main(['list'])\n"
+        "t, q = ctypes.c_int(), ctypes.c_int()\n"
+        "ctypes.windll.ole32.CoGetApartmentType(ctypes.byref(t), ctypes.byref(q))\n"
+        "sys.exit(code if t.value == 3 else 99)\n"
+    )  # still the main STA afterwards
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+# --- the GIL, sub-interpreters, process-wide state --------------------------------------
+
+
+def test_the_gil_is_released_while_bits_works(double):
+    double.reset(delay_us=300_000)  # every call blocks 0.3 s, as a slow service would
+    job = double.add_job("slow")
+    with winbits.connect(double.clsid()) as bits:
+        count = [0]
+        stop = threading.Event()
+
+        def spin():
+            while not stop.is_set():
+                count[0] += 1
+
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        try:
+            before = count[0]
+            bits.get_job(uuid.UUID(job))  # one blocking call
+            during = count[0] - before
+        finally:
+            stop.set()
+            spinner.join()
+    assert during > 1000  # the other thread ran while BITS "worked"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="per-interpreter GIL: 3.12+")
+def test_a_sub_interpreter_with_its_own_gil_uses_winbits(tmp_path):
+    try:
+        import _interpreters as interpreters  # 3.13+
+    except ImportError:
+        import _xxsubinterpreters as interpreters  # 3.12
+    out = tmp_path / "from-sub.txt"
+    code = (
+        "import winbits\n"
+        "with winbits.connect() as bits:\n"
+        "    n = len(bits.snapshot().jobs)\n"
+        f"open({str(out)!r}, 'w').write(f'{{winbits.bits_version()}} {{n}}')\n"
+    )
+    if sys.version_info >= (3, 13):
+        interp = interpreters.create("isolated")
+        failure = interpreters.run_string(interp, code)
+    else:
+        interp = interpreters.create(isolated=True)
+        failure = interpreters.run_string(interp, code)
+    interpreters.destroy(interp)
+    assert failure is None, failure
+    version, jobs = out.read_text().split(") ")
+    assert version.startswith("(") and int(jobs) >= 0
+
+
+def test_winbits_never_sets_process_wide_com_security():
+    data = Path(winbits._native.__file__).read_bytes()
+    assert b"CoInitializeSecurity" not in data
+
+
+def test_winbits_never_sets_a_notification_interface(double, tmp_path):
+    fill(double, jobs=2, files=1)
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.create_job("mine")
+        job.add_file("http://h/x", str(tmp_path / "x"))
+        job.resume()
+        read_everything(bits)
+        poller = bits.poller()
+        poller.poll()
+        poller.poll()
+        job.cancel()
+    assert "Job.SetNotifyInterface" not in double.calls()
+
+
+# --- a dying service -----------------------------------------------------------------------
+
+
+def test_after_the_service_died_the_same_manager_reconnects(double):
+    fill(double, jobs=1, files=1)
+    with winbits.connect(double.clsid()) as bits:
+        double.fail("Manager.EnumJobs", RPC_E_DISCONNECTED, times=1)
+        with pytest.raises(winbits.ServiceUnavailableError) as info:
+            bits.jobs()
+        assert info.value.hresult == RPC_E_DISCONNECTED
+        assert double.calls()["Factory.CreateInstance"] == 2  # connect, then the reconnect
+        assert [j.name for j in bits.jobs()] == ["job0"]
+
+
+def test_a_poller_recovers_after_the_service_died(double):
+    fill(double, jobs=2, files=1)
+    with winbits.connect(double.clsid()) as bits:
+        poller = bits.poller()
+        poller.poll()
+        double.fail("Manager.EnumJobs", RPC_E_DISCONNECTED, times=1)
+        with pytest.raises(winbits.ServiceUnavailableError):
+            poller.poll()
+        assert [j.name for j in poller.poll().jobs] == ["job0", "job1"]
+
+
+def test_a_new_manager_connects_while_another_failed(double):
+    double.fail("Factory.CreateInstance", 0x800706BA, times=1)  # RPC_S_SERVER_UNAVAILABLE
+    with pytest.raises(winbits.ServiceUnavailableError):
+        winbits.connect(double.clsid())
+    with winbits.connect(double.clsid()) as bits:
+        assert bits.jobs() == []
+
+
+# --- strings and leaks ----------------------------------------------------------------------
+
+
+def test_the_double_notices_a_string_never_freed(double):
+    """The check every test ends with can fail: a string taken through a hand-declared
+    vtable call and not freed is seen as outstanding."""
+    job = double.add_job("j")
+    double.add_file(job, "http://h/a", "C:\\a")
+    address = double.file4_pointer(job, 0)
+    try:
+        get_remote = ctypes.WINFUNCTYPE(ctypes.HRESULT, ctypes.POINTER(ctypes.c_void_p))(
+            3, "GetRemoteName"
+        )
+        text = ctypes.c_void_p()
+        get_remote(ctypes.c_void_p(address), ctypes.byref(text))
+        assert double.strings() == (1, 1)
+        ctypes.windll.ole32.CoTaskMemFree(text)
+        assert double.strings() == (1, 0)
+    finally:
+        double.release_pointer(address)
+
+
+def working_set() -> int:
+    class Counters(ctypes.Structure):
+        _fields_ = [("cb", ctypes.c_ulong), ("faults", ctypes.c_ulong)] + [
+            (f"f{i}", ctypes.c_size_t) for i in range(8)
+        ]
+
+    c = Counters()
+    c.cb = ctypes.sizeof(c)
+    get = ctypes.WinDLL("psapi").GetProcessMemoryInfo
+    get.argtypes = [ctypes.c_void_p, ctypes.POINTER(Counters), ctypes.c_ulong]
+    assert get(ctypes.c_void_p(-1), ctypes.byref(c), c.cb)
+    return c.f1  # WorkingSetSize
+
+
+def test_100000_reads_of_each_kind_leave_memory_flat(double):
+    fill(double, jobs=2, files=2)
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.jobs()[0]
+        f = job.files()[0]
+        poller = bits.poller()
+        reads = {
+            "job.name": lambda: job.name,
+            "job.owner": lambda: job.owner,
+            "job.state": lambda: job.state,
+            "job.progress": lambda: job.progress,
+            "job.times": lambda: job.times,
+            "job.error": lambda: job.error,
+            "job.files": job.files,
+            "file.remote_name": lambda: f.remote_name,
+            "file.progress": lambda: f.progress,
+            "file.peer_download_stats": f.peer_download_stats,
+            "file.downloaded_from_peer": lambda: f.downloaded_from_peer,
+            "manager.jobs": bits.jobs,
+            "snapshot": bits.snapshot,
+            "poll": poller.poll,
+        }
+        for read in reads.values():  # warm up caches and free lists
+            for _ in range(2000):
+                read()
+        gc.collect()
+        blocks, memory = sys.getallocatedblocks(), working_set()
+        for read in reads.values():
+            for _ in range(100_000 if read not in (bits.snapshot,) else 20_000):
+                read()
+        gc.collect()
+        grown_blocks = sys.getallocatedblocks() - blocks
+        grown_memory = working_set() - memory
+    assert grown_blocks < 200, grown_blocks
+    assert grown_memory < 2 * 2**20, grown_memory
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [-(2**31) - 1, 2**32, "0x80200001", None, 1.5])
+def test_describe_refuses_what_is_not_a_32_bit_hresult(double, value):
+    with winbits.connect(double.clsid()) as bits, pytest.raises(ValueError):
+        bits.describe(value)
+
+
+def test_random_values_at_every_entry_point_raise_only_documented_errors(double, tmp_path):
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    anything = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(),
+        st.binary(),
+        st.uuids(),
+        st.uuids().map(str),
+        st.lists(st.integers(), max_size=3),
+        st.text().map(lambda t: "C:\\" + t),
+        st.text().map(lambda t: "http://h/" + t),
+    )
+    documented = (TypeError, ValueError, winbits.BitsError, FileExistsError)
+    clsid = double.clsid()
+
+    @settings(
+        max_examples=300,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(st.data())
+    def check(data):
+        with winbits.connect(clsid) as bits:
+            job = bits.create_job("fuzz")
+            calls = [
+                lambda: winbits.connect(data.draw(anything)).close(),
+                lambda: bits.get_job(data.draw(anything)),
+                lambda: bits.create_job(data.draw(anything)).cancel(),
+                lambda: bits.create_job("n", data.draw(anything)).cancel(),
+                lambda: bits.jobs(data.draw(anything)),
+                lambda: bits.snapshot(data.draw(anything)),
+                lambda: bits.poller(threads=data.draw(anything)),
+                lambda: bits.describe(data.draw(anything)),
+                lambda: job.add_file(data.draw(anything), data.draw(anything)),
+            ]
+            for call in calls:
+                try:
+                    call()
+                except documented:
+                    pass
+            job.cancel()
+
+    check()  # and the fixture then checks that no COM object or string was leaked
