@@ -276,7 +276,10 @@ def test_bad_input_is_refused_before_any_com_call(double, manager, tmp_path):
         (TypeError, lambda: job.add_file(b"http://h/x", "C:\\x")),
         (TypeError, lambda: job.add_file("http://h/x", None)),
         (ValueError, lambda: job.add_file("http://h/x", "relative\\x.bin")),
-        (ValueError, lambda: job.add_file("http://h/" + "a" * 2200, "C:\\x")),
+        (ValueError, lambda: job.add_file("http://h/" + "a" * 2192, "C:\\x")),  # 2201 chars
+        (ValueError, lambda: job.add_file("http://h/x", "C:\\" + "a" * 258)),  # 261 chars
+        (ValueError, lambda: job.add_file("http://h/x", "\\\\?\\C:\\x")),
+        (ValueError, lambda: job.add_file("http://h/x", "C:\\*.bin")),
         (ValueError, lambda: job.add_file("http://h/\0x", "C:\\x")),
         (ValueError, lambda: job.add_file("http://h/\ud800", "C:\\x")),
         (FileExistsError, lambda: job.add_file("http://h/x", str(existing))),
@@ -331,3 +334,12 @@ def test_objects_are_released(double):
         del files
         assert double.live() == 1
     assert double.live() == 0
+
+
+def test_the_longest_url_and_path_bits_takes_are_accepted(double, manager):
+    job = manager.create_job("limits")
+    url, path = "http://h/" + "a" * 2191, "C:\\" + "b" * 257
+    assert (len(url), len(path)) == (2200, 260)
+    job.add_file(url, path)
+    assert [(f.remote_name, f.local_name) for f in job.files()] == [(url, path)]
+    job.cancel()

@@ -199,9 +199,10 @@ def test_a_server_without_owner_or_times_is_asked_once(double, bits, method):
     assert [getattr(j, field) for j in snap.jobs] == [None, None, None]
 
 
-def test_a_job_vanishing_mid_walk_is_left_out(double, bits):
+@pytest.mark.parametrize("hresult", [BG_E_NOT_FOUND, 0x80070005], ids=["not found", "denied"])
+def test_a_job_vanishing_mid_walk_is_left_out(double, bits, hresult):
     fill(double, jobs=3, files=1)
-    double.fail("Job.GetDisplayName", BG_E_NOT_FOUND, times=1)
+    double.fail("Job.GetDisplayName", hresult, times=1)
     poller = bits.poller()
     assert [j.name for j in poller.poll().jobs] == ["job1", "job2"]
     snap = poller.poll()  # it is still in the queue: now it is read

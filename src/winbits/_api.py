@@ -43,7 +43,10 @@ except ImportError:
     _native = None  # type: ignore[assignment]
 
 DEFAULT_THREADS = 4  # measured: benchmarks/bench.py, cold snapshot against Wine's BITS
-MAX_URL_LENGTH = 2200  # BITS refuses longer remote names (INTERNET_MAX_URL_LENGTH)
+# BG_FILE_INFO: a URL of at most 2,200 characters; a local path of at most MAX_PATH, with
+# no wildcards and no \\?\ prefix (each without the terminating NUL).
+MAX_URL_LENGTH = 2200
+MAX_PATH = 260
 ERROR_NOT_SUPPORTED = 0x80070032
 
 
@@ -288,14 +291,16 @@ class Job:
         ``path`` is not overwritten unless ``overwrite=True`` (BITS would replace it at
         complete())."""
         _text(url, "url")
-        if len(url) >= MAX_URL_LENGTH:
-            raise ValueError(
-                f"url is {len(url)} characters; BITS takes fewer than {MAX_URL_LENGTH}"
-            )
+        if len(url) > MAX_URL_LENGTH:
+            raise ValueError(f"url is {len(url)} characters; BITS takes {MAX_URL_LENGTH} at most")
         local = os.fspath(path)
         _text(local, "path")
         if not ntpath.isabs(local):
             raise ValueError(f"path must be absolute (BITS runs in another process): {local!r}")
+        if len(local) > MAX_PATH:
+            raise ValueError(f"path is {len(local)} characters; BITS takes {MAX_PATH} at most")
+        if local.startswith(("\\\\?\\", "\\\\.\\")) or any(c in local for c in "*?"):
+            raise ValueError(f"BITS takes no wildcards and no \\\\?\\ prefix in a path: {local!r}")
         if not overwrite and os.path.exists(local):
             raise FileExistsError(f"{local} exists; pass overwrite=True to replace it")
         self._native.add_file(url, local)
