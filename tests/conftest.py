@@ -146,3 +146,23 @@ def double() -> Iterator[object]:
     assert _bitsdouble.live() == 0, "COM objects of the double still alive after the test"
     handed_out, not_freed = _bitsdouble.strings()
     assert not_freed == 0, f"{not_freed} of {handed_out} strings from BITS never freed"
+
+
+def fill(double, jobs=20, files=5):
+    """jobs x files, each job TRANSFERRING, its last file complete."""
+    ids = []
+    for j in range(jobs):
+        job = double.add_job(f"job{j}", state=2, owner=f"S-1-5-21-{j}")
+        for i in range(files):
+            double.add_file(
+                job,
+                f"http://h/{j}/{i}",
+                f"C:\\{j}_{i}",
+                total=100,
+                transferred=100 if i == files - 1 else 10 * i,
+                completed=i == files - 1,
+                from_origin=60 + i,
+                from_peers=i,
+            )
+        ids.append(job)
+    return ids

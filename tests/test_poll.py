@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import windows_only
+from conftest import fill, windows_only
 
 import winbits
 
@@ -31,26 +31,6 @@ PER_NEW_FILE = [
     "File.QueryInterface",
     "File.GetPeerDownloadStats",
 ]
-
-
-def fill(double, jobs=20, files=5):
-    """jobs x files, each job TRANSFERRING, its last file complete."""
-    ids = []
-    for j in range(jobs):
-        job = double.add_job(f"job{j}", state=2, owner=f"S-1-5-21-{j}")
-        for i in range(files):
-            double.add_file(
-                job,
-                f"http://h/{j}/{i}",
-                f"C:\\{j}_{i}",
-                total=100,
-                transferred=100 if i == files - 1 else 10 * i,
-                completed=i == files - 1,
-                from_origin=60 + i,
-                from_peers=i,
-            )
-        ids.append(job)
-    return ids
 
 
 def counts(**per_name):

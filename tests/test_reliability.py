@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import windows_only
+from conftest import fill, windows_only
 
 import winbits
 
@@ -65,21 +65,6 @@ def in_thread(fn, init=None):
     return out["value"]
 
 
-def fill(double, jobs=6, files=3):
-    for j in range(jobs):
-        job = double.add_job(f"job{j}", state=2, owner=f"S-1-5-21-{j}")
-        for i in range(files):
-            double.add_file(
-                job,
-                f"http://h/{j}/{i}",
-                f"C:\\{j}_{i}",
-                total=100,
-                transferred=10 * i,
-                from_origin=5 * i,
-                from_peers=i,
-            )
-
-
 def read_everything(bits):
     """The snapshot and the object API's view of the same queue."""
     snap = bits.snapshot()
@@ -99,7 +84,7 @@ def read_everything(bits):
 
 @pytest.mark.parametrize("init", [None, 0, 2], ids=["no COM", "MTA", "STA"])
 def test_any_thread_reads_what_the_main_thread_reads_and_keeps_its_apartment(double, init):
-    fill(double)
+    fill(double, jobs=6, files=3)
     with winbits.connect(double.clsid()) as bits:
         expected = read_everything(bits)
 
@@ -128,7 +113,7 @@ def test_an_sta_thread_can_use_objects_made_elsewhere(double):
 
 
 def test_eight_threads_on_one_manager_and_on_their_own(double):
-    fill(double)
+    fill(double, jobs=6, files=3)
     with winbits.connect(double.clsid()) as shared:
         expected = read_everything(shared)
         results, errors = [], []

@@ -431,143 +431,140 @@ private:
 public:
 // A counted job method over the job's data, under the lock; a job out of the queue is
 // not found, as with BITS.
-#define JOB_METHOD(name, ...)            \
-    {                                    \
-        ENTER("Job." name);              \
-        Locked l;                        \
-        if (data_->gone)                 \
-            return winbits::kBgNotFound; \
-        __VA_ARGS__                      \
-    }
+#define JOB_ENTER(name) \
+    ENTER("Job." name); \
+    Locked l;           \
+    if (data_->gone)    \
+    return winbits::kBgNotFound
     HRESULT STDMETHODCALLTYPE AddFileSet(ULONG, BG_FILE_INFO*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE AddFile(LPCWSTR url, LPCWSTR local) override
-        JOB_METHOD("AddFile",
-                   {
-                       if (data_->state != BG_JOB_STATE_SUSPENDED &&
-                           data_->state != BG_JOB_STATE_QUEUED)
-                           return winbits::kBgInvalidState;
-                       FileData f;
-                       f.remote = url;
-                       f.local = local;
-                       data_->files.push_back(f);
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE EnumFiles(IEnumBackgroundCopyFiles** out) override
-        JOB_METHOD("EnumFiles",
-                   {
-                       std::vector<IBackgroundCopyFile*> files;
-                       for (size_t i = 0; i < data_->files.size(); ++i)
-                           files.push_back(new File(data_, i));
-                       static Counter* next = register_counter("EnumFiles.Next");
-                       static Counter* count = register_counter("EnumFiles.GetCount");
-                       *out = new FileEnum(next, count, std::move(files));
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE Suspend() override
-        JOB_METHOD("Suspend",
-                   {
-                       data_->state = BG_JOB_STATE_SUSPENDED;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE Resume() override
-        JOB_METHOD("Resume",
-                   {
-                       if (data_->files.empty())
-                           return winbits::kBgEmpty;
-                       if (data_->state == BG_JOB_STATE_SUSPENDED)
-                           data_->state = BG_JOB_STATE_QUEUED;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE Cancel() override
-        JOB_METHOD("Cancel",
-                   {
-                       data_->state = BG_JOB_STATE_CANCELLED;
-                       data_->gone = true;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE Complete() override
-        JOB_METHOD("Complete",
-                   {
-                       if (data_->state != BG_JOB_STATE_TRANSFERRED)
-                           return winbits::kBgInvalidState;
-                       data_->state = BG_JOB_STATE_ACKNOWLEDGED;
-                       data_->gone = true;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetId(GUID* v) override
-        JOB_METHOD("GetId",
-                   {
-                       *v = data_->id;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetType(BG_JOB_TYPE* v) override
-        JOB_METHOD("GetType",
-                   {
-                       *v = data_->type;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetProgress(BG_JOB_PROGRESS* p) override
-        JOB_METHOD("GetProgress",
-                   {
-                       // Summed from the files, as BITS does; unknown while any file's size is.
-                       *p = BG_JOB_PROGRESS{};
-                       for (const FileData& f : data_->files) {
-                           if (f.total == winbits::kSizeUnknown ||
-                               p->BytesTotal == winbits::kSizeUnknown)
-                               p->BytesTotal = winbits::kSizeUnknown;
-                           else
-                               p->BytesTotal += f.total;
-                           p->BytesTransferred += f.transferred;
-                           p->FilesTransferred += f.completed ? 1 : 0;
-                       }
-                       p->FilesTotal = static_cast<ULONG>(data_->files.size());
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetTimes(BG_JOB_TIMES* t) override
-        JOB_METHOD("GetTimes",
-                   {
-                       FILETIME* ft[3] = {&t->CreationTime, &t->ModificationTime,
-                                          &t->TransferCompletionTime};
-                       for (int i = 0; i < 3; ++i) {
-                           ft[i]->dwLowDateTime = static_cast<DWORD>(data_->times[i]);
-                           ft[i]->dwHighDateTime = static_cast<DWORD>(data_->times[i] >> 32);
-                       }
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetState(BG_JOB_STATE* v) override
-        JOB_METHOD("GetState",
-                   {
-                       *v = data_->state;
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetError(IBackgroundCopyError** out) override
-        JOB_METHOD("GetError",
-                   {
-                       if (data_->error == S_OK)
-                           return winbits::kBgErrorInformationUnavailable;
-                       *out = new Error(data_);
-                       return S_OK;
-                   }) HRESULT STDMETHODCALLTYPE GetOwner(LPWSTR* v) override
-        JOB_METHOD("GetOwner", { return out_string(data_->owner, v); }) HRESULT STDMETHODCALLTYPE
-        SetDisplayName(LPCWSTR v) override JOB_METHOD("SetDisplayName",
-                                                      {
-                                                          data_->name = v;
-                                                          return S_OK;
-                                                      }) HRESULT STDMETHODCALLTYPE
-        GetDisplayName(LPWSTR* v) override
-        JOB_METHOD("GetDisplayName",
-                   { return out_string(data_->name, v); }) HRESULT STDMETHODCALLTYPE
-        SetDescription(LPCWSTR v) override JOB_METHOD("SetDescription",
-                                                      {
-                                                          data_->description = v;
-                                                          return S_OK;
-                                                      }) HRESULT STDMETHODCALLTYPE
-        GetDescription(LPWSTR* v) override
-        JOB_METHOD("GetDescription",
-                   { return out_string(data_->description, v); }) HRESULT STDMETHODCALLTYPE
-        SetPriority(BG_JOB_PRIORITY v) override JOB_METHOD("SetPriority",
-                                                           {
-                                                               data_->priority = v;
-                                                               return S_OK;
-                                                           }) HRESULT STDMETHODCALLTYPE
-        GetPriority(BG_JOB_PRIORITY* v) override JOB_METHOD("GetPriority",
-                                                            {
-                                                                *v = data_->priority;
-                                                                return S_OK;
-                                                            })
-#undef JOB_METHOD
-            HRESULT STDMETHODCALLTYPE SetNotifyFlags(ULONG) override {
-        return E_NOTIMPL;
+    HRESULT STDMETHODCALLTYPE AddFile(LPCWSTR url, LPCWSTR local) override {
+        JOB_ENTER("AddFile");
+        if (data_->state != BG_JOB_STATE_SUSPENDED && data_->state != BG_JOB_STATE_QUEUED)
+            return winbits::kBgInvalidState;
+        FileData f;
+        f.remote = url;
+        f.local = local;
+        data_->files.push_back(f);
+        return S_OK;
     }
+    HRESULT STDMETHODCALLTYPE EnumFiles(IEnumBackgroundCopyFiles** out) override {
+        JOB_ENTER("EnumFiles");
+        std::vector<IBackgroundCopyFile*> files;
+        for (size_t i = 0; i < data_->files.size(); ++i)
+            files.push_back(new File(data_, i));
+        static Counter* next = register_counter("EnumFiles.Next");
+        static Counter* count = register_counter("EnumFiles.GetCount");
+        *out = new FileEnum(next, count, std::move(files));
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Suspend() override {
+        JOB_ENTER("Suspend");
+        data_->state = BG_JOB_STATE_SUSPENDED;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Resume() override {
+        JOB_ENTER("Resume");
+        if (data_->files.empty())
+            return winbits::kBgEmpty;
+        if (data_->state == BG_JOB_STATE_SUSPENDED)
+            data_->state = BG_JOB_STATE_QUEUED;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Cancel() override {
+        JOB_ENTER("Cancel");
+        data_->state = BG_JOB_STATE_CANCELLED;
+        data_->gone = true;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE Complete() override {
+        JOB_ENTER("Complete");
+        if (data_->state != BG_JOB_STATE_TRANSFERRED)
+            return winbits::kBgInvalidState;
+        data_->state = BG_JOB_STATE_ACKNOWLEDGED;
+        data_->gone = true;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetId(GUID* v) override {
+        JOB_ENTER("GetId");
+        *v = data_->id;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetType(BG_JOB_TYPE* v) override {
+        JOB_ENTER("GetType");
+        *v = data_->type;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetProgress(BG_JOB_PROGRESS* p) override {
+        JOB_ENTER("GetProgress");
+        // Summed from the files, as BITS does; unknown while any file's size is.
+        *p = BG_JOB_PROGRESS{};
+        for (const FileData& f : data_->files) {
+            if (f.total == winbits::kSizeUnknown || p->BytesTotal == winbits::kSizeUnknown)
+                p->BytesTotal = winbits::kSizeUnknown;
+            else
+                p->BytesTotal += f.total;
+            p->BytesTransferred += f.transferred;
+            p->FilesTransferred += f.completed ? 1 : 0;
+        }
+        p->FilesTotal = static_cast<ULONG>(data_->files.size());
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetTimes(BG_JOB_TIMES* t) override {
+        JOB_ENTER("GetTimes");
+        FILETIME* ft[3] = {&t->CreationTime, &t->ModificationTime, &t->TransferCompletionTime};
+        for (int i = 0; i < 3; ++i) {
+            ft[i]->dwLowDateTime = static_cast<DWORD>(data_->times[i]);
+            ft[i]->dwHighDateTime = static_cast<DWORD>(data_->times[i] >> 32);
+        }
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetState(BG_JOB_STATE* v) override {
+        JOB_ENTER("GetState");
+        *v = data_->state;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetError(IBackgroundCopyError** out) override {
+        JOB_ENTER("GetError");
+        if (data_->error == S_OK)
+            return winbits::kBgErrorInformationUnavailable;
+        *out = new Error(data_);
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetOwner(LPWSTR* v) override {
+        JOB_ENTER("GetOwner");
+        return out_string(data_->owner, v);
+    }
+    HRESULT STDMETHODCALLTYPE SetDisplayName(LPCWSTR v) override {
+        JOB_ENTER("SetDisplayName");
+        data_->name = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetDisplayName(LPWSTR* v) override {
+        JOB_ENTER("GetDisplayName");
+        return out_string(data_->name, v);
+    }
+    HRESULT STDMETHODCALLTYPE SetDescription(LPCWSTR v) override {
+        JOB_ENTER("SetDescription");
+        data_->description = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetDescription(LPWSTR* v) override {
+        JOB_ENTER("GetDescription");
+        return out_string(data_->description, v);
+    }
+    HRESULT STDMETHODCALLTYPE SetPriority(BG_JOB_PRIORITY v) override {
+        JOB_ENTER("SetPriority");
+        data_->priority = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetPriority(BG_JOB_PRIORITY* v) override {
+        JOB_ENTER("GetPriority");
+        *v = data_->priority;
+        return S_OK;
+    }
+
+#undef JOB_ENTER
+    HRESULT STDMETHODCALLTYPE SetNotifyFlags(ULONG) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE GetNotifyFlags(ULONG*) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE SetNotifyInterface(IUnknown*) override {
         ENTER("Job.SetNotifyInterface");  // counted: winbits must never call it on others' jobs
