@@ -352,7 +352,7 @@ def test_100000_reads_of_each_kind_leave_memory_flat(double):
         gc.collect()
         blocks, memory = sys.getallocatedblocks(), working_set()
         for read in reads.values():
-            for _ in range(100_000 if read not in (bits.snapshot,) else 20_000):
+            for _ in range(100_000):
                 read()
         gc.collect()
         grown_blocks = sys.getallocatedblocks() - blocks
