@@ -65,6 +65,16 @@ def in_thread(fn, init=None):
     return out["value"]
 
 
+def run_together(targets):
+    """Starts one thread per target, all at once, and waits for them all."""
+    threads = [threading.Thread(target=t) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive(), "a thread hung"
+
+
 def read_everything(bits):
     """The snapshot and the object API's view of the same queue."""
     snap = bits.snapshot()
@@ -129,11 +139,7 @@ def test_eight_threads_on_one_manager_and_on_their_own(double):
             except BaseException as e:
                 errors.append(e)
 
-        threads = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        run_together([lambda i=i: worker(i % 2 == 0) for i in range(8)])
     assert not errors and len(results) == 80
     assert all(r == expected for r in results)
 
@@ -154,11 +160,7 @@ def test_eight_threads_against_the_real_service(bits, serve, tmp_path):
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_together([worker] * 8)
     assert not errors and len(results) == 24
     assert all(r == expected for r in results)
 

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from ._api import Job, Manager, connect
 from ._errors import AccessDeniedError, BitsError, JobNotFoundError, hresult_name
-from ._types import JobRecord, JobState, Snapshot, percent
+from ._types import JobRecord, JobState, Snapshot, peer_share, percent
 
 COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
 VERBS = {
@@ -49,12 +49,6 @@ def iso(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _share(origin: int | None, peers: int | None) -> float | None:
-    if origin is None or peers is None or origin + peers == 0:
-        return None
-    return 100.0 * peers / (origin + peers)
 
 
 def job_json(job: JobRecord) -> dict[str, Any]:
@@ -83,9 +77,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
                 "completed": f.progress.completed,
                 "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
                 "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
-                "peer_percent": None
-                if f.peer_stats is None
-                else _share(f.peer_stats.from_origin, f.peer_stats.from_peers),
+                "peer_percent": None if f.peer_stats is None else f.peer_stats.peer_share,
             }
             for f in job.files
         ],
@@ -177,7 +169,7 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
                     "done" if f["completed"] else "",
                     "" if origin is None else format_bytes(origin),
                     "" if peers is None else format_bytes(peers),
-                    format_percent(_share(origin, peers)),
+                    format_percent(peer_share(origin, peers)),
                 )
             )
     return rows
@@ -409,7 +401,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             "Bytes from origin / peers: not reported by this BITS (no IBackgroundCopyFile4)\n"
         )
     else:
-        share = _share(origin, peers)
+        share = peer_share(origin, peers)
         out.write(
             f"Bytes from origin: {format_bytes(origin)}, from peers: "
             f"{format_bytes(peers)} (peer share {format_percent(share) or '0.0%'})\n"

@@ -84,6 +84,14 @@ def filetime_to_datetime(ticks: int) -> _dt.datetime | None:
     return _EPOCH_1601 + _dt.timedelta(microseconds=ticks // 10)
 
 
+def peer_share(from_origin: int | None, from_peers: int | None) -> float | None:
+    """Percent of the downloaded bytes that came from peers; None before any byte or
+    where the BITS does not report them."""
+    if from_origin is None or from_peers is None or from_origin + from_peers == 0:
+        return None
+    return 100.0 * from_peers / (from_origin + from_peers)
+
+
 def percent(done: int, total: int | None) -> float | None:
     if total is None:
         return None
@@ -135,8 +143,7 @@ class PeerStats(NamedTuple):
     @property
     def peer_share(self) -> float | None:
         """Percent of the downloaded bytes that came from peers; None before any byte."""
-        total = self.from_origin + self.from_peers
-        return None if total == 0 else 100.0 * self.from_peers / total
+        return peer_share(self.from_origin, self.from_peers)
 
 
 class JobError(NamedTuple):
