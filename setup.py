@@ -23,7 +23,7 @@ if sys.platform == "win32":
             libraries=["ole32", "oleaut32", "uuid"],
             define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED else [],
             py_limited_api=LIMITED,
-            extra_compile_args=["/std:c++17", "/EHsc", "/W4", "/permissive-"],
+            extra_compile_args=["/std:c++17", "/EHsc", "/W4", "/WX", "/permissive-"],
         )
     )
 

@@ -16,8 +16,9 @@ import sys
 import time
 import timeit
 from ctypes import POINTER, byref, c_ulonglong, wintypes
+from typing import Any
 
-sys.coinit_flags = 0  # pythoncom and comtypes join the MTA instead of making this an STA
+sys.coinit_flags = 0  # type: ignore[attr-defined]  # pythoncom and comtypes join the MTA instead of making this an STA
 
 import _bitsdouble
 import pythoncom
@@ -25,7 +26,6 @@ from comtypes import COMMETHOD, GUID, HRESULT, IUnknown
 from win32com.bits import bits as pwbits
 
 import winbits
-from winbits import _native
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -55,7 +55,7 @@ def table(title: str, rows: list[tuple[str, float, str]], base: str) -> None:
 # --- per call, against the in-process double -----------------------------------------------
 
 
-class IBackgroundCopyFile4(IUnknown):  # hand-declared for comtypes: slots 3-12 (BITS.md)
+class IBackgroundCopyFile4(IUnknown):  # type: ignore[misc]  # hand-declared for comtypes: slots 3-12 (docs/bits.md)
     _iid_ = GUID("{ef7e0655-7888-4960-b0e5-730846e03492}")
     _methods_ = [  # noqa: RUF012 (comtypes reads the class attribute)
         COMMETHOD([], HRESULT, "GetRemoteName", (["out"], POINTER(wintypes.LPWSTR))),
@@ -96,7 +96,7 @@ def bench_per_call(number: int) -> None:
         assert f.peer_download_stats() == (1234567, 89)
         address = _bitsdouble.file4_pointer(job, 0)
         try:
-            ct = ctypes.cast(ctypes.c_void_p(address), POINTER(IBackgroundCopyFile4))
+            ct: Any = ctypes.cast(ctypes.c_void_p(address), POINTER(IBackgroundCopyFile4))
             ct.AddRef()  # comtypes releases its pointer when collected; cast did not AddRef
             raw = ctypes.c_void_p(address)
 
@@ -106,7 +106,7 @@ def bench_per_call(number: int) -> None:
                 return (a.value, b.value)
 
             assert tuple(ct.GetPeerDownloadStats()) == (1234567, 89) == via_ctypes()
-            floor = _native._peer_stats_floor
+            floor = _bitsdouble.peer_stats_floor
             PeerStats = winbits.PeerStats
             rows = [
                 ("floor: the tuple, no COM call", per_call_ns(floor, number), "ns"),
@@ -146,7 +146,7 @@ def bench_per_call(number: int) -> None:
 # --- against Wine's (or Windows') real BITS ---------------------------------------------
 
 
-def object_walk(bits) -> list:
+def object_walk(bits) -> list[Any]:
     """winbits' object API, property by property: what a caller without snapshot() does."""
     out = []
     for job in bits.jobs():
@@ -157,7 +157,7 @@ def object_walk(bits) -> list:
     return out
 
 
-def pywin32_walk(manager) -> list:
+def pywin32_walk(manager) -> list[Any]:
     """pywin32 reading what it can of the same jobs: ids, names, states, progress, and
     each file's names and progress (it has no IBackgroundCopyFile4)."""
     out = []
@@ -250,7 +250,7 @@ def working_set() -> int:
     current = wintypes.HANDLE(-1)  # GetCurrentProcess()'s pseudo-handle, at full width
     if not get(current, byref(counters), counters.cb):
         raise ctypes.WinError()
-    return counters.WorkingSetSize
+    return int(counters.WorkingSetSize)
 
 
 def bench_memory(polls: int) -> None:

@@ -17,7 +17,7 @@
 #else
 #include <bits3_0.h>  // mingw: Job4 only
 
-// Slots 8-11 (BITS.md); declared here with the SDK's names so that code reads the same.
+// Slots 8-11 (docs/bits.md); declared here with the SDK's names so that code reads the same.
 MIDL_INTERFACE("659cdeaa-489e-11d9-a9cd-000d56965251")
 IBackgroundCopyFile3 : public IBackgroundCopyFile2 {
     virtual HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR * pFilename) = 0;
@@ -66,6 +66,8 @@ constexpr ManagerClass kManagerClasses[] = {
     {{0xf087771f, 0xd74f, 0x4c1a, {0xbb, 0x8a, 0xe1, 0x6a, 0xca, 0x91, 0x24, 0xea}}, 1, 5},
     {{0x4991d34b, 0x80a1, 0x4291, {0x83, 0xb6, 0x33, 0x28, 0x36, 0x6b, 0x90, 0x97}}, 1, 0},
 };
-constexpr GUID kClsidManager10 = kManagerClasses[9].clsid;
+// CLSID_BackgroundCopyManager: BITS 1.0's class, which every BITS registers (newer
+// versions answer it with their newest manager); connect() uses it by default.
+constexpr GUID kClsidBackgroundCopyManager = kManagerClasses[9].clsid;
 
 }  // namespace winbits

@@ -57,8 +57,12 @@ HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
         g_worker.call = call;
         g_worker.context = context;
         SetEvent(g_worker.wake);
-        WaitForSingleObject(g_worker.done, INFINITE);
-        hr = g_worker.result;
+        // The caller sits in a single-threaded apartment (a GUI thread, say): wait
+        // pumping its messages, as COM itself does for an outgoing call, so that its
+        // windows stay alive while BITS answers.
+        DWORD index = 0;
+        HRESULT wait = CoWaitForMultipleHandles(0, INFINITE, 1, &g_worker.done, &index);
+        hr = FAILED(wait) ? wait : g_worker.result;
     }
     ReleaseSRWLockExclusive(&g_worker.submit);
     return hr;
@@ -176,30 +180,21 @@ void Connection::close() noexcept {
     release_in_mta(m);
 }
 
-void Connection::reconnect() noexcept {
+void Connection::reconnect(unsigned seen) noexcept {
+    if (generation() != seen)
+        return;  // this outage was already answered with a fresh manager
     ComPtr<IBackgroundCopyManager> fresh;
     HRESULT hr = CoCreateInstance(clsid_, nullptr, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER,
                                   __uuidof(IBackgroundCopyManager), fresh.put_void());
     if (FAILED(hr))
         return;  // still gone: the next call fails, and tries again
     lock_.lock();
-    if (!closed_.load(std::memory_order_acquire))
+    if (!closed_.load(std::memory_order_acquire) && generation() == seen) {
         std::swap(manager_, fresh);
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
     lock_.unlock();
     // `fresh` now holds the dead manager (or the unused new one) and releases it here.
-}
-
-bool server_gone(HRESULT hr) noexcept {
-    switch (static_cast<unsigned long>(hr)) {
-        case 0x800706BAUL:  // RPC_S_SERVER_UNAVAILABLE
-        case 0x800706BEUL:  // RPC_S_CALL_FAILED
-        case 0x80010108UL:  // RPC_E_DISCONNECTED
-        case 0x80010007UL:  // RPC_E_SERVER_DIED
-        case 0x80010012UL:  // RPC_E_SERVER_DIED_DNE
-            return true;
-        default:
-            return false;
-    }
 }
 
 // --- FileHandle ---------------------------------------------------------------------

@@ -176,9 +176,14 @@ public:
     // concurrent close() cannot pull it away mid-call.
     ComPtr<IBackgroundCopyManager> manager();
     void close() noexcept;
-    // After the service went away (server_gone), a fresh manager for the next call:
-    // the failed call still fails, the connection itself recovers. Call in the MTA.
-    void reconnect() noexcept;
+    // After the service went away, a fresh manager for the next call: the failed call
+    // still fails, the connection itself recovers. Only the first failure of an outage
+    // reconnects: `seen` is the generation the failing object came from, and a
+    // connection already past it (reconnected since) does nothing. Call in the MTA.
+    void reconnect(unsigned seen) noexcept;
+    // Bumped by each successful reconnect: jobs and files made before it hold proxies
+    // of the old service, which stay dead.
+    unsigned generation() const noexcept { return generation_.load(std::memory_order_acquire); }
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
     // Interfaces this server lacks, learnt once and not asked for again.
@@ -194,6 +199,7 @@ private:
     ComPtr<IBackgroundCopyManager> manager_;
     CO_MTA_USAGE_COOKIE cookie_ = nullptr;
     std::atomic<bool> closed_{false};
+    std::atomic<unsigned> generation_{0};
 };
 
 // A file with the richer interfaces it was asked for, each asked for once.
@@ -211,9 +217,6 @@ private:
     std::atomic<IBackgroundCopyFile3*> file3_{nullptr};
     std::atomic<IBackgroundCopyFile4*> file4_{nullptr};
 };
-
-// HRESULTs that mean the service process is gone (crashed, stopped, restarted).
-bool server_gone(HRESULT hr) noexcept;
 
 // --- Walks and reads ----------------------------------------------------------------
 

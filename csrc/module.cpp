@@ -13,12 +13,18 @@ using namespace winbits;
 
 namespace {
 
+// The HRESULTs that mean "the service went away", read from winbits._errors.SERVICE_GONE
+// at import: the one table, shared with the facade.
+constexpr int kMaxServiceGone = 32;
+
 struct ModuleState {
     PyTypeObject* manager_type;
     PyTypeObject* job_type;
     PyTypeObject* file_type;
     PyTypeObject* poller_type;
     PyObject* error_factory;  // winbits._errors.from_hresult(hresult, message or None)
+    int n_service_gone;
+    unsigned long service_gone[kMaxServiceGone];
 };
 
 struct ManagerObject {
@@ -27,16 +33,26 @@ struct ManagerObject {
 };
 
 // Jobs and files hold their manager: its connection keeps the MTA (and so their
-// proxies) alive, and its closing is what they check before every call.
+// proxies) alive, and its closing is what they check before every call. `generation`
+// is the connection's when the object was made: after BITS restarted, its proxy is dead.
+// Both begin with the fields of ChildObject, which the shared templates read.
+struct ChildObject {
+    PyObject_HEAD
+    ManagerObject* manager;
+    unsigned generation;
+};
+
 struct JobObject {
     PyObject_HEAD
     ManagerObject* manager;
+    unsigned generation;
     IBackgroundCopyJob* job;
 };
 
 struct FileObject {
     PyObject_HEAD
     ManagerObject* manager;
+    unsigned generation;
     FileHandle* handle;
 };
 
@@ -53,6 +69,30 @@ ModuleState* state_of(PyObject* self) {
     return static_cast<ModuleState*>(PyType_GetModuleState(Py_TYPE(self)));
 }
 
+ChildObject* as_child(PyObject* self) {
+    return reinterpret_cast<ChildObject*>(self);
+}
+
+// An owning PyObject reference: released on every path out of the scope that holds it.
+class PyRef {
+public:
+    explicit PyRef(PyObject* p = nullptr) : p_(p) {}
+    PyRef(const PyRef&) = delete;
+    PyRef& operator=(const PyRef&) = delete;
+    ~PyRef() { Py_XDECREF(p_); }
+    PyObject* get() const { return p_; }
+    explicit operator bool() const { return p_ != nullptr; }
+    PyObject* release() {
+        PyObject* p = p_;
+        p_ = nullptr;
+        return p;
+    }
+    void reset() { Py_CLEAR(p_); }
+
+private:
+    PyObject* p_;
+};
+
 template <class F>
 HRESULT unlocked(F&& fn) {
     HRESULT hr;
@@ -62,48 +102,26 @@ HRESULT unlocked(F&& fn) {
     return hr;
 }
 
-// The one place an HRESULT becomes a Python exception: BITS' own text for it is fetched
-// (GIL released), and winbits._errors.from_hresult picks the exception class. Where the
-// service went away, the connection gets a fresh manager here, so the next call works.
-PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr) {
-    std::wstring text;
-    Py_BEGIN_ALLOW_THREADS
-    in_mta([&] {
-        ComPtr<IBackgroundCopyManager> m;
-        if (conn && server_gone(hr) && !conn->closed())
-            conn->reconnect();
-        if (conn && !server_gone(hr))
-            m = conn->manager();
-        text = describe_hresult(m.Get(), hr);
-        return S_OK;
-    });
-    Py_END_ALLOW_THREADS
-    PyObject* message = text.empty() ? Py_NewRef(Py_None)
-                                     : PyUnicode_FromWideChar(text.data(), (Py_ssize_t)text.size());
-    if (!message)
-        return nullptr;
-    PyObject* exc =
-        PyObject_CallFunction(st->error_factory, "kO", static_cast<unsigned long>(hr), message);
-    Py_DECREF(message);
-    if (exc) {
-        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
-        Py_DECREF(exc);
-    }
-    return nullptr;
-}
-
-bool check_open(ManagerObject* m) {
-    if (!m->conn || m->conn->closed()) {
-        PyErr_SetString(PyExc_ValueError, "operation on a closed BITS manager");
-        return false;
-    }
-    return true;
+bool service_gone(const ModuleState* st, HRESULT hr) {
+    for (int i = 0; i < st->n_service_gone; ++i)
+        if (st->service_gone[i] == static_cast<unsigned long>(hr))
+            return true;
+    return false;
 }
 
 // --- Strings: the one conversion each way -------------------------------------------
 
+PyObject* to_py(const wchar_t* s, size_t n) {
+    return PyUnicode_FromWideChar(s, static_cast<Py_ssize_t>(n));
+}
+PyObject* to_py(const std::wstring& s) {
+    return to_py(s.data(), s.size());
+}
 PyObject* to_py(const wchar_t* s) {
-    return PyUnicode_FromWideChar(s ? s : L"", -1);
+    return to_py(s ? s : L"", s ? wcslen(s) : 0);
+}
+PyObject* to_py_or_none(bool has, const std::wstring& s) {
+    return has ? to_py(s) : Py_NewRef(Py_None);
 }
 
 // A str as NUL-terminated UTF-16 for COM. Strict: a lone surrogate raises
@@ -115,36 +133,82 @@ public:
     WideArg& operator=(const WideArg&) = delete;
     ~WideArg() { PyMem_Free(p_); }
     bool set(PyObject* text, const char* what) {
-        PyObject* utf16 = PyUnicode_AsEncodedString(text, "utf-16-le", "strict");
-        if (!utf16)
-            return false;
+        PyRef utf16(PyUnicode_AsEncodedString(text, "utf-16-le", "strict"));
         char* data = nullptr;
         Py_ssize_t bytes = 0;
-        bool ok = PyBytes_AsStringAndSize(utf16, &data, &bytes) == 0;
-        size_t n = ok ? static_cast<size_t>(bytes) / sizeof(wchar_t) : 0;
-        if (ok) {
-            p_ = static_cast<wchar_t*>(PyMem_Malloc((n + 1) * sizeof(wchar_t)));
-            if (!p_) {
-                PyErr_NoMemory();
-                ok = false;
-            }
+        if (!utf16 || PyBytes_AsStringAndSize(utf16.get(), &data, &bytes) < 0)
+            return false;
+        size_t n = static_cast<size_t>(bytes) / sizeof(wchar_t);
+        p_ = static_cast<wchar_t*>(PyMem_Malloc((n + 1) * sizeof(wchar_t)));
+        if (!p_) {
+            PyErr_NoMemory();
+            return false;
         }
-        if (ok) {
-            memcpy(p_, data, n * sizeof(wchar_t));
-            p_[n] = L'\0';
-            if (wcslen(p_) != n) {
-                PyErr_Format(PyExc_ValueError, "%s must not contain NUL characters", what);
-                ok = false;
-            }
+        memcpy(p_, data, n * sizeof(wchar_t));
+        p_[n] = L'\0';
+        if (wcslen(p_) != n) {
+            PyErr_Format(PyExc_ValueError, "%s must not contain NUL characters", what);
+            return false;
         }
-        Py_DECREF(utf16);
-        return ok;
+        return true;
     }
     const wchar_t* get() const { return p_; }
 
 private:
     wchar_t* p_ = nullptr;
 };
+
+// --- The one place an HRESULT becomes a Python exception ----------------------------
+//
+// BITS' own text for it is fetched (GIL released), and winbits._errors.from_hresult picks
+// the exception class. Where the service went away, the connection gets a fresh manager
+// here, once per outage: `seen` is the generation of the failing job or file (null for
+// the manager's own calls). A job or file from before the outage stays dead, and its
+// error says to get it again.
+PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr,
+                        const unsigned* seen = nullptr) {
+    const bool gone = service_gone(st, hr);
+    std::wstring text;
+    Py_BEGIN_ALLOW_THREADS
+    in_mta([&] {
+        ComPtr<IBackgroundCopyManager> m;
+        if (conn && gone && !conn->closed())
+            conn->reconnect(seen ? *seen : conn->generation());
+        if (conn && !gone)
+            m = conn->manager();
+        text = describe_hresult(m.Get(), hr);
+        return S_OK;
+    });
+    Py_END_ALLOW_THREADS
+    if (gone && seen) {
+        if (text.empty())
+            text = L"the BITS service went away";
+        text +=
+            L" (this object belongs to the BITS service from before: get the job again "
+            L"from the manager)";
+    }
+    PyRef message(text.empty() ? Py_NewRef(Py_None) : to_py(text));
+    if (!message)
+        return nullptr;
+    PyRef exc(PyObject_CallFunction(st->error_factory, "kO", static_cast<unsigned long>(hr),
+                                    message.get()));
+    if (exc)
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+    return nullptr;
+}
+
+PyObject* raise_for(PyObject* self, HRESULT hr) {
+    ChildObject* c = as_child(self);
+    return raise_hresult(state_of(self), c->manager->conn, hr, &c->generation);
+}
+
+bool check_open(ManagerObject* m) {
+    if (!m->conn || m->conn->closed()) {
+        PyErr_SetString(PyExc_ValueError, "operation on a closed BITS manager");
+        return false;
+    }
+    return true;
+}
 
 bool guid_arg(const char* bytes, Py_ssize_t size, GUID* out) {
     if (size != sizeof(GUID)) {
@@ -153,6 +217,35 @@ bool guid_arg(const char* bytes, Py_ssize_t size, GUID* out) {
     }
     memcpy(out, bytes, sizeof(GUID));
     return true;
+}
+
+// --- Values to Python: one builder per shape ------------------------------------------
+
+template <class T>
+PyObject* py_int(const T& v) {
+    return PyLong_FromLong(static_cast<long>(v));
+}
+PyObject* py_guid(const GUID& g) {
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&g), sizeof g);
+}
+PyObject* py_bool(const BOOL& v) {
+    return PyBool_FromLong(v);
+}
+PyObject* py_job_progress(const BG_JOB_PROGRESS& p) {
+    return Py_BuildValue("(KKkk)", p.BytesTotal, p.BytesTransferred, p.FilesTotal,
+                         p.FilesTransferred);
+}
+PyObject* py_file_progress(const BG_FILE_PROGRESS& p) {
+    return Py_BuildValue("(KKN)", p.BytesTotal, p.BytesTransferred, PyBool_FromLong(p.Completed));
+}
+PyObject* py_times(const JobTimes& t) {
+    return Py_BuildValue("(KKK)", t.creation, t.modification, t.transfer_completion);
+}
+PyObject* py_peer_stats(const PeerStats& s) {
+    return Py_BuildValue("(KK)", s.from_origin, s.from_peers);
+}
+PyObject* py_string(const CoTaskString& s) {
+    return to_py(s.get());
 }
 
 // --- Object creation ----------------------------------------------------------------
@@ -169,13 +262,28 @@ void free_object(PyObject* self) {
     Py_DECREF(tp);
 }
 
-// Takes over the reference in job.
+// Releases COM pointers from Python code: in the MTA, with the GIL released.
+template <class I>
+void release_all(std::vector<ComPtr<I>>& items) {
+    Py_BEGIN_ALLOW_THREADS
+    in_mta([&] {
+        items.clear();
+        return S_OK;
+    });
+    Py_END_ALLOW_THREADS
+}
+
+// Takes over the reference in job; on failure it is released in the MTA.
 PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job) {
     PyObject* o = alloc(state_of(reinterpret_cast<PyObject*>(m))->job_type);
-    if (!o)
+    if (!o) {
+        std::vector<ComPtr<IBackgroundCopyJob>> orphan(1, std::move(job));
+        release_all(orphan);
         return nullptr;
+    }
     auto* j = reinterpret_cast<JobObject*>(o);
     j->manager = reinterpret_cast<ManagerObject*>(Py_NewRef(reinterpret_cast<PyObject*>(m)));
+    j->generation = m->conn->generation();
     j->job = job.Detach();
     return o;
 }
@@ -193,40 +301,88 @@ PyObject* new_file(ManagerObject* m, ComPtr<IBackgroundCopyFile>& file) {
     }
     auto* f = reinterpret_cast<FileObject*>(o);
     f->manager = reinterpret_cast<ManagerObject*>(Py_NewRef(reinterpret_cast<PyObject*>(m)));
+    f->generation = m->conn->generation();
     f->handle = handle;
     return o;
 }
 
-// A list of objects made by make() from items; what was not wrapped is released in the MTA.
+// A list of objects made by make() from what an enumeration found; whatever is not
+// wrapped (all of it, on failure) is released in the MTA.
 template <class I, class Make>
 PyObject* wrap_all(std::vector<ComPtr<I>>& items, Make make) {
-    PyObject* list = PyList_New(0);
+    PyRef list(PyList_New(0));
     for (size_t i = 0; list && i < items.size(); ++i) {
-        PyObject* o = make(items[i]);
-        if (!o || PyList_Append(list, o) < 0)
-            Py_CLEAR(list);
-        Py_XDECREF(o);
+        PyRef o(make(items[i]));
+        if (!o || PyList_Append(list.get(), o.get()) < 0)
+            list.reset();
     }
-    unlocked([&] {
-        items.clear();
-        return S_OK;
-    });
-    return list;
+    release_all(items);
+    return list.release();
 }
 
-// One property: read(value) runs in the MTA with the GIL released. A property the server
-// does not implement (E_NOTIMPL, as Wine's owner, times or priority) reads as None.
-template <class T, class Read, class Build>
-PyObject* read_property(PyObject* self, ManagerObject* m, Read read, Build build) {
-    if (!check_open(m))
+// --- The shapes of a method: each a template put straight into a method table --------
+
+// One read: read(value) runs in the MTA with the GIL released. A property the server does
+// not implement (E_NOTIMPL, as Wine's owner, times or priority) reads as None.
+template <class T, class Read>
+PyObject* read_property(PyObject* self, Read read, PyObject* (*build)(const T&)) {
+    if (!check_open(as_child(self)->manager))
         return nullptr;
     T value{};
     HRESULT hr = unlocked([&] { return read(value); });
     if (hr == E_NOTIMPL)
         Py_RETURN_NONE;
     if (FAILED(hr))
-        return raise_hresult(state_of(self), m->conn, hr);
+        return raise_for(self, hr);
     return build(value);
+}
+
+// The COM object behind a wrapper.
+IBackgroundCopyJob* com_of(JobObject* o) {
+    return o->job;
+}
+IBackgroundCopyFile* com_of(FileObject* o) {
+    return o->handle->file();
+}
+
+// A getter of a number, enum or struct: (iface->*Get)(&value), built by Build.
+template <class Obj, class I, class T, HRESULT (STDMETHODCALLTYPE I::*Get)(T*),
+          PyObject* (*Build)(const T&)>
+PyObject* getter(PyObject* self, PyObject*) {
+    I* iface = com_of(reinterpret_cast<Obj*>(self));
+    return read_property<T>(self, [&](T& v) { return (iface->*Get)(&v); }, Build);
+}
+
+// A getter of a string that BITS allocates; freed with CoTaskMemFree.
+template <class Obj, class I, HRESULT (STDMETHODCALLTYPE I::*Get)(LPWSTR*)>
+PyObject* string_getter(PyObject* self, PyObject*) {
+    I* iface = com_of(reinterpret_cast<Obj*>(self));
+    return read_property<CoTaskString>(
+        self, [&](CoTaskString& s) { return (iface->*Get)(s.put()); }, py_string);
+}
+
+template <class T, HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*Get)(T*),
+          PyObject* (*Build)(const T&) = py_int<T>>
+constexpr PyCFunction job_get = getter<JobObject, IBackgroundCopyJob, T, Get, Build>;
+template <HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*Get)(LPWSTR*)>
+constexpr PyCFunction job_string = string_getter<JobObject, IBackgroundCopyJob, Get>;
+template <class T, HRESULT (STDMETHODCALLTYPE IBackgroundCopyFile::*Get)(T*),
+          PyObject* (*Build)(const T&)>
+constexpr PyCFunction file_get = getter<FileObject, IBackgroundCopyFile, T, Get, Build>;
+template <HRESULT (STDMETHODCALLTYPE IBackgroundCopyFile::*Get)(LPWSTR*)>
+constexpr PyCFunction file_string = string_getter<FileObject, IBackgroundCopyFile, Get>;
+
+// A control verb; returns its HRESULT, which may be a BITS success code
+// (BG_S_PARTIAL_COMPLETE, BG_S_UNABLE_TO_DELETE_FILES) for the facade to act on.
+template <HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*Verb)()>
+PyObject* job_verb(PyObject* self, PyObject*) {
+    JobObject* j = reinterpret_cast<JobObject*>(self);
+    if (!check_open(j->manager))
+        return nullptr;
+    HRESULT hr = unlocked([&] { return (j->job->*Verb)(); });
+    if (FAILED(hr))
+        return raise_for(self, hr);
+    return PyLong_FromLong(hr);
 }
 
 // --- Manager ------------------------------------------------------------------------
@@ -264,7 +420,7 @@ PyObject* manager_jobs(PyObject* self, PyObject* args) {
         return mgr ? list_jobs(mgr.Get(), all_users != 0, found) : kClosed;
     });
     if (FAILED(hr)) {
-        wrap_all(found, [](ComPtr<IBackgroundCopyJob>&) { return nullptr; });
+        release_all(found);
         return raise_hresult(state_of(self), m->conn, hr);
     }
     return wrap_all(found, [m](ComPtr<IBackgroundCopyJob>& j) { return new_job(m, j); });
@@ -348,7 +504,7 @@ PyObject* manager_describe(PyObject* self, PyObject* args) {
     });
     if (text.empty())
         Py_RETURN_NONE;
-    return PyUnicode_FromWideChar(text.data(), (Py_ssize_t)text.size());
+    return to_py(text);
 }
 
 PyMethodDef manager_methods[] = {
@@ -390,81 +546,10 @@ void job_dealloc(PyObject* self) {
     free_object(self);
 }
 
-// A string property of a job or file: iface->get(&out), the CoTaskMem string freed.
-template <class I>
-PyObject* string_property(PyObject* self, ManagerObject* m, I* iface,
-                          HRESULT (STDMETHODCALLTYPE I::*get)(LPWSTR*)) {
-    return read_property<CoTaskString>(
-        self, m, [&](CoTaskString& s) { return (iface->*get)(s.put()); },
-        [](CoTaskString& s) { return to_py(s.get()); });
-}
-
-PyObject* job_string(PyObject* self,
-                     HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*get)(LPWSTR*)) {
-    return string_property(self, as_job(self)->manager, as_job(self)->job, get);
-}
-
-PyObject* job_name(PyObject* self, PyObject*) {
-    return job_string(self, &IBackgroundCopyJob::GetDisplayName);
-}
-PyObject* job_description(PyObject* self, PyObject*) {
-    return job_string(self, &IBackgroundCopyJob::GetDescription);
-}
-PyObject* job_owner(PyObject* self, PyObject*) {
-    return job_string(self, &IBackgroundCopyJob::GetOwner);
-}
-
-PyObject* job_id(PyObject* self, PyObject*) {
-    JobObject* j = as_job(self);
-    return read_property<GUID>(
-        self, j->manager, [&](GUID& g) { return j->job->GetId(&g); },
-        [](GUID& g) { return PyBytes_FromStringAndSize(reinterpret_cast<char*>(&g), sizeof g); });
-}
-
-PyObject* job_state(PyObject* self, PyObject*) {
-    JobObject* j = as_job(self);
-    return read_property<BG_JOB_STATE>(
-        self, j->manager, [&](BG_JOB_STATE& v) { return j->job->GetState(&v); },
-        [](BG_JOB_STATE& v) { return PyLong_FromLong(v); });
-}
-
-PyObject* job_type(PyObject* self, PyObject*) {
-    JobObject* j = as_job(self);
-    return read_property<BG_JOB_TYPE>(
-        self, j->manager, [&](BG_JOB_TYPE& v) { return j->job->GetType(&v); },
-        [](BG_JOB_TYPE& v) { return PyLong_FromLong(v); });
-}
-
-PyObject* job_priority(PyObject* self, PyObject*) {
-    JobObject* j = as_job(self);
-    return read_property<BG_JOB_PRIORITY>(
-        self, j->manager, [&](BG_JOB_PRIORITY& v) { return j->job->GetPriority(&v); },
-        [](BG_JOB_PRIORITY& v) { return PyLong_FromLong(v); });
-}
-
-PyObject* job_progress(PyObject* self, PyObject*) {
-    JobObject* j = as_job(self);
-    return read_property<BG_JOB_PROGRESS>(
-        self, j->manager, [&](BG_JOB_PROGRESS& p) { return j->job->GetProgress(&p); },
-        [](BG_JOB_PROGRESS& p) {
-            return Py_BuildValue("(KKkk)", p.BytesTotal, p.BytesTransferred, p.FilesTotal,
-                                 p.FilesTransferred);
-        });
-}
-
 PyObject* job_times(PyObject* self, PyObject*) {
-    JobObject* j = as_job(self);
+    IBackgroundCopyJob* job = as_job(self)->job;
     return read_property<JobTimes>(
-        self, j->manager, [&](JobTimes& t) { return read_job_times(j->job, t); },
-        [](JobTimes& t) {
-            return Py_BuildValue("(KKK)", t.creation, t.modification, t.transfer_completion);
-        });
-}
-
-PyObject* optional_text(bool has, const std::wstring& s) {
-    if (!has)
-        return Py_NewRef(Py_None);
-    return PyUnicode_FromWideChar(s.data(), (Py_ssize_t)s.size());
+        self, [&](JobTimes& t) { return read_job_times(job, t); }, py_times);
 }
 
 // (hresult, context, description, context_description, protocol, remote_name, local_name)
@@ -478,13 +563,13 @@ PyObject* job_error(PyObject* self, PyObject*) {
     if (hr == S_FALSE || hr == E_NOTIMPL)
         Py_RETURN_NONE;
     if (FAILED(hr))
-        return raise_hresult(state_of(self), j->manager->conn, hr);
+        return raise_for(self, hr);
     return Py_BuildValue("(kiNNNNN)", static_cast<unsigned long>(e.code), e.context,
-                         optional_text(e.has_description, e.description),
-                         optional_text(e.has_context_description, e.context_description),
-                         optional_text(e.has_protocol, e.protocol),
-                         optional_text(e.has_file, e.remote_name),
-                         optional_text(e.has_file, e.local_name));
+                         to_py_or_none(e.has_description, e.description),
+                         to_py_or_none(e.has_context_description, e.context_description),
+                         to_py_or_none(e.has_protocol, e.protocol),
+                         to_py_or_none(e.has_file, e.remote_name),
+                         to_py_or_none(e.has_file, e.local_name));
 }
 
 PyObject* job_files(PyObject* self, PyObject*) {
@@ -494,8 +579,8 @@ PyObject* job_files(PyObject* self, PyObject*) {
     std::vector<ComPtr<IBackgroundCopyFile>> found;
     HRESULT hr = unlocked([&] { return list_files(j->job, found); });
     if (FAILED(hr)) {
-        wrap_all(found, [](ComPtr<IBackgroundCopyFile>&) { return nullptr; });
-        return raise_hresult(state_of(self), j->manager->conn, hr);
+        release_all(found);
+        return raise_for(self, hr);
     }
     ManagerObject* m = j->manager;
     return wrap_all(found, [m](ComPtr<IBackgroundCopyFile>& f) { return new_file(m, f); });
@@ -513,56 +598,33 @@ PyObject* job_add_file(PyObject* self, PyObject* args) {
         return nullptr;
     HRESULT hr = unlocked([&] { return j->job->AddFile(url.get(), path.get()); });
     if (FAILED(hr))
-        return raise_hresult(state_of(self), j->manager->conn, hr);
+        return raise_for(self, hr);
     Py_RETURN_NONE;
 }
 
-using JobVerb = HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*)();
-
-// A control verb; returns its HRESULT, which may be a BITS success code
-// (BG_S_PARTIAL_COMPLETE, BG_S_UNABLE_TO_DELETE_FILES).
-PyObject* job_verb(PyObject* self, JobVerb verb) {
-    JobObject* j = as_job(self);
-    if (!check_open(j->manager))
-        return nullptr;
-    HRESULT hr = unlocked([&] { return (j->job->*verb)(); });
-    if (FAILED(hr))
-        return raise_hresult(state_of(self), j->manager->conn, hr);
-    return PyLong_FromLong(hr);
-}
-
-PyObject* job_resume(PyObject* self, PyObject*) {
-    return job_verb(self, &IBackgroundCopyJob::Resume);
-}
-PyObject* job_suspend(PyObject* self, PyObject*) {
-    return job_verb(self, &IBackgroundCopyJob::Suspend);
-}
-PyObject* job_cancel(PyObject* self, PyObject*) {
-    return job_verb(self, &IBackgroundCopyJob::Cancel);
-}
-PyObject* job_complete(PyObject* self, PyObject*) {
-    return job_verb(self, &IBackgroundCopyJob::Complete);
-}
+using Job = IBackgroundCopyJob;
 
 PyMethodDef job_methods[] = {
-    {"id", job_id, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
-    {"name", job_name, METH_NOARGS, "GetDisplayName"},
-    {"description", job_description, METH_NOARGS, "GetDescription"},
-    {"owner", job_owner, METH_NOARGS, "GetOwner (SID string), None if not implemented"},
-    {"type", job_type, METH_NOARGS, "GetType"},
-    {"state", job_state, METH_NOARGS, "GetState"},
-    {"priority", job_priority, METH_NOARGS, "GetPriority, None if not implemented"},
-    {"progress", job_progress, METH_NOARGS,
+    {"id", job_get<GUID, &Job::GetId, py_guid>, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
+    {"name", job_string<&Job::GetDisplayName>, METH_NOARGS, "GetDisplayName"},
+    {"description", job_string<&Job::GetDescription>, METH_NOARGS, "GetDescription"},
+    {"owner", job_string<&Job::GetOwner>, METH_NOARGS,
+     "GetOwner (SID string), None if not implemented"},
+    {"type", job_get<BG_JOB_TYPE, &Job::GetType>, METH_NOARGS, "GetType"},
+    {"state", job_get<BG_JOB_STATE, &Job::GetState>, METH_NOARGS, "GetState"},
+    {"priority", job_get<BG_JOB_PRIORITY, &Job::GetPriority>, METH_NOARGS,
+     "GetPriority, None if not implemented"},
+    {"progress", job_get<BG_JOB_PROGRESS, &Job::GetProgress, py_job_progress>, METH_NOARGS,
      "GetProgress -> (bytes_total, bytes_transferred, files_total, files_transferred)"},
     {"times", job_times, METH_NOARGS,
      "GetTimes -> FILETIME ticks (creation, modification, transfer_completion)"},
     {"error", job_error, METH_NOARGS, "GetError -> tuple or None"},
     {"files", job_files, METH_NOARGS, "EnumFiles -> list of File"},
     {"add_file", job_add_file, METH_VARARGS, "AddFile(url, path)"},
-    {"resume", job_resume, METH_NOARGS, "Resume -> HRESULT"},
-    {"suspend", job_suspend, METH_NOARGS, "Suspend -> HRESULT"},
-    {"cancel", job_cancel, METH_NOARGS, "Cancel -> HRESULT"},
-    {"complete", job_complete, METH_NOARGS, "Complete -> HRESULT"},
+    {"resume", job_verb<&Job::Resume>, METH_NOARGS, "Resume -> HRESULT"},
+    {"suspend", job_verb<&Job::Suspend>, METH_NOARGS, "Suspend -> HRESULT"},
+    {"cancel", job_verb<&Job::Cancel>, METH_NOARGS, "Cancel -> HRESULT"},
+    {"complete", job_verb<&Job::Complete>, METH_NOARGS, "Complete -> HRESULT"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -589,68 +651,45 @@ void file_dealloc(PyObject* self) {
     free_object(self);
 }
 
-PyObject* file_remote_name(PyObject* self, PyObject*) {
-    return string_property(self, as_file(self)->manager, as_file(self)->handle->file(),
-                           &IBackgroundCopyFile::GetRemoteName);
-}
-PyObject* file_local_name(PyObject* self, PyObject*) {
-    return string_property(self, as_file(self)->manager, as_file(self)->handle->file(),
-                           &IBackgroundCopyFile::GetLocalName);
-}
-
-PyObject* file_progress(PyObject* self, PyObject*) {
-    FileObject* f = as_file(self);
-    return read_property<BG_FILE_PROGRESS>(
-        self, f->manager, [&](BG_FILE_PROGRESS& p) { return f->handle->file()->GetProgress(&p); },
-        [](BG_FILE_PROGRESS& p) {
-            return Py_BuildValue("(KKN)", p.BytesTotal, p.BytesTransferred,
-                                 PyBool_FromLong(p.Completed));
-        });
-}
-
-// IBackgroundCopyFile3/4 reads: None where the server lacks the interface.
-template <class T, class Read, class Build>
-PyObject* optional_interface_read(PyObject* self, Read read, Build build) {
+// A read through IBackgroundCopyFile3 or 4, asked for once per file: None where the
+// server lacks the interface.
+template <class I, HRESULT (FileHandle::*Query)(Connection&, I**) noexcept, class T,
+          HRESULT (*Read)(I*, T*), PyObject* (*Build)(const T&)>
+PyObject* file_extra(PyObject* self, PyObject*) {
     FileObject* f = as_file(self);
     return read_property<T>(
-        self, f->manager,
+        self,
         [&](T& v) {
-            HRESULT hr = read(*f->handle, *f->manager->conn, v);
-            return hr == E_NOINTERFACE ? E_NOTIMPL : hr;
+            I* iface = nullptr;
+            HRESULT hr = (f->handle->*Query)(*f->manager->conn, &iface);
+            if (hr == E_NOINTERFACE)
+                return E_NOTIMPL;
+            return FAILED(hr) ? hr : Read(iface, &v);
         },
-        build);
+        Build);
 }
 
-PyObject* file_downloaded_from_peer(PyObject* self, PyObject*) {
-    return optional_interface_read<BOOL>(
-        self,
-        [](FileHandle& h, Connection& c, BOOL& v) {
-            IBackgroundCopyFile3* f3 = nullptr;
-            HRESULT hr = h.file3(c, &f3);
-            return FAILED(hr) ? hr : f3->IsDownloadedFromPeer(&v);
-        },
-        [](BOOL& v) { return PyBool_FromLong(v); });
+HRESULT read_from_peer(IBackgroundCopyFile3* f3, BOOL* v) {
+    return f3->IsDownloadedFromPeer(v);
+}
+HRESULT read_peer_stats(IBackgroundCopyFile4* f4, PeerStats* s) {
+    return f4->GetPeerDownloadStats(&s->from_origin, &s->from_peers);
 }
 
-PyObject* file_peer_stats(PyObject* self, PyObject*) {
-    return optional_interface_read<PeerStats>(
-        self,
-        [](FileHandle& h, Connection& c, PeerStats& s) {
-            IBackgroundCopyFile4* f4 = nullptr;
-            HRESULT hr = h.file4(c, &f4);
-            return FAILED(hr) ? hr : f4->GetPeerDownloadStats(&s.from_origin, &s.from_peers);
-        },
-        [](PeerStats& s) { return Py_BuildValue("(KK)", s.from_origin, s.from_peers); });
-}
+using File = IBackgroundCopyFile;
 
 PyMethodDef file_methods[] = {
-    {"remote_name", file_remote_name, METH_NOARGS, "GetRemoteName"},
-    {"local_name", file_local_name, METH_NOARGS, "GetLocalName"},
-    {"progress", file_progress, METH_NOARGS,
+    {"remote_name", file_string<&File::GetRemoteName>, METH_NOARGS, "GetRemoteName"},
+    {"local_name", file_string<&File::GetLocalName>, METH_NOARGS, "GetLocalName"},
+    {"progress", file_get<BG_FILE_PROGRESS, &File::GetProgress, py_file_progress>, METH_NOARGS,
      "GetProgress -> (bytes_total, bytes_transferred, completed)"},
-    {"downloaded_from_peer", file_downloaded_from_peer, METH_NOARGS,
-     "IBackgroundCopyFile3::IsDownloadedFromPeer, None where absent"},
-    {"peer_stats", file_peer_stats, METH_NOARGS,
+    {"downloaded_from_peer",
+     file_extra<IBackgroundCopyFile3, &FileHandle::file3, BOOL, read_from_peer, py_bool>,
+     METH_NOARGS, "IBackgroundCopyFile3::IsDownloadedFromPeer, None where absent"},
+    {"peer_stats",
+     file_extra<IBackgroundCopyFile4, &FileHandle::file4, PeerStats, read_peer_stats,
+                py_peer_stats>,
+     METH_NOARGS,
      "IBackgroundCopyFile4::GetPeerDownloadStats -> (from_origin, from_peers), None where absent"},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -664,49 +703,55 @@ PyType_Slot file_slots[] = {
 
 // --- Poller -------------------------------------------------------------------------
 
-PyObject* wide_to_py(const std::wstring& s) {
-    return PyUnicode_FromWideChar(s.data(), static_cast<Py_ssize_t>(s.size()));
-}
-
-PyObject* guid_to_py(const GUID& g) {
-    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&g), sizeof g);
-}
-
 // (remote, local, bytes_total, bytes_transferred, completed, (from_origin, from_peers) or None)
-PyObject* file_record(const FileState& f) {
-    PyObject* stats = f.has_stats ? Py_BuildValue("(KK)", f.stats.from_origin, f.stats.from_peers)
-                                  : Py_NewRef(Py_None);
+PyObject* file_record(const CachedFile& f) {
+    PyRef stats(f.has_stats ? py_peer_stats(f.stats) : Py_NewRef(Py_None));
     if (!stats)
         return nullptr;
-    return Py_BuildValue("(NNKKNN)", wide_to_py(f.remote), wide_to_py(f.local),
-                         f.progress.BytesTotal, f.progress.BytesTransferred,
-                         PyBool_FromLong(f.progress.Completed), stats);
+    return Py_BuildValue("(NNKKNN)", to_py(f.remote), to_py(f.local), f.progress.BytesTotal,
+                         f.progress.BytesTransferred, PyBool_FromLong(f.progress.Completed),
+                         stats.release());
 }
 
 // (id, name, owner or None, state, (bytes_total, bytes_transferred, files_total,
 // files_transferred), (created, modified, transfer_completed) FILETIMEs or None,
 // [file records])
-PyObject* job_record(const JobState& j) {
-    PyObject* files = PyList_New(static_cast<Py_ssize_t>(j.files.size()));
+PyObject* job_record(const CachedJob& j) {
+    PyRef files(PyList_New(static_cast<Py_ssize_t>(j.files.size())));
     for (size_t i = 0; files && i < j.files.size(); ++i) {
-        PyObject* f = file_record(j.files[i]);
-        if (!f || PyList_SetItem(files, static_cast<Py_ssize_t>(i), f) < 0)
-            Py_CLEAR(files);
+        PyObject* f = file_record(j.files[i]);  // PyList_SetItem takes it, even on failure
+        if (!f || PyList_SetItem(files.get(), static_cast<Py_ssize_t>(i), f) < 0)
+            files.reset();
     }
     if (!files)
         return nullptr;
-    const BG_JOB_PROGRESS& p = j.progress;
-    PyObject* times = j.has_times ? Py_BuildValue("(KKK)", j.times.creation, j.times.modification,
-                                                  j.times.transfer_completion)
-                                  : Py_NewRef(Py_None);
-    if (!times) {
-        Py_DECREF(files);
+    PyRef times(j.has_times ? py_times(j.times) : Py_NewRef(Py_None));
+    if (!times)
         return nullptr;
+    const BG_JOB_PROGRESS& p = j.progress;
+    return Py_BuildValue("(NNNi(KKkk)NN)", py_guid(j.id), to_py(j.name),
+                         to_py_or_none(j.has_owner, j.owner), static_cast<int>(j.state),
+                         p.BytesTotal, p.BytesTransferred, p.FilesTotal, p.FilesTransferred,
+                         times.release(), files.release());
+}
+
+// What Python gets from one poll: (order, changed).
+PyObject* poll_result(const std::vector<std::unique_ptr<CachedJob>>& jobs) {
+    PyRef order(PyList_New(static_cast<Py_ssize_t>(jobs.size())));
+    PyRef changed(PyList_New(0));
+    if (!order || !changed)
+        return nullptr;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        PyObject* id = py_guid(jobs[i]->id);  // PyList_SetItem takes it, even on failure
+        if (!id || PyList_SetItem(order.get(), static_cast<Py_ssize_t>(i), id) < 0)
+            return nullptr;
+        if (!jobs[i]->changed)
+            continue;
+        PyRef record(job_record(*jobs[i]));
+        if (!record || PyList_Append(changed.get(), record.get()) < 0)
+            return nullptr;
     }
-    return Py_BuildValue("(NNNi(KKkk)NN)", guid_to_py(j.id), wide_to_py(j.name),
-                         j.has_owner ? wide_to_py(j.owner) : Py_NewRef(Py_None),
-                         static_cast<int>(j.state), p.BytesTotal, p.BytesTransferred, p.FilesTotal,
-                         p.FilesTransferred, times, files);
+    return PyTuple_Pack(2, order.get(), changed.get());
 }
 
 void poller_dealloc(PyObject* self) {
@@ -739,29 +784,7 @@ PyObject* poller_poll(PyObject* self, PyObject* args) {
     poller->lock().lock();
     hr = in_mta([&] { return poller->poll(threads); });
     Py_END_ALLOW_THREADS
-    PyObject* result = nullptr;
-    if (SUCCEEDED(hr)) {
-        const auto& jobs = poller->jobs();
-        PyObject* order = PyList_New(static_cast<Py_ssize_t>(jobs.size()));
-        PyObject* changed = PyList_New(0);
-        for (size_t i = 0; order && changed && i < jobs.size(); ++i) {
-            PyObject* id = guid_to_py(jobs[i]->id);
-            if (!id || PyList_SetItem(order, static_cast<Py_ssize_t>(i), id) < 0) {
-                Py_CLEAR(order);
-                break;
-            }
-            if (!jobs[i]->changed)
-                continue;
-            PyObject* record = job_record(*jobs[i]);
-            if (!record || PyList_Append(changed, record) < 0)
-                Py_CLEAR(changed);
-            Py_XDECREF(record);
-        }
-        if (order && changed)
-            result = PyTuple_Pack(2, order, changed);
-        Py_XDECREF(order);
-        Py_XDECREF(changed);
-    }
+    PyObject* result = SUCCEEDED(hr) ? poll_result(poller->jobs()) : nullptr;
     poller->lock().unlock();
     if (FAILED(hr))
         return raise_hresult(state_of(self), p->manager->conn, hr);
@@ -782,6 +805,8 @@ PyType_Slot poller_slots[] = {
 
 // --- Module -------------------------------------------------------------------------
 
+// No Py_TPFLAGS_HAVE_GC: these objects hold no Python object but their manager (and the
+// manager none), so they cannot be part of a reference cycle.
 constexpr unsigned long kTypeFlags =
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION;
 
@@ -800,7 +825,7 @@ PyObject* native_connect(PyObject* module, PyObject* args) {
     PyObject* clsid_obj = Py_None;
     if (!PyArg_ParseTuple(args, "|O:connect", &clsid_obj))
         return nullptr;
-    GUID clsid = kClsidManager10;
+    GUID clsid = kClsidBackgroundCopyManager;
     if (clsid_obj != Py_None) {
         char* bytes = nullptr;
         Py_ssize_t size = 0;
@@ -838,17 +863,9 @@ PyObject* native_bits_version(PyObject* module, PyObject*) {
     return Py_BuildValue("(ii)", major, minor);
 }
 
-// The benchmarks' floor: the (from_origin, from_peers) result of File.peer_stats() built
-// the same way, without the COM call and its GIL release.
-PyObject* native_peer_stats_floor(PyObject*, PyObject*) {
-    PeerStats s{1234567, 89};
-    return Py_BuildValue("(KK)", s.from_origin, s.from_peers);
-}
-
 PyMethodDef module_methods[] = {
     {"connect", native_connect, METH_VARARGS, "connect(clsid_bytes_le=None) -> Manager"},
     {"bits_version", native_bits_version, METH_NOARGS, "bits_version() -> (major, minor)"},
-    {"_peer_stats_floor", native_peer_stats_floor, METH_NOARGS, "benchmark floor (no COM call)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -866,12 +883,26 @@ int module_exec(PyObject* module) {
         add_type(module, &file_spec, &st->file_type) < 0 ||
         add_type(module, &poller_spec, &st->poller_type) < 0)
         return -1;
-    PyObject* errors = PyImport_ImportModule("winbits._errors");
+    PyRef errors(PyImport_ImportModule("winbits._errors"));
     if (!errors)
         return -1;
-    st->error_factory = PyObject_GetAttrString(errors, "from_hresult");
-    Py_DECREF(errors);
-    return st->error_factory ? 0 : -1;
+    st->error_factory = PyObject_GetAttrString(errors.get(), "from_hresult");
+    PyRef gone(PyObject_GetAttrString(errors.get(), "SERVICE_GONE"));
+    PyRef codes(gone ? PySequence_Tuple(gone.get()) : nullptr);
+    if (!st->error_factory || !codes)
+        return -1;
+    Py_ssize_t n = PyTuple_Size(codes.get());
+    if (n > kMaxServiceGone) {
+        PyErr_SetString(PyExc_ValueError, "winbits._errors.SERVICE_GONE is too long");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        st->service_gone[i] = PyLong_AsUnsignedLong(PyTuple_GetItem(codes.get(), i));
+        if (PyErr_Occurred())
+            return -1;
+    }
+    st->n_service_gone = static_cast<int>(n);
+    return 0;
 }
 
 int module_traverse(PyObject* module, visitproc visit, void* arg) {
@@ -905,9 +936,13 @@ PyModuleDef_Slot slots_310[] = {
     {Py_mod_exec, reinterpret_cast<void*>(module_exec)},
     {0, nullptr},
 };
+// Py_mod_multiple_interpreters and its value Py_MOD_PER_INTERPRETER_GIL_SUPPORTED, as
+// 3.12's headers define them; the 3.10 headers we compile against have neither.
+constexpr int kPyModMultipleInterpreters = 3;
+void* const kPerInterpreterGilSupported = reinterpret_cast<void*>(2);
 PyModuleDef_Slot slots_312[] = {
     {Py_mod_exec, reinterpret_cast<void*>(module_exec)},
-    {3 /* Py_mod_multiple_interpreters */, reinterpret_cast<void*>(2) /* per-GIL ok */},
+    {kPyModMultipleInterpreters, kPerInterpreterGilSupported},
 #ifdef Py_GIL_DISABLED
     {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif

@@ -81,7 +81,7 @@ HRESULT parallel_for(size_t n, unsigned threads, HRESULT (*work)(void*, size_t),
     return pw.failure.load();
 }
 
-HRESULT Poller::read_file(FileState& fs) {
+HRESULT Poller::read_file(CachedFile& fs) {
     HRESULT hr = fs.handle->file()->GetProgress(&fs.progress);
     if (FAILED(hr))
         return hr;
@@ -100,7 +100,7 @@ HRESULT Poller::read_file(FileState& fs) {
     return S_OK;
 }
 
-HRESULT Poller::read_new_files(JobState& js) {
+HRESULT Poller::read_new_files(CachedJob& js) {
     std::vector<ComPtr<IBackgroundCopyFile>> listed;
     HRESULT hr = list_files(js.job.Get(), listed);
     if (FAILED(hr))
@@ -108,7 +108,7 @@ HRESULT Poller::read_new_files(JobState& js) {
     // BITS lists files in the order they were added, and never removes one: the
     // first files are those already held.
     for (size_t i = js.files.size(); i < listed.size(); ++i) {
-        FileState fs;
+        CachedFile fs;
         fs.handle = std::make_unique<FileHandle>(std::move(listed[i]));
         CoTaskString remote, local;
         hr = fs.handle->file()->GetRemoteName(remote.put());
@@ -125,7 +125,7 @@ HRESULT Poller::read_new_files(JobState& js) {
     return S_OK;
 }
 
-HRESULT Poller::refresh(JobState& js) {
+HRESULT Poller::refresh(CachedJob& js) {
     HRESULT hr;
     if (js.fresh) {
         CoTaskString name, owner;
@@ -196,7 +196,7 @@ HRESULT Poller::poll(unsigned threads) {
         by_pointer.emplace(jobs_[k]->job.Get(), k);
         by_id.emplace(jobs_[k]->id, k);
     }
-    std::vector<std::unique_ptr<JobState>> next(listed.size());
+    std::vector<std::unique_ptr<CachedJob>> next(listed.size());
     for (size_t i = 0; i < listed.size(); ++i) {
         auto it = by_pointer.find(listed[i].Get());
         if (it != by_pointer.end() && jobs_[it->second])
@@ -218,7 +218,7 @@ HRESULT Poller::poll(unsigned threads) {
         if (it != by_id.end() && jobs_[it->second]) {
             next[i] = std::move(jobs_[it->second]);
         } else {
-            next[i] = std::make_unique<JobState>();
+            next[i] = std::make_unique<CachedJob>();
             next[i]->id = id;
         }
         next[i]->job = std::move(listed[i]);
@@ -228,13 +228,13 @@ HRESULT Poller::poll(unsigned threads) {
 
     struct Context {
         Poller* self;
-        std::vector<std::unique_ptr<JobState>>* jobs;
+        std::vector<std::unique_ptr<CachedJob>>* jobs;
     } ctx{this, &next};
     hr = parallel_for(
         next.size(), threads,
         [](void* c, size_t i) -> HRESULT {
             auto* cx = static_cast<Context*>(c);
-            JobState* js = (*cx->jobs)[i].get();
+            CachedJob* js = (*cx->jobs)[i].get();
             if (!js)
                 return S_OK;
             HRESULT r = cx->self->refresh(*js);

@@ -8,7 +8,7 @@
 
 namespace winbits {
 
-struct FileState {
+struct CachedFile {
     std::unique_ptr<FileHandle> handle;
     std::wstring remote, local;  // read once: a file's names do not change
     BG_FILE_PROGRESS progress{};
@@ -17,7 +17,7 @@ struct FileState {
     bool final = false;  // completed, and its counters read since: never asked again
 };
 
-struct JobState {
+struct CachedJob {
     ComPtr<IBackgroundCopyJob> job;
     GUID id{};
     std::wstring name;  // read once, like the owner
@@ -27,7 +27,7 @@ struct JobState {
     BG_JOB_PROGRESS progress{};
     bool has_times = false;
     JobTimes times;
-    std::vector<FileState> files;
+    std::vector<CachedFile> files;
     bool fresh = true;      // never read yet
     bool changed = false;   // read again in the last poll
     bool vanished = false;  // left the queue while being read
@@ -51,25 +51,23 @@ public:
     Poller(Connection& connection, bool all_users) : conn_(connection), all_users_(all_users) {}
 
     // Walks the queue. Afterwards jobs() is the queue in BITS' order, each job marked
-    // changed or not, and removed() the ids of jobs gone since the last poll. A job
+    // changed or not (the facade tells removed jobs by their absence). A job
     // that vanishes while being read (BG_E_NOT_FOUND, E_ACCESSDENIED) is left out, not
     // fatal. threads > 1 reads jobs side by side on that many MTA threads.
     HRESULT poll(unsigned threads);
 
-    const std::vector<std::unique_ptr<JobState>>& jobs() const { return jobs_; }
-    const std::vector<GUID>& removed() const { return removed_; }
+    const std::vector<std::unique_ptr<CachedJob>>& jobs() const { return jobs_; }
     SrwLock& lock() { return lock_; }
 
 private:
-    HRESULT refresh(JobState& js);
-    HRESULT read_new_files(JobState& js);
-    HRESULT read_file(FileState& fs);
+    HRESULT refresh(CachedJob& js);
+    HRESULT read_new_files(CachedJob& js);
+    HRESULT read_file(CachedFile& fs);
 
     Connection& conn_;
     bool all_users_;
     SrwLock lock_;  // one poll at a time; held while Python reads the results
-    std::vector<std::unique_ptr<JobState>> jobs_;
-    std::vector<GUID> removed_;
+    std::vector<std::unique_ptr<CachedJob>> jobs_;
 };
 
 // Runs work(i) for i in [0, n) on up to `threads` MTA threads (the caller's among

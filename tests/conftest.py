@@ -7,11 +7,12 @@ run under Wine through tools/wine.py test.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def _load_double():
 
         sys.path.insert(0, os.path.join(os.path.dirname(__file__), "double"))
         try:
-            import build as double_build
+            double_build = importlib.import_module("build")  # tests/double/build.py
 
             out = double_build.build(Path(tempfile.mkdtemp("-bitsdouble")))
             sys.path.insert(0, str(out))
@@ -120,7 +121,7 @@ class _Tracked:
         return getattr(self._manager, name)
 
 
-def wait_for_state(job: object, states: set[int], timeout: float = 60.0) -> int:
+def wait_for_state(job: object, states: Collection[int], timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
         state = job.state  # type: ignore[attr-defined]

@@ -37,7 +37,7 @@ def record(**over):
         ),
     }
     base.update(over)
-    return JobRecord(**base)
+    return JobRecord(**base)  # type: ignore[arg-type]
 
 
 def snapshot(*jobs, added=(), changed=(), removed=()):

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -34,7 +35,11 @@ def winbits_cli(*argv, timeout=180):
 def leftovers(name):
     """Jobs with this name still in the queue and not finished (Wine keeps finished ones)."""
     with winbits.connect() as bits:
-        return [j for j in bits.snapshot().jobs if j.name == name and not j.state.is_final]
+        return [
+            j
+            for j in bits.snapshot().jobs
+            if j.name == name and not winbits.JobState(j.state).is_final
+        ]
 
 
 def test_download_lands_byte_for_byte_and_reports_peers(serve, tmp_path):
@@ -92,7 +97,7 @@ def test_ctrl_c_cancels_the_job(serve, tmp_path, monkeypatch):
     def interrupted(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli.time, "sleep", interrupted)
+    monkeypatch.setattr(time, "sleep", interrupted)
     code = _cli.main(
         ["download", serve("int.bin", make_payload(3_000_000)), str(dest), "--name", name],
         out=io.StringIO(),

@@ -49,7 +49,7 @@ def test_download_lands_byte_for_byte(bits, serve, tmp_path):
 
 
 def test_pywin32_reads_the_same_jobs(bits, serve, tmp_path):
-    sys.coinit_flags = 0  # pythoncom would otherwise make this thread an STA on import
+    sys.coinit_flags = 0  # type: ignore[attr-defined]  # pythoncom would otherwise make this thread an STA on import
     pythoncom = pytest.importorskip("pythoncom")  # no pywin32 for free-threaded Pythons
     from win32com.bits import bits as pwbits
 
@@ -120,7 +120,7 @@ def test_cancel_leaves_no_job_and_no_file(bits, serve, tmp_path):
     job.add_file(serve("c.bin", make_payload(500_000)), str(tmp_path / "c.bin"))
     job.resume()
     job.cancel()
-    # Windows drops a cancelled job from the queue; Wine keeps it, CANCELLED (WINE.md).
+    # Windows drops a cancelled job from the queue; Wine keeps it, CANCELLED (docs/testbed.md).
     left = {j.id: j.state for j in bits.jobs()}
     assert left.get(job.id, winbits.JobState.CANCELLED) == winbits.JobState.CANCELLED
     assert not (tmp_path / "c.bin").exists()
@@ -154,7 +154,7 @@ def test_get_job_finds_a_created_job(bits):
 def test_suspend_works_or_is_reported_unsupported(bits, serve, tmp_path):
     job = bits.create_job("winbits-test suspend")
     job.add_file(serve("s.bin", b"s" * 100), str(tmp_path / "s.bin"))
-    if running_on_wine():  # Wine's Suspend is E_NOTIMPL (WINE.md)
+    if running_on_wine():  # Wine's Suspend is E_NOTIMPL (docs/testbed.md)
         with pytest.raises(winbits.NotSupportedError) as info:
             job.suspend()
         assert info.value.hresult == 0x80004001

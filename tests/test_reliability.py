@@ -10,7 +10,9 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import fill, windows_only
@@ -40,7 +42,7 @@ def apartment() -> str:
 def in_thread(fn, init=None):
     """Runs fn() on a new thread, first entering the apartment `init` (COINIT flags) the
     way an application would; returns (result, apartment before, apartment after)."""
-    out = {}
+    out: dict[str, Any] = {}
 
     def body():
         if init is not None:
@@ -216,9 +218,9 @@ def test_the_gil_is_released_while_bits_works(double):
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="per-interpreter GIL: 3.12+")
 def test_a_sub_interpreter_with_its_own_gil_uses_winbits(tmp_path):
     try:
-        import _interpreters as interpreters  # 3.13+
+        import _interpreters as interpreters  # type: ignore[import-not-found]  # 3.13+
     except ImportError:
-        import _xxsubinterpreters as interpreters  # 3.12
+        import _xxsubinterpreters as interpreters  # type: ignore[import-not-found]  # 3.12
     out = tmp_path / "from-sub.txt"
     code = (
         "import winbits\n"
@@ -323,7 +325,7 @@ def working_set() -> int:
     get = ctypes.WinDLL("psapi").GetProcessMemoryInfo
     get.argtypes = [ctypes.c_void_p, ctypes.POINTER(Counters), ctypes.c_ulong]
     assert get(ctypes.c_void_p(-1), ctypes.byref(c), c.cb)
-    return c.f1  # WorkingSetSize
+    return int(c.f1)  # WorkingSetSize
 
 
 def test_100000_reads_of_each_kind_leave_memory_flat(double):
@@ -332,7 +334,7 @@ def test_100000_reads_of_each_kind_leave_memory_flat(double):
         job = bits.jobs()[0]
         f = job.files()[0]
         poller = bits.poller()
-        reads = {
+        reads: dict[str, Callable[[], object]] = {
             "job.name": lambda: job.name,
             "job.owner": lambda: job.owner,
             "job.state": lambda: job.state,

@@ -991,6 +991,13 @@ PyObject* py_strings(PyObject*, PyObject*) {
     return Py_BuildValue("(ln)", g_strings.load(), static_cast<Py_ssize_t>(outstanding));
 }
 
+// The benchmarks' floor: the (from_origin, from_peers) tuple that winbits' File.peer_stats()
+// builds, built the same way without the COM call and its GIL release.
+PyObject* py_peer_stats_floor(PyObject*, PyObject*) {
+    UINT64 from_origin = 1234567, from_peers = 89;
+    return Py_BuildValue("(KK)", from_origin, from_peers);
+}
+
 PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
     {"clsid", py_clsid, METH_NOARGS, "The double's CLSID as a string."},
@@ -1006,6 +1013,7 @@ PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, "fail(method, hresult, times=-1)"},
     {"file4_pointer", py_file4_pointer, METH_VARARGS, "file4_pointer(job, index) -> address"},
     {"release_pointer", py_release_pointer, METH_O, "Release a pointer from file4_pointer."},
+    {"peer_stats_floor", py_peer_stats_floor, METH_NOARGS, "The benchmarks' floor (no COM call)."},
     {"set_file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_set_file)),
      METH_VARARGS | METH_KEYWORDS, "set_file(job, index, transferred, completed=False, ...)"},
     {"remove_job", py_remove_job, METH_VARARGS, "remove_job(job): out of the queue"},

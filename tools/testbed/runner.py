@@ -1,0 +1,162 @@
+"""Running Windows Python under Wine: one program (run), the whole suite on the
+installed wheel (test), the demo download, and the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .build import build
+from .common import BUILD, PYTHONS, ROOT, SITE, log, python_home, stop_wine, tag, wine_env, winpath
+from .provision import ensure_linux_venv, setup
+from .wheel import wheel
+
+SUITE_TIMEOUT = 1200  # seconds for one Windows Python's whole pytest session
+
+
+def wine_python(
+    version: str, args: list[str], timeout: float | None = None, site: Path = SITE
+) -> int:
+    """Runs Windows Python; returns its exit code (124 on timeout).
+
+    Its output always goes through a pipe that we relay, standard error merged into
+    standard output: Windows Python under Wine cannot open its standard streams on some
+    inherited handles (seen: 'init_sys_streams ... WinError 6'). We wait for the
+    process, not for the pipe's end: Wine's service processes that it starts inherit
+    the pipe and may outlive it."""
+    exe = python_home(version) / "python.exe"
+    proc = subprocess.Popen(
+        ["wine", str(exe), *args],
+        env=wine_env(site),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    stream = proc.stdout
+    assert isinstance(stream, io.BufferedReader)
+
+    def pump() -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        log(f"timed out after {timeout} s: {' '.join(args)}")
+        code = 124
+    reader.join(2)
+    return code
+
+
+def install_wheel(version: str, whl: Path) -> Path:
+    """Installs the wheel with pip inside Windows Python (Wine) into its own folder."""
+    target = BUILD / "installed" / tag(version)
+    shutil.rmtree(target, ignore_errors=True)
+    pip = ["-m", "pip", "install", "-q", "--no-deps", "--no-index", "--disable-pip-version-check"]
+    code = wine_python(version, [*pip, "--target", winpath(target), winpath(whl)], timeout=300)
+    if code != 0:
+        raise RuntimeError(f"pip could not install {whl.name} into Windows CPython {version}")
+    return target
+
+
+def ready() -> None:
+    setup()
+    build()
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    ready()
+    return wine_python(args.python, args.args)
+
+
+def test(args: argparse.Namespace) -> int:
+    ready()
+    failures = []
+    try:
+        log("Linux-native tests (pure-Python parts)")
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        pytest = [str(ensure_linux_venv()), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        if subprocess.run([*pytest, "tests"], cwd=ROOT, env=env).returncode != 0:
+            failures.append("Linux")
+        versions = [args.python] if args.python else list(PYTHONS)
+        whl = wheel()
+        for version in versions:
+            log(f"the whole suite under Windows CPython {version} (Wine), on the installed wheel")
+            installed = install_wheel(version, whl)
+            paths = [] if any(not a.startswith("-") for a in args.pytest_args) else ["tests"]
+            code = wine_python(
+                version,
+                ["-m", "pytest", "-q", "-p", "no:cacheprovider", *args.pytest_args, *paths],
+                timeout=SUITE_TIMEOUT,
+                site=installed,
+            )
+            if code != 0:
+                failures.append(version)
+    finally:
+        stop_wine()
+    if failures:
+        log("FAILED: " + ", ".join(failures))
+        return 1
+    log("all suites passed: Linux, " + ", ".join(f"Windows CPython {v}" for v in versions))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    ready()
+    sys.path.insert(0, str(ROOT / "tests"))
+    import rangeserver  # the tests' loopback server: HEAD, Range, 206
+
+    payload = rangeserver.make_payload(3_000_000)
+    server = rangeserver.start(payload)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/demo.bin"
+    dest = BUILD / "demo" / "demo.bin"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    # Wine's BITS queue lives in its service process, which Wine stops when the last
+    # ordinary process exits: an idle Windows process keeps it up between the download
+    # and the listing, which are two processes.
+    sleeper = [str(python_home(args.python) / "python.exe"), "-c", "import time; time.sleep(600)"]
+    quiet = subprocess.DEVNULL
+    keeper = subprocess.Popen(
+        ["wine", *sleeper], env=wine_env(), stdin=quiet, stdout=quiet, stderr=quiet
+    )
+    try:
+        download = ["-m", "winbits", "download", url, winpath(dest)]
+        log("python " + " ".join(download[1:]))
+        code = wine_python(
+            args.python, [*download, "--name", "winbits demo", "--timeout", "120"], timeout=300
+        )
+        if code != 0:
+            return code
+        if dest.read_bytes() != payload:
+            log("the downloaded file differs from what was served")
+            return 1
+        log("python -m winbits")
+        return wine_python(args.python, ["-m", "winbits"], timeout=120)
+    finally:
+        keeper.kill()
+        keeper.wait()
+        server.shutdown()
+        stop_wine()
+
+
+def bench(args: argparse.Namespace) -> int:
+    ready()
+    try:
+        script = winpath(ROOT / "benchmarks" / "bench.py")
+        return wine_python(args.python, [script, *args.args], timeout=3600)
+    finally:
+        stop_wine()
