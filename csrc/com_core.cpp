@@ -57,12 +57,8 @@ HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
         g_worker.call = call;
         g_worker.context = context;
         SetEvent(g_worker.wake);
-        // The caller sits in a single-threaded apartment (a GUI thread, say): wait
-        // pumping its messages, as COM itself does for an outgoing call, so that its
-        // windows stay alive while BITS answers.
-        DWORD index = 0;
-        HRESULT wait = CoWaitForMultipleHandles(0, INFINITE, 1, &g_worker.done, &index);
-        hr = FAILED(wait) ? wait : g_worker.result;
+        WaitForSingleObject(g_worker.done, INFINITE);
+        hr = g_worker.result;
     }
     ReleaseSRWLockExclusive(&g_worker.submit);
     return hr;

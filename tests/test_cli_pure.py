@@ -12,7 +12,15 @@ import pytest
 
 import winbits
 from winbits import _cli
-from winbits._types import FileProgress, FileRecord, JobProgress, JobRecord, JobTimes, PeerStats
+from winbits._types import (
+    FileProgress,
+    FileRecord,
+    JobProgress,
+    JobRecord,
+    JobTimes,
+    PeerStats,
+    visible,
+)
 
 UTC = dt.timezone.utc
 JOB_ID = uuid.UUID("9019f17c-1111-2222-3333-444455556666")
@@ -198,6 +206,51 @@ def test_download_targets():
         plan(["http://h/1/a", "http://h/2/A"], "C:\\dl")
     with pytest.raises(_cli.UsageError, match="file name"):
         plan(["http://h/"], "C:\\dl")
+    with pytest.raises(_cli.UsageError, match="not an existing folder"):
+        plan(["http://h/a"], "C:\\newdir\\")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://h/..%5C..%5Cevil.bin", "path separator"),
+        ("http://h/C:%5CWindows%5Cevil.dll", "path separator"),
+        ("http://h/a%2Fb", "path separator"),
+        ("http://h/..", "names a folder"),
+        ("http://h/%2E%2E", "names a folder"),
+        ("http://h/evil.bin:stream", "stream separator"),
+        ("http://h/C:evil.bin", "drive"),
+        ("http://h/a%0Db", "control characters"),
+        ("http://h/a%1B%5B2J", "control characters"),
+        ("http://h/CON", "device name"),
+        ("http://h/nul.txt", "device name"),
+        ("http://h/com1.tar.gz", "device name"),
+        ("http://h/LPT9", "device name"),
+        ("http://h/trailing.", "dot or space"),
+        ("http://h/trailing%20", "dot or space"),
+    ],
+)
+def test_a_name_from_a_url_must_stay_inside_dest(url, why):
+    with pytest.raises(_cli.UsageError, match=why) as info:
+        _cli.plan_targets([url], "C:\\dl\\sub", lambda d: True, ntpath.normpath)
+    assert "give a file as DEST" in str(info.value)
+
+
+def test_plain_names_are_kept_as_they_are():
+    plan = lambda url: _cli.plan_targets([url], "C:\\", lambda d: True, ntpath.normpath)
+    assert plan("http://h/a/console.bin") == [("http://h/a/console.bin", "C:\\console.bin")]
+    assert plan("http://h/COM10") == [("http://h/COM10", "C:\\COM10")]
+    assert plan("http://h/.hidden") == [("http://h/.hidden", "C:\\.hidden")]
+
+
+def test_control_characters_never_reach_the_terminal():
+    evil = "x\x1b[2J\ry\nz\u2028w\x9b"
+    assert visible(evil) == "x\\x1b[2J\\ry\\nz\\u2028w\\x9b"
+    assert visible("naïve 名前 🙂") == "naïve 名前 🙂"
+    job = record(name=evil, owner=evil)
+    table = _cli.format_table([_cli.job_json(job)])
+    assert not any(c in table for c in "\x1b\r\u2028\x9b")
+    assert len(table.splitlines()) == 1 + 1 + len(job.files)  # no name split a row
 
 
 def test_parsing_defaults_to_list():
@@ -250,7 +303,7 @@ def test_prometheus_text_parses_and_carries_the_numbers():
 
     done = record(
         id=uuid.UUID(int=1),
-        name="done",
+        name="done\r\u2028",
         state=winbits.JobState.TRANSFERRED,
         files=(),
         progress=JobProgress(10, 10, 0, 0),
@@ -261,6 +314,8 @@ def test_prometheus_text_parses_and_carries_the_numbers():
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     key = (("job_id", str(JOB_ID)), ("job_name", 'upd "x" \\ y'))
+    assert "\r" not in text and "\u2028" not in text  # line-based readers see one line
+    assert 'job_name="done\\\\r\\\\u2028"' in text
     assert samples[("bits_job_state", tuple(sorted((*key, ("state", "TRANSFERRING")))))] == 1
     assert ("bits_job_size_bytes", key) not in samples  # unknown: absent, not a made-up 0
     assert samples[("bits_job_transferred_bytes", key)] == 3072

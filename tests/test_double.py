@@ -250,12 +250,12 @@ def test_verbs_drive_the_job(double, manager):
         job.resume()  # no files yet
     assert info.value.hresult == 0x80200003
     job.add_file("http://h/x", "C:\\winbits-test-never-exists\\x.bin")
-    assert job.resume() == 0
+    assert job.resume() is None
     assert job.state == winbits.JobState.QUEUED
     with pytest.raises(winbits.InvalidStateError):
         job.complete()  # not transferred
     double.set_state("{" + job_id + "}", int(winbits.JobState.TRANSFERRED))
-    assert job.complete() == 0
+    assert job.complete() is None
     assert double.job_state("{" + job_id + "}") == (int(winbits.JobState.ACKNOWLEDGED), True)
     with pytest.raises(winbits.JobNotFoundError):
         manager.get_job(job.id)
@@ -263,7 +263,7 @@ def test_verbs_drive_the_job(double, manager):
 
 def test_cancel_takes_the_job_out_of_the_queue(double, manager):
     job = manager.create_job("doomed")
-    assert job.cancel() == 0
+    assert job.cancel() is None
     assert manager.jobs() == []
 
 
@@ -282,6 +282,13 @@ def test_bad_input_is_refused_before_any_com_call(double, manager, tmp_path):
         (ValueError, lambda: job.add_file("http://h/x", "C:\\*.bin")),
         (ValueError, lambda: job.add_file("http://h/\0x", "C:\\x")),
         (ValueError, lambda: job.add_file("http://h/\ud800", "C:\\x")),
+        (ValueError, lambda: job.add_file("ftp://h/x", "C:\\x")),
+        (ValueError, lambda: job.add_file("file:///C:/x", "C:\\x")),
+        (ValueError, lambda: job.add_file("hello world", "C:\\x")),
+        (ValueError, lambda: job.add_file("http://", "C:\\x")),
+        (ValueError, lambda: job.add_file("http://h/a b", "C:\\x")),
+        (ValueError, lambda: job.add_file("\\\\server", "C:\\x")),
+        (ValueError, lambda: manager.create_job("n" * 257)),
         (FileExistsError, lambda: job.add_file("http://h/x", str(existing))),
         (ValueError, lambda: manager.get_job("not-a-guid")),
         (TypeError, lambda: manager.get_job(42)),
@@ -343,3 +350,36 @@ def test_the_longest_url_and_path_bits_takes_are_accepted(double, manager):
     job.add_file(url, path)
     assert [(f.remote_name, f.local_name) for f in job.files()] == [(url, path)]
     job.cancel()
+
+
+def test_the_urls_bits_fetches_are_accepted(double, manager):
+    job = manager.create_job("j")
+    for i, url in enumerate(["http://h/x", "HTTPS://h:8443/x?y=1", "\\\\srv\\share\\x.bin"]):
+        job.add_file(url, f"C:\\winbits-test-never-exists\\{i}.bin")
+    assert [f.remote_name for f in job.files()][-1] == "\\\\srv\\share\\x.bin"
+    assert len(manager.create_job("n" * 256).name) == 256
+
+
+def _transferred_job(double, manager, tmp_path):
+    job = manager.create_job("done")
+    job.add_file("http://h/x", str(tmp_path / "never-landed.bin"))
+    double.set_state("{" + str(job.id).upper() + "}", int(winbits.JobState.TRANSFERRED))
+    return job
+
+
+def test_a_partial_complete_raises_naming_the_files_that_did_not_land(double, manager, tmp_path):
+    job = _transferred_job(double, manager, tmp_path)
+    double.fail("Job.Complete", 0x00200017)  # BG_S_PARTIAL_COMPLETE: a success code
+    with pytest.raises(winbits.PartialCompleteError) as info:
+        job.complete()
+    assert info.value.hresult == 0x00200017
+    assert info.value.files == (str(tmp_path / "never-landed.bin"),)
+    assert str(tmp_path / "never-landed.bin") in str(info.value)
+    assert isinstance(info.value, winbits.BitsError)
+
+
+def test_temporary_files_left_behind_are_a_warning(double, manager, tmp_path):
+    job = _transferred_job(double, manager, tmp_path)
+    double.fail("Job.Complete", 0x0020001A)  # BG_S_UNABLE_TO_DELETE_FILES
+    with pytest.warns(RuntimeWarning, match="temporary files"):
+        assert job.complete() is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -80,7 +81,7 @@ def test_a_repeat_poll_where_nothing_moved_makes_two_calls_per_job(double, bits)
     assert again.jobs == first.jobs
     assert (again.added, again.changed, again.removed) == (frozenset(), frozenset(), frozenset())
     assert all(
-        a is b for a, b in zip(again.jobs, first.jobs, strict=False)
+        a is b for a, b in zip(again.jobs, first.jobs, strict=True)
     )  # records reused, not rebuilt
 
 
@@ -216,7 +217,7 @@ def test_threads_read_the_same_snapshot(double, bits, threads):
 def test_snapshot_agrees_with_the_object_api(double, bits):
     fill(double, jobs=2, files=2)
     snap = bits.snapshot()
-    for record, job in zip(snap.jobs, bits.jobs(), strict=False):
+    for record, job in zip(snap.jobs, bits.jobs(), strict=True):
         assert (
             record.id,
             record.name,
@@ -225,7 +226,7 @@ def test_snapshot_agrees_with_the_object_api(double, bits):
             record.progress,
             record.times,
         ) == (job.id, job.name, job.owner, job.state, job.progress, job.times)
-        for rf, f in zip(record.files, job.files(), strict=False):
+        for rf, f in zip(record.files, job.files(), strict=True):
             assert (rf.remote_name, rf.local_name, rf.progress, rf.peer_stats) == (
                 f.remote_name,
                 f.local_name,
@@ -249,3 +250,26 @@ def test_a_poller_of_a_closed_manager_raises(double):
     m.close()
     with pytest.raises(ValueError, match="closed"):
         poller.poll()
+
+
+def test_threads_sharing_one_poller_see_each_change_once(double, bits):
+    ids = fill(double, jobs=20, files=2)
+    poller = bits.poller()
+    assert len(poller.poll().added) == 20
+    for round in range(10):
+        double.set_file(ids[round], 0, 50 + round)  # one job moves between two polls
+        snaps: list[winbits.Snapshot] = []
+
+        def poll_once(out: list[winbits.Snapshot] = snaps) -> None:
+            out.append(poller.poll())
+
+        threads = [threading.Thread(target=poll_once) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(snaps) == 8  # none failed (a KeyError, say) or hung
+        reported = [job_id for s in snaps for job_id in s.changed | s.added | s.removed]
+        moved = next(j.id for j in snaps[0].jobs if j.name == f"job{round}")
+        assert reported == [moved]  # exactly one thread saw it, once
+        assert all(len(s.jobs) == 20 for s in snaps)

@@ -90,7 +90,10 @@ def test_calls_off_windows_raise_a_clear_error():
 
 def test_public_names_are_exported():
     for name in winbits.__all__:
-        assert getattr(winbits, name) is not None
+        obj = getattr(winbits, name)
+        assert obj.__name__ == name and obj.__module__.startswith("winbits.")
+    assert winbits.__all__ == sorted(winbits.__all__)
+    assert {n for n in dir(winbits) if n[0].isupper()} <= set(winbits.__all__)
     assert isinstance(winbits.__version__, str)
 
 

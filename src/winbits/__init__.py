@@ -18,6 +18,7 @@ from ._errors import (
     InvalidStateError,
     JobNotFoundError,
     NotSupportedError,
+    PartialCompleteError,
     ServiceUnavailableError,
 )
 from ._types import (
@@ -56,6 +57,7 @@ __all__ = [
     "JobType",
     "Manager",
     "NotSupportedError",
+    "PartialCompleteError",
     "PeerStats",
     "Poller",
     "ServiceUnavailableError",

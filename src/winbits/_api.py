@@ -9,11 +9,13 @@ from __future__ import annotations
 import ntpath
 import os
 import sys
+import threading
 import uuid
+import warnings
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import NotSupportedError, from_hresult
+from ._errors import BitsError, NotSupportedError, PartialCompleteError, from_hresult
 from ._types import (
     ErrorContext,
     FileProgress,
@@ -40,14 +42,34 @@ try:
 except ImportError:
     if sys.platform == "win32":
         raise  # a broken install on Windows must be loud
-    _native = None  # type: ignore[assignment]
+    _native = None  # type: ignore[assignment,unused-ignore]
 
 DEFAULT_THREADS = 4  # measured: benchmarks/bench.py, cold snapshot against Wine's BITS
 # BG_FILE_INFO: a URL of at most 2,200 characters; a local path of at most MAX_PATH, with
 # no wildcards and no \\?\ prefix (each without the terminating NUL).
 MAX_URL_LENGTH = 2200
 MAX_PATH = 260
+MAX_NAME_LENGTH = 256  # a job's display name
+MAX_DESCRIPTION_LENGTH = 1024
 ERROR_NOT_SUPPORTED = 0x80070032
+ERROR_NOACCESS = 0x800703E6
+BG_S_PARTIAL_COMPLETE = 0x00200017
+BG_S_UNABLE_TO_DELETE_FILES = 0x0020001A
+
+
+def _check_url(url: str) -> None:
+    """What BITS can fetch: http and https URLs with a host, and UNC paths (SMB)."""
+    if url.startswith("\\\\"):
+        parts = url[2:].split("\\")
+        if len(parts) < 3 or not all(parts[:2]) or any(c in url for c in '/*?"<>|'):
+            raise ValueError(f"not a UNC path to a file (\\\\server\\share\\file): {url!r}")
+        return
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    if not sep or scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(f"BITS takes http://, https:// URLs or UNC paths, not {url!r}")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"a URL must not contain spaces or control characters: {url!r}")
 
 
 def _require_native() -> Any:  # the module; Any because it is absent off Windows
@@ -133,8 +155,11 @@ class Manager:
         return Job(self._native.get_job(_guid_bytes(job_id, "job id")))
 
     def create_job(self, name: str, type: JobType = JobType.DOWNLOAD) -> Job:
-        """A new job, SUSPENDED: add files, then resume()."""
+        """A new job, SUSPENDED: add files, then resume(). ``name`` is at most 256
+        characters (BITS' limit)."""
         _text(name, "name")
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(f"name is {len(name)} characters; BITS takes {MAX_NAME_LENGTH}")
         if not isinstance(type, int) or isinstance(type, bool) or type not in set(JobType):
             raise ValueError(f"type must be a JobType, not {type!r}")
         return Job(self._native.create_job(name, int(type)))
@@ -164,9 +189,10 @@ class Poller:
     """Polls the BITS queue cheaply. It remembers what cannot change (ids, names,
     owners, and the COM objects of jobs and files), reads a job's files again only when
     the job's state or progress moved, and never reads a completed file's counters
-    again. New and vanished jobs are always noticed."""
+    again. New and vanished jobs are always noticed. One poller may be shared by
+    threads: polls take turns, so each change is reported to exactly one of them."""
 
-    __slots__ = ("_native", "_records", "_threads")
+    __slots__ = ("_lock", "_native", "_records", "_threads")
 
     def __init__(self, native: native_types.Poller, threads: int = DEFAULT_THREADS) -> None:
         if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 64:
@@ -174,8 +200,13 @@ class Poller:
         self._native = native
         self._threads = threads
         self._records: dict[bytes, JobRecord] = {}
+        self._lock = threading.Lock()
 
     def poll(self) -> Snapshot:
+        with self._lock:  # the native walk and the merge into _records are one step
+            return self._poll()
+
+    def _poll(self) -> Snapshot:
         order, changed = self._native.poll(self._threads)
         previous = self._records
         records = {}
@@ -227,7 +258,15 @@ class Job:
 
     @property
     def description(self) -> str | None:
-        return self._native.description()
+        """The description ("" where none was set)."""
+        try:
+            return self._native.description()
+        except BitsError as e:
+            # Wine's service faults copying a description that was never set and answers
+            # ERROR_NOACCESS (docs/testbed.md); Windows answers "" for such a job.
+            if e.hresult != ERROR_NOACCESS:
+                raise
+            return ""
 
     @property
     def owner(self) -> str | None:
@@ -293,6 +332,7 @@ class Job:
         _text(url, "url")
         if len(url) > MAX_URL_LENGTH:
             raise ValueError(f"url is {len(url)} characters; BITS takes {MAX_URL_LENGTH} at most")
+        _check_url(url)
         local = os.fspath(path)
         _text(local, "path")
         if not ntpath.isabs(local):
@@ -305,21 +345,38 @@ class Job:
             raise FileExistsError(f"{local} exists; pass overwrite=True to replace it")
         self._native.add_file(url, local)
 
-    def resume(self) -> int:
-        """Start or continue the transfer. Returns the HRESULT (0, or a BITS success code)."""
-        return self._native.resume()
+    def resume(self) -> None:
+        """Start or continue the transfer."""
+        self._native.resume()
 
-    def suspend(self) -> int:
-        return self._native.suspend()
+    def suspend(self) -> None:
+        self._native.suspend()
 
-    def cancel(self) -> int:
+    def cancel(self) -> None:
         """Cancel the job and delete its temporary files; it leaves the queue."""
-        return self._native.cancel()
+        self._native.cancel()
 
-    def complete(self) -> int:
-        """Move the transferred files into place; the job leaves the queue. Returns the
-        HRESULT: 0, or BG_S_PARTIAL_COMPLETE / BG_S_UNABLE_TO_DELETE_FILES."""
-        return self._native.complete()
+    def complete(self) -> None:
+        """Move the transferred files into place; the job leaves the queue.
+
+        Raises PartialCompleteError, naming the files that did not land, when BITS could
+        move only some (BG_S_PARTIAL_COMPLETE); warns (RuntimeWarning) when the files
+        landed but BITS left temporary files behind (BG_S_UNABLE_TO_DELETE_FILES)."""
+        local = [f.local_name for f in self.files()]  # the job's files are gone afterwards
+        hr = self._native.complete()
+        if hr == BG_S_PARTIAL_COMPLETE:
+            missing = tuple(p for p in local if not os.path.exists(p))
+            where = ", ".join(missing) or "some of the job's files"
+            raise PartialCompleteError(
+                hr, f"BITS completed the job but did not move {where} into place", missing
+            )
+        if hr == BG_S_UNABLE_TO_DELETE_FILES:
+            warnings.warn(
+                f"job {self.id}: the files landed, but BITS could not delete all its "
+                "temporary files (BG_S_UNABLE_TO_DELETE_FILES)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 class File:

@@ -16,7 +16,6 @@ import json
 import math
 import ntpath
 import os
-import posixpath
 import sys
 import time
 import uuid
@@ -24,9 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
-from ._api import Job, Manager, connect
-from ._errors import AccessDeniedError, BitsError, JobNotFoundError, hresult_name
-from ._types import JobRecord, JobState, Snapshot, peer_share, percent
+from ._api import MAX_NAME_LENGTH, Job, Manager, connect
+from ._errors import AccessDeniedError, BitsError, JobNotFoundError
+from ._types import JobRecord, JobState, Snapshot, peer_share, percent, visible
 
 COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
 VERBS = {
@@ -144,10 +143,10 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
         done, total = j["bytes_transferred"], j["bytes_total"]
         rows.append(
             (
-                j["name"],
+                visible(j["name"]),
                 j["id"][:8],
                 j["state"],
-                j["owner"] or "",
+                visible(j["owner"] or ""),
                 f"{format_bytes(done)} / {format_bytes(total)}",
                 format_percent(percent(done, total)),
                 f"{j['files_transferred']}/{j['files_total']}",
@@ -160,7 +159,7 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
             origin, peers = f["from_origin"], f["from_peers"]
             rows.append(
                 (
-                    "  " + f["local_name"],
+                    "  " + visible(f["local_name"]),
                     "",
                     "",
                     "",
@@ -256,10 +255,38 @@ class ProgressDisplay:
 # --- download targets ---------------------------------------------------------------------
 
 
-def _url_basename(url: str) -> str:
-    name = posixpath.basename(unquote(urlsplit(url).path))
+# Names Windows gives to devices in every folder, with or without an extension.
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(1, 10))}
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` (decoded from a URL) is not one plain file name that stays inside the
+    folder it is joined to; None when it is."""
     if not name:
-        raise UsageError(f"cannot tell a file name from {url!r}: give a file as DEST")
+        return "it names no file"
+    if "/" in name or "\\" in name:
+        return "it holds a path separator"
+    if name in (".", ".."):
+        return "it names a folder"
+    if ":" in name:
+        return "it holds a drive or stream separator (:)"
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in name):
+        return "it holds control characters"
+    if name.endswith((".", " ")):
+        return "it ends in a dot or space, which Windows drops"
+    if name.split(".")[0].rstrip(" ").upper() in _RESERVED:
+        return "it is a device name on Windows"
+    return None
+
+
+def _url_basename(url: str) -> str:
+    """The file name at the end of a URL's path, decoded; refused unless it is one plain
+    file name (no separators, no drive, no device, no control characters)."""
+    raw = urlsplit(url).path.rsplit("/", 1)[-1]
+    name = unquote(raw)
+    why = unsafe_name_reason(name)
+    if why:
+        raise UsageError(f"cannot take a file name from {visible(url)}: {why}; give a file as DEST")
     return name
 
 
@@ -271,7 +298,13 @@ def plan_targets(
     if len(urls) > 1 and not isdir(dest):
         raise UsageError(f"several URLs need DEST to be an existing directory: {dest}")
     if isdir(dest):
-        targets = [(u, abspath(ntpath.join(dest, _url_basename(u)))) for u in urls]
+        folder = abspath(dest)
+        targets = [(u, abspath(ntpath.join(folder, _url_basename(u)))) for u in urls]
+        for u, path in targets:  # the last guard: nothing lands outside DEST
+            if ntpath.dirname(path).rstrip("\\/").lower() != folder.rstrip("\\/").lower():
+                raise UsageError(f"{visible(u)} would land outside {dest}; give a file as DEST")
+    elif dest.endswith(("\\", "/")):
+        raise UsageError(f"{dest} is not an existing folder")
     else:
         targets = [(urls[0], abspath(dest))]
     names = [p.lower() for _, p in targets]
@@ -326,7 +359,7 @@ def _job_failure(job: Job) -> str:
     err = job.error
     if err is None:
         return "the job failed without saying why"
-    where = f" ({err.remote_name})" if err.remote_name else ""
+    where = f" ({visible(err.remote_name)})" if err.remote_name else ""
     return f"{err.message}{where} (HRESULT 0x{err.hresult:08X})"
 
 
@@ -339,9 +372,13 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         for _, path in targets:
             if os.path.exists(path):
                 raise UsageError(f"{path} exists; pass --force to overwrite it")
+    for _, path in targets:  # BITS would transfer, then fail to move the file into place
+        if not os.path.isdir(os.path.dirname(path)):
+            raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
     progress = ProgressDisplay(sys.stderr)
+    name = args.name or f"winbits download {ntpath.basename(targets[0][1])}"
     with _connect(args) as bits:
-        job = bits.create_job(args.name or f"winbits download {ntpath.basename(targets[0][1])}")
+        job = bits.create_job(name[:MAX_NAME_LENGTH])
         try:
             for url, path in targets:
                 job.add_file(url, path, overwrite=args.force)
@@ -380,6 +417,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                     )
                 )
             job.complete()
+            for path, size, _ in files:  # say "downloaded" only of what is there
+                if not os.path.isfile(path) or os.path.getsize(path) != size:
+                    raise UsageError(f"BITS completed the job, but {path} did not land")
         except BaseException:
             try:
                 job.cancel()  # nothing left behind in the queue, and no partial file
@@ -395,7 +435,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         f"{format_duration(elapsed)}\n"
     )
     for name, size, _ in files:
-        out.write(f"  {name}  {format_bytes(size)}\n")
+        out.write(f"  {visible(name)}  {format_bytes(size)}\n")
     if any(s is None for _, _, s in files):
         out.write(
             "Bytes from origin / peers: not reported by this BITS (no IBackgroundCopyFile4)\n"
@@ -431,9 +471,8 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as bits:
         job = find_job(bits, args.id, args.all_users)
         name = job.name
-        hr = getattr(job, args.command)()
-    note = f" ({hresult_name(hr) or f'0x{hr:08X}'})" if hr else ""
-    out.write(f"{VERBS[args.command]} {job.id} {name}{note}\n")
+        getattr(job, args.command)()
+    out.write(f"{VERBS[args.command]} {job.id} {visible(name)}\n")
     return 0
 
 
@@ -541,6 +580,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+def _say(message: str) -> None:
+    """One line on stderr; control characters in names from BITS made visible."""
+    print("winbits: " + visible(message), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     args = None
@@ -548,24 +592,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         args = parse(sys.argv[1:] if argv is None else argv)
         return int(args.run(args, out))
     except UsageError as e:
-        print(f"winbits: {e}" if not str(e).startswith("winbits") else str(e), file=sys.stderr)
+        _say(str(e).removeprefix("winbits: "))
         return 1
     except AccessDeniedError as e:
         if args is not None and getattr(args, "all_users", False):
-            print(
-                "winbits: every user's jobs can be read by an administrator only: "
-                "run from an elevated prompt",
-                file=sys.stderr,
+            _say(
+                "every user's jobs can be read by an administrator only: "
+                "run from an elevated prompt"
             )
         else:
-            print(f"winbits: {e}", file=sys.stderr)
+            _say(str(e))
         return 1
     except JobNotFoundError as e:
-        print(f"winbits: no such job: {e}", file=sys.stderr)
+        _say(f"no such job: {e}")
         return 1
     except (BitsError, FileExistsError, ValueError) as e:
-        print(f"winbits: {e}", file=sys.stderr)
+        _say(str(e))
         return 1
     except KeyboardInterrupt:
-        print("winbits: interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130

@@ -9,17 +9,19 @@ from __future__ import annotations
 import errno
 
 __all__ = [
+    "SERVICE_GONE",
     "AccessDeniedError",
     "BitsError",
     "InvalidStateError",
     "JobNotFoundError",
     "NotSupportedError",
+    "PartialCompleteError",
     "ServiceUnavailableError",
     "from_hresult",
     "hresult_name",
 ]
 
-# Names of the codes a BITS client meets (BITS.md), for messages where neither BITS
+# Names of the codes a BITS client meets (docs/bits.md), for messages where neither BITS
 # nor the system message table has a text (Wine's GetErrorDescription is E_NOTIMPL).
 _NAMES = {
     0x80200001: ("BG_E_NOT_FOUND", "the requested job was not found"),
@@ -43,6 +45,19 @@ _NAMES = {
     0x800704DD: ("ERROR_NOT_LOGGED_ON", "the job's owner is not logged on"),
     0x80070006: ("E_HANDLE", "the handle is invalid"),
 }
+
+
+# HRESULTs that mean the BITS service went away (stopped, crashed, restarting): the one
+# table. The native module reads it at import to know when to reconnect; the facade
+# maps each to ServiceUnavailableError.
+SERVICE_GONE = (
+    0x800706BA,  # RPC_S_SERVER_UNAVAILABLE
+    0x800706BE,  # RPC_S_CALL_FAILED
+    0x80010108,  # RPC_E_DISCONNECTED
+    0x80010007,  # RPC_E_SERVER_DIED
+    0x80010012,  # RPC_E_SERVER_DIED_DNE
+    0x80080005,  # CO_E_SERVER_EXEC_FAILURE
+)
 
 
 def hresult_name(hresult: int) -> str | None:
@@ -98,6 +113,21 @@ class InvalidStateError(BitsError):
     """The job's state does not allow the action (BG_E_INVALID_STATE)."""
 
 
+class PartialCompleteError(BitsError):
+    """Job.complete() moved only some files into place (BG_S_PARTIAL_COMPLETE): the
+    others never landed (a folder that does not exist, a file locked). ``files`` are
+    their local paths."""
+
+    files: tuple[str, ...]
+
+    def __init__(self, hresult: int, message: str | None = None, files: tuple[str, ...] = ()):
+        super().__init__(hresult, message)
+        self.files = tuple(files)
+
+    def __reduce__(self) -> tuple[type[BitsError], tuple[int, str, tuple[str, ...]]]:  # type: ignore[override]
+        return (type(self), (self.hresult, str(self.strerror), self.files))
+
+
 _CLASSES: dict[int, type[BitsError]] = {
     0x80200001: JobNotFoundError,
     0x80070005: AccessDeniedError,
@@ -105,13 +135,8 @@ _CLASSES: dict[int, type[BitsError]] = {
     0x80004002: NotSupportedError,
     0x80070032: NotSupportedError,
     0x80040154: NotSupportedError,
-    0x800706BA: ServiceUnavailableError,  # RPC_S_SERVER_UNAVAILABLE
-    0x800706BE: ServiceUnavailableError,  # RPC_S_CALL_FAILED
-    0x80010108: ServiceUnavailableError,  # RPC_E_DISCONNECTED
-    0x80010007: ServiceUnavailableError,  # RPC_E_SERVER_DIED
-    0x80010012: ServiceUnavailableError,  # RPC_E_SERVER_DIED_DNE
-    0x80080005: ServiceUnavailableError,  # CO_E_SERVER_EXEC_FAILURE
     0x80200002: InvalidStateError,
+    **dict.fromkeys(SERVICE_GONE, ServiceUnavailableError),
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ._types import JobState, Snapshot
+from ._types import JobState, Snapshot, visible
 
 JOB = ["job_id", "job_name"]
 FILE = [*JOB, "file"]
@@ -45,7 +45,7 @@ class _SnapshotCollector:
         origin_sum = peers_sum = 0
         reported = False
         for job in jobs:
-            key = [str(job.id), job.name]
+            key = [str(job.id), visible(job.name)]  # no raw CR or U+2028 in a label
             name = getattr(job.state, "name", str(job.state))
             counts[name] = counts.get(name, 0) + 1
             state.add_metric([*key, name], 1)
@@ -58,8 +58,8 @@ class _SnapshotCollector:
                 if f.peer_stats is None:
                     continue
                 reported = True
-                origin.add_metric([*key, f.local_name], f.peer_stats.from_origin)
-                peers.add_metric([*key, f.local_name], f.peer_stats.from_peers)
+                origin.add_metric([*key, visible(f.local_name)], f.peer_stats.from_origin)
+                peers.add_metric([*key, visible(f.local_name)], f.peer_stats.from_peers)
                 origin_sum += f.peer_stats.from_origin
                 peers_sum += f.peer_stats.from_peers
         by_state = GaugeMetricFamily("bits_jobs", "Jobs in the queue by state", labels=["state"])

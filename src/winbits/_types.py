@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import uuid
 from enum import IntEnum
 from typing import NamedTuple, TypeVar
@@ -59,6 +60,16 @@ class ErrorContext(IntEnum):
     GENERAL_TRANSPORT = 6
     REMOTE_APPLICATION = 7
     SERVER_CERTIFICATE_CALLBACK = 8
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: job and file
+# names come from any user (--all-users) and must not drive a terminal or split a line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def visible(text: str) -> str:
+    """text with every control character shown as its escape (ESC as \\x1b)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 E = TypeVar("E", bound=IntEnum)

@@ -159,13 +159,14 @@ HRESULT enter(Counter& counter) {
     return hr;
 }
 
-#define ENTER(name)                                        \
-    do {                                                   \
-        static Counter* counter_ = register_counter(name); \
-        HRESULT fault_ = enter(*counter_);                 \
-        if (FAILED(fault_))                                \
-            return fault_;                                 \
-    } while (0)
+// Counts the call and returns an injected failure. An injected success code (such as
+// BG_S_PARTIAL_COMPLETE) is kept in `entered_` for the method to return when it has done
+// its work.
+#define ENTER(name)                                    \
+    static Counter* counter_ = register_counter(name); \
+    const HRESULT entered_ = enter(*counter_);         \
+    if (FAILED(entered_))                              \
+    return entered_
 
 HRESULT out_string(const std::wstring& s, LPWSTR* out) {
     if (!out)
@@ -482,7 +483,7 @@ public:
             return winbits::kBgInvalidState;
         data_->state = BG_JOB_STATE_ACKNOWLEDGED;
         data_->gone = true;
-        return S_OK;
+        return entered_;
     }
     HRESULT STDMETHODCALLTYPE GetId(GUID* v) override {
         JOB_ENTER("GetId");
