@@ -320,6 +320,18 @@ PyObject* wrap_all(std::vector<ComPtr<I>>& items, Make make) {
     return list.release();
 }
 
+// A job's or file's dealloc: what it holds is released with the GIL released (the
+// proxies may need a round trip), then its manager.
+template <class Obj, void (*Release)(Obj*)>
+void child_dealloc(PyObject* self) {
+    Obj* o = reinterpret_cast<Obj*>(self);
+    Py_BEGIN_ALLOW_THREADS
+    Release(o);
+    Py_END_ALLOW_THREADS
+    Py_XDECREF(reinterpret_cast<PyObject*>(o->manager));
+    free_object(self);
+}
+
 // --- The shapes of a method: each a template put straight into a method table --------
 
 // One read: read(value) runs in the MTA with the GIL released. A property the server does
@@ -536,14 +548,8 @@ JobObject* as_job(PyObject* self) {
     return reinterpret_cast<JobObject*>(self);
 }
 
-void job_dealloc(PyObject* self) {
-    JobObject* j = as_job(self);
-    IBackgroundCopyJob* job = j->job;
-    Py_BEGIN_ALLOW_THREADS
-    release_in_mta(job);
-    Py_END_ALLOW_THREADS
-    Py_XDECREF(reinterpret_cast<PyObject*>(j->manager));
-    free_object(self);
+void release_job(JobObject* j) {
+    release_in_mta(j->job);
 }
 
 PyObject* job_times(PyObject* self, PyObject*) {
@@ -629,7 +635,7 @@ PyMethodDef job_methods[] = {
 };
 
 PyType_Slot job_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(job_dealloc)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(child_dealloc<JobObject, release_job>)},
     {Py_tp_methods, job_methods},
     {Py_tp_doc, const_cast<char*>("A BITS job (IBackgroundCopyJob).")},
     {0, nullptr},
@@ -641,14 +647,8 @@ FileObject* as_file(PyObject* self) {
     return reinterpret_cast<FileObject*>(self);
 }
 
-void file_dealloc(PyObject* self) {
-    FileObject* f = as_file(self);
-    FileHandle* handle = f->handle;
-    Py_BEGIN_ALLOW_THREADS
-    delete handle;
-    Py_END_ALLOW_THREADS
-    Py_XDECREF(reinterpret_cast<PyObject*>(f->manager));
-    free_object(self);
+void release_file(FileObject* f) {
+    delete f->handle;  // its proxies are released in the MTA
 }
 
 // A read through IBackgroundCopyFile3 or 4, asked for once per file: None where the
@@ -695,7 +695,7 @@ PyMethodDef file_methods[] = {
 };
 
 PyType_Slot file_slots[] = {
-    {Py_tp_dealloc, reinterpret_cast<void*>(file_dealloc)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(child_dealloc<FileObject, release_file>)},
     {Py_tp_methods, file_methods},
     {Py_tp_doc, const_cast<char*>("A file of a BITS job (IBackgroundCopyFile).")},
     {0, nullptr},

@@ -214,7 +214,7 @@ def test_every_getter_reads_on_a_fresh_a_transferred_and_a_cancelled_job(bits, s
         None,
         [],
     )
-    job, payload, dest = download(bits, serve, tmp_path, name="getters.bin", size=1000)
+    job, _, _ = download(bits, serve, tmp_path, name="getters.bin", size=1000)
     done = read_every_getter(job)
     assert (done["description"], done["state"], done["error"]) == (
         "",

@@ -426,3 +426,15 @@ def test_random_values_at_every_entry_point_raise_only_documented_errors(double,
             job.cancel()
 
     check()  # and the fixture then checks that no COM object or string was leaked
+
+
+def test_a_job_from_before_the_outage_reconnects_once_and_says_to_get_it_again(double):
+    fill(double, jobs=1, files=1)
+    with winbits.connect(double.clsid()) as bits:
+        (job,) = bits.jobs()
+        double.fail("Job.GetState", RPC_E_DISCONNECTED)  # every call: its proxy died
+        for _ in range(3):
+            with pytest.raises(winbits.ServiceUnavailableError, match="get the job again"):
+                job.state  # noqa: B018
+        assert double.calls()["Factory.CreateInstance"] == 2  # one reconnect for the outage
+        assert [j.name for j in bits.jobs()] == ["job0"]  # the manager itself recovered
