@@ -277,8 +277,10 @@ void release_all(std::vector<ComPtr<I>>& items) {
 PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job) {
     PyObject* o = alloc(state_of(reinterpret_cast<PyObject*>(m))->job_type);
     if (!o) {
-        std::vector<ComPtr<IBackgroundCopyJob>> orphan(1, std::move(job));
-        release_all(orphan);
+        IBackgroundCopyJob* orphan = job.Detach();
+        Py_BEGIN_ALLOW_THREADS
+        release_in_mta(orphan);
+        Py_END_ALLOW_THREADS
         return nullptr;
     }
     auto* j = reinterpret_cast<JobObject*>(o);
