@@ -279,6 +279,16 @@ def test_usage_errors_exit_1_with_one_line(argv, capsys):
     assert _cli.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("winbits")
+    assert "winbits: winbits" not in err[0]  # one prefix, argparse's prog or ours
+
+
+def test_a_failure_line_shows_control_characters_in_bits_text(monkeypatch, capsys):
+    def fails(args, out):
+        raise _cli.UsageError("download failed: nope (http://h/\x1b[2Jx)")
+
+    monkeypatch.setattr(_cli, "cmd_list", fails)
+    assert _cli.main(["list"]) == 1
+    assert capsys.readouterr().err == "winbits: download failed: nope (http://h/\\x1b[2Jx)\n"
 
 
 def test_help_works_for_every_command(capsys):

@@ -270,7 +270,7 @@ def unsafe_name_reason(name: str) -> str | None:
         return "it names a folder"
     if ":" in name:
         return "it holds a drive or stream separator (:)"
-    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in name):
+    if visible(name) != name:
         return "it holds control characters"
     if name.endswith((".", " ")):
         return "it ends in a dot or space, which Windows drops"
@@ -286,7 +286,7 @@ def _url_basename(url: str) -> str:
     name = unquote(raw)
     why = unsafe_name_reason(name)
     if why:
-        raise UsageError(f"cannot take a file name from {visible(url)}: {why}; give a file as DEST")
+        raise UsageError(f"cannot take a file name from {url}: {why}; give a file as DEST")
     return name
 
 
@@ -302,7 +302,7 @@ def plan_targets(
         targets = [(u, abspath(ntpath.join(folder, _url_basename(u)))) for u in urls]
         for u, path in targets:  # the last guard: nothing lands outside DEST
             if ntpath.dirname(path).rstrip("\\/").lower() != folder.rstrip("\\/").lower():
-                raise UsageError(f"{visible(u)} would land outside {dest}; give a file as DEST")
+                raise UsageError(f"{u} would land outside {dest}; give a file as DEST")
     elif dest.endswith(("\\", "/")):
         raise UsageError(f"{dest} is not an existing folder")
     else:
@@ -359,7 +359,7 @@ def _job_failure(job: Job) -> str:
     err = job.error
     if err is None:
         return "the job failed without saying why"
-    where = f" ({visible(err.remote_name)})" if err.remote_name else ""
+    where = f" ({err.remote_name})" if err.remote_name else ""
     return f"{err.message}{where} (HRESULT 0x{err.hresult:08X})"
 
 
@@ -581,8 +581,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _say(message: str) -> None:
-    """One line on stderr; control characters in names from BITS made visible."""
-    print("winbits: " + visible(message), file=sys.stderr)
+    """One line on stderr, "winbits: " first (argparse's messages start with the
+    command's own prog); control characters in names from BITS made visible. Every
+    error message leaves through here."""
+    text = visible(message)
+    print(text if text.startswith("winbits") else "winbits: " + text, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -592,7 +595,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         args = parse(sys.argv[1:] if argv is None else argv)
         return int(args.run(args, out))
     except UsageError as e:
-        _say(str(e).removeprefix("winbits: "))
+        _say(str(e))
         return 1
     except AccessDeniedError as e:
         if args is not None and getattr(args, "all_users", False):
