@@ -62,7 +62,10 @@ def wine_env(site: Path = SITE) -> dict[str, str]:
     env.update(
         WINEPREFIX=str(PREFIX),
         WINEDEBUG="-all",
-        WINEDLLOVERRIDES="mscoree,mshtml=",  # no Mono/Gecko install prompts
+        # No Mono/Gecko install prompts; no winedbg: a process of the prefix that crashes
+        # (Wine's BITS service, seen once cancelling a transfer) dies at once, and the
+        # next activation starts the service again, instead of a debugger holding it.
+        WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d",
         PYTHONUTF8="1",
         PYTHONIOENCODING="utf-8",
         PYTHONDONTWRITEBYTECODE="1",
