@@ -10,12 +10,17 @@ namespace {
 // at a time; a request that itself needs the MTA runs inline (the worker is in it).
 struct MtaWorker {
     SRWLOCK submit = SRWLOCK_INIT;  // held by the caller whose request is in flight
-    HANDLE wake = nullptr, done = nullptr;
+    HANDLE wake = nullptr;          // auto-reset: a request is there
+    HANDLE done = nullptr;          // manual-reset: reset before a request, set after it
     HRESULT (*call)(void*) = nullptr;
     void* context = nullptr;
     HRESULT result = E_UNEXPECTED;
 };
 MtaWorker g_worker;
+
+// True on a thread while it waits for the worker and dispatches its messages: a message
+// handler that calls winbits again must not queue behind the request it interrupted.
+thread_local bool t_waiting = false;
 
 DWORD WINAPI worker_main(void*) {
     CoInitializeEx(nullptr, COINIT_MULTITHREADED);  // our own thread: never left
@@ -31,7 +36,7 @@ HRESULT start_worker() {
     if (g_worker.done)
         return S_OK;
     HANDLE wake = CreateEventW(nullptr, FALSE, FALSE, nullptr);
-    HANDLE done = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    HANDLE done = CreateEventW(nullptr, TRUE, FALSE, nullptr);
     HANDLE thread =
         (wake && done) ? CreateThread(nullptr, 0, worker_main, nullptr, 0, nullptr) : nullptr;
     if (!thread) {
@@ -48,16 +53,59 @@ HRESULT start_worker() {
     return S_OK;
 }
 
+// A single-threaded apartment keeps dispatching its window messages and incoming calls
+// while it waits (a GUI thread must not freeze for a round trip to BITS). Should that
+// wait fail, a plain wait follows; `done` is manual-reset, so no signal is lost.
+void wait_for(HANDLE done) {
+    DWORD index = 0;
+    t_waiting = true;
+    HRESULT hr = CoWaitForMultipleHandles(COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES,
+                                          INFINITE, 1, &done, &index);
+    t_waiting = false;
+    if (FAILED(hr))
+        WaitForSingleObject(done, INFINITE);
+}
+
+// A call made from a message handler while its thread waits for the worker: the worker
+// is busy with the interrupted request, so this one gets a thread of its own.
+struct OneOff {
+    HRESULT (*call)(void*);
+    void* context;
+    HRESULT result;
+};
+
+DWORD WINAPI one_off_main(void* p) {
+    auto* o = static_cast<OneOff*>(p);
+    HRESULT init = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
+    o->result = SUCCEEDED(init) ? o->call(o->context) : init;
+    if (SUCCEEDED(init))
+        CoUninitialize();  // our own thread; the worker keeps the MTA alive
+    return 0;
+}
+
+HRESULT run_on_own_thread(HRESULT (*call)(void*), void* context) noexcept {
+    OneOff o{call, context, E_UNEXPECTED};
+    HANDLE thread = CreateThread(nullptr, 0, one_off_main, &o, 0, nullptr);
+    if (!thread)
+        return HRESULT_FROM_WIN32(GetLastError());
+    WaitForSingleObject(thread, INFINITE);  // no dispatching here: no deeper nesting
+    CloseHandle(thread);
+    return o.result;
+}
+
 }  // namespace
 
 HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
+    if (t_waiting)
+        return run_on_own_thread(call, context);
     AcquireSRWLockExclusive(&g_worker.submit);
     HRESULT hr = start_worker();
     if (SUCCEEDED(hr)) {
         g_worker.call = call;
         g_worker.context = context;
+        ResetEvent(g_worker.done);
         SetEvent(g_worker.wake);
-        WaitForSingleObject(g_worker.done, INFINITE);
+        wait_for(g_worker.done);
         hr = g_worker.result;
     }
     ReleaseSRWLockExclusive(&g_worker.submit);

@@ -124,8 +124,8 @@ PyObject* to_py_or_none(bool has, const std::wstring& s) {
     return has ? to_py(s) : Py_NewRef(Py_None);
 }
 
-// A str as NUL-terminated UTF-16 for COM. Strict: a lone surrogate raises
-// UnicodeEncodeError and an embedded NUL raises ValueError, before any COM call.
+// A str as NUL-terminated UTF-16 for COM (PyUnicode_AsWideCharString: no codec lookup).
+// Strict: an embedded NUL or a lone surrogate raises ValueError, before any COM call.
 class WideArg {
 public:
     WideArg() = default;
@@ -133,22 +133,24 @@ public:
     WideArg& operator=(const WideArg&) = delete;
     ~WideArg() { PyMem_Free(p_); }
     bool set(PyObject* text, const char* what) {
-        PyRef utf16(PyUnicode_AsEncodedString(text, "utf-16-le", "strict"));
-        char* data = nullptr;
-        Py_ssize_t bytes = 0;
-        if (!utf16 || PyBytes_AsStringAndSize(utf16.get(), &data, &bytes) < 0)
+        Py_ssize_t n = 0;
+        p_ = PyUnicode_AsWideCharString(text, &n);
+        if (!p_)
             return false;
-        size_t n = static_cast<size_t>(bytes) / sizeof(wchar_t);
-        p_ = static_cast<wchar_t*>(PyMem_Malloc((n + 1) * sizeof(wchar_t)));
-        if (!p_) {
-            PyErr_NoMemory();
-            return false;
-        }
-        memcpy(p_, data, n * sizeof(wchar_t));
-        p_[n] = L'\0';
-        if (wcslen(p_) != n) {
-            PyErr_Format(PyExc_ValueError, "%s must not contain NUL characters", what);
-            return false;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            wchar_t c = p_[i];
+            if (c >= 0xD800 && c < 0xDC00 && i + 1 < n && p_[i + 1] >= 0xDC00 &&
+                p_[i + 1] < 0xE000) {
+                ++i;  // a pair: one character beyond the BMP
+                continue;
+            }
+            const char* why = c == 0                        ? "NUL characters"
+                              : (c >= 0xD800 && c < 0xE000) ? "lone surrogates"
+                                                            : nullptr;
+            if (why) {
+                PyErr_Format(PyExc_ValueError, "%s must not contain %s", what, why);
+                return false;
+            }
         }
         return true;
     }

@@ -160,3 +160,31 @@ def test_a_bits_error_is_shown_with_its_hresult_and_cancels(server, tmp_path):
     assert "no-such-file.bin" in last
     assert not dest.exists()
     assert leftovers(name) == []
+
+
+@pytest.mark.parametrize("name", ["..%5C..%5Cevil.bin", "C:%5CWindows%5Cevil.dll", "CON.txt"])
+def test_a_name_from_a_url_that_would_leave_dest_is_refused(server, tmp_path, name):
+    dest = tmp_path / "dl" / "sub"
+    dest.mkdir(parents=True)
+    job_name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("download", f"{server.base_url}/{name}", str(dest), "--name", job_name)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    url = f"{server.base_url}/{name}"
+    assert line.startswith(f"winbits: cannot take a file name from {url}: ")
+    assert line.endswith("; give a file as DEST")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert leftovers(job_name) == []
+
+
+@pytest.mark.parametrize("where", ["nodir/sub/x.bin", "newdir/"])
+def test_a_destination_folder_that_does_not_exist_is_refused_before_any_job(serve, tmp_path, where):
+    dest = str(tmp_path / where.rstrip("/")) + ("\\" if where.endswith("/") else "")
+    job_name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("download", serve("n.bin", b"data"), dest, "--name", job_name)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("winbits: ")
+    assert list(tmp_path.iterdir()) == []  # no file, no folder made
+    assert leftovers(job_name) == []

@@ -3,12 +3,14 @@ BITS works, sub-interpreters, a dying service, bad input, and no leaks."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib.util
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -124,6 +126,84 @@ def test_an_sta_thread_can_use_objects_made_elsewhere(double):
     assert got == expected and before == after and before in ("STA", "MAINSTA")
 
 
+def test_an_sta_thread_keeps_dispatching_its_messages_while_bits_works(double):
+    """A GUI thread must not freeze for a round trip: while its call runs on the MTA worker,
+    an STA thread still takes messages sent to its windows (Wine's COM wait dispatches sent
+    messages; Windows' also posted ones), and a handler that calls winbits again is served
+    on a thread of its own, not deadlocked behind the call it interrupted. With a plain
+    WaitForSingleObject the SendMessageTimeout below times out."""
+    double.reset(delay_us=200_000)  # every call to the double takes 0.2 s
+    fill(double, jobs=2, files=1)
+    LRESULT, WPARAM = ctypes.c_ssize_t, ctypes.c_size_t
+    WNDPROC = ctypes.WINFUNCTYPE(LRESULT, ctypes.c_void_p, ctypes.c_uint, WPARAM, LRESULT)
+    user32 = ctypes.windll.user32
+    user32.DefWindowProcW.restype = LRESULT
+    user32.DefWindowProcW.argtypes = [ctypes.c_void_p, ctypes.c_uint, WPARAM, LRESULT]
+    user32.CreateWindowExW.restype = ctypes.c_void_p
+    user32.CreateWindowExW.argtypes = [ctypes.c_ulong, ctypes.c_wchar_p, ctypes.c_wchar_p]
+    user32.CreateWindowExW.argtypes += [ctypes.c_ulong] + [ctypes.c_int] * 4
+    user32.CreateWindowExW.argtypes += [ctypes.c_void_p] * 4
+    user32.SendMessageTimeoutW.argtypes = [ctypes.c_void_p, ctypes.c_uint, WPARAM, LRESULT]
+    user32.SendMessageTimeoutW.argtypes += [ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]
+    user32.SendMessageTimeoutW.restype = LRESULT
+    user32.DestroyWindow.argtypes = [ctypes.c_void_p]
+    WM_USER, HWND_MESSAGE = 0x400, -3
+
+    class WNDCLASSW(ctypes.Structure):
+        _fields_ = [("style", ctypes.c_uint), ("wndproc", WNDPROC)]
+        _fields_ += [("cls_extra", ctypes.c_int), ("wnd_extra", ctypes.c_int)]
+        _fields_ += [(n, ctypes.c_void_p) for n in ("inst", "icon", "cursor", "brush")]
+        _fields_ += [("menu", ctypes.c_wchar_p), ("name", ctypes.c_wchar_p)]
+
+    with winbits.connect(double.clsid()) as bits:
+        expected = [j.name for j in bits.jobs()]
+        nested: list[list[str]] = []
+
+        @WNDPROC
+        def wndproc(hwnd, msg, wparam, lparam):
+            if msg == WM_USER:  # a handler that calls winbits while the outer call waits
+                nested.append([j.name for j in bits.jobs()])
+                return 7
+            return user32.DefWindowProcW(hwnd, msg, wparam, lparam)
+
+        klass = WNDCLASSW(wndproc=wndproc, name=f"winbits-test-{uuid.uuid4()}")
+        assert user32.RegisterClassW(ctypes.byref(klass))
+        window: list[int] = []
+        calling, finished = threading.Event(), threading.Event()
+        sent: dict[str, object] = {}
+
+        def sender():
+            assert calling.wait(30)
+            result = ctypes.c_size_t()
+            ok = user32.SendMessageTimeoutW(
+                window[0], WM_USER, 0, 0, 0, 20_000, ctypes.byref(result)
+            )
+            sent.update(ok=ok, result=result.value, before_the_call_ended=not finished.is_set())
+
+        def call():
+            window.append(
+                user32.CreateWindowExW(
+                    0, klass.name, "w", 0, 0, 0, 0, 0, HWND_MESSAGE, None, None, None
+                )
+            )
+            assert window[0]
+            calling.set()
+            try:
+                return [j.name for j in bits.jobs()]
+            finally:
+                finished.set()
+                user32.DestroyWindow(window[0])
+
+        other = threading.Thread(target=sender)
+        other.start()
+        got, before, _ = in_thread(call, init=2)
+        other.join(60)
+    assert before in ("STA", "MAINSTA")
+    assert got == expected
+    assert sent == {"ok": 1, "result": 7, "before_the_call_ended": True}
+    assert nested == [expected]
+
+
 def test_eight_threads_on_one_manager_and_on_their_own(double):
     fill(double, jobs=6, files=3)
     with winbits.connect(double.clsid()) as shared:
@@ -165,6 +245,64 @@ def test_eight_threads_against_the_real_service(bits, serve, tmp_path):
     run_together([worker] * 8)
     assert not errors and len(results) == 24
     assert all(r == expected for r in results)
+
+
+def test_eight_threads_share_one_poller_while_the_real_queue_changes(bits, serve, tmp_path):
+    """Against Wine's BITS: jobs come and go while 8 threads poll one poller; each job's
+    arrival and departure is reported exactly once, by one of them."""
+    poller = bits.poller()
+    poller.poll()
+    stop = threading.Event()
+    snaps: list[winbits.Snapshot] = []
+    errors: list[BaseException] = []
+
+    def worker():
+        try:
+            while not stop.is_set():
+                snaps.append(poller.poll())
+        except BaseException as e:
+            errors.append(e)
+
+    def reported(kind: str, job_id: uuid.UUID) -> int:
+        """Snapshots that reported the job's arrival, or its end: gone from the queue,
+        or (Wine keeps cancelled jobs listed) changed to CANCELLED."""
+        if kind == "added":
+            return sum(job_id in s.added for s in list(snaps))
+        cancelled = {
+            j.id for s in list(snaps) for j in s.jobs if j.state == winbits.JobState.CANCELLED
+        }
+        return sum(
+            job_id in s.removed or (job_id in s.changed and job_id in cancelled)
+            for s in list(snaps)
+        )
+
+    def wait_reported(kind: str, job_id: uuid.UUID) -> None:
+        deadline = time.monotonic() + 30
+        while not reported(kind, job_id) and time.monotonic() < deadline and not errors:
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    made = []
+    try:
+        for i in range(4):
+            job = bits.create_job(f"winbits-shared-poller {i}")
+            job.add_file(serve(f"p{i}.bin", b"x" * 1000), str(tmp_path / f"p{i}.bin"))
+            made.append(job)
+            wait_reported("added", job.id)
+        for job in made:
+            job.cancel()
+            wait_reported("ended", job.id)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        for job in made:
+            with contextlib.suppress(winbits.BitsError):
+                job.cancel()
+    assert not errors and len(snaps) > 8
+    assert [(reported("added", j.id), reported("ended", j.id)) for j in made] == [(1, 1)] * 4
 
 
 def test_a_program_whose_main_thread_pythoncom_made_an_sta():
@@ -316,6 +454,11 @@ def test_the_double_notices_a_string_never_freed(double):
         double.release_pointer(address)
 
 
+# The leak tests make 100,000 calls of each kind on the newest Python and 10,000 on the
+# others: a block kept per call shows either way, and the suite stays short on 2 cores.
+ROUNDS = 100_000 if sys.version_info[:2] == (3, 13) else 10_000
+
+
 def working_set() -> int:
     class Counters(ctypes.Structure):
         _fields_ = [("cb", ctypes.c_ulong), ("faults", ctypes.c_ulong)] + [
@@ -330,7 +473,7 @@ def working_set() -> int:
     return int(c.f1)  # WorkingSetSize
 
 
-def test_100000_reads_of_each_kind_leave_memory_flat(double):
+def test_many_reads_of_each_kind_leave_memory_flat(double):
     fill(double, jobs=2, files=2)
     with winbits.connect(double.clsid()) as bits:
         job = bits.jobs()[0]
@@ -358,13 +501,104 @@ def test_100000_reads_of_each_kind_leave_memory_flat(double):
         gc.collect()
         blocks, memory = sys.getallocatedblocks(), working_set()
         for read in reads.values():
-            for _ in range(100_000):
+            for _ in range(ROUNDS):
                 read()
         gc.collect()
         grown_blocks = sys.getallocatedblocks() - blocks
         grown_memory = working_set() - memory
     assert grown_blocks < 200, grown_blocks
     assert grown_memory < 2 * 2**20, grown_memory
+
+
+def test_many_failing_calls_of_each_kind_leave_memory_flat(double, tmp_path):
+    """The failure paths: each raises, and none may keep what it made (the enumeration
+    that found jobs before failing, the exception's text, the reconnect)."""
+    fill(double, jobs=2, files=2)
+    E_ACCESSDENIED = 0x80070005
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.jobs()[0]
+        unknown = uuid.uuid4()
+        failing: dict[str, tuple[type[BaseException], Callable[[], object]]] = {
+            "unknown job id": (winbits.JobNotFoundError, lambda: bits.get_job(unknown)),
+            "enumeration denied": (winbits.BitsError, bits.jobs),
+            "files denied": (winbits.BitsError, job.files),
+            "service gone": (winbits.ServiceUnavailableError, bits.snapshot),
+            "bad id": (ValueError, lambda: bits.get_job("not a guid")),
+            "bad name": (TypeError, lambda: bits.create_job(123)),  # type: ignore[arg-type]
+            "bad url": (ValueError, lambda: job.add_file("ftp://h/x", str(tmp_path / "x"))),
+            "NUL in a path": (ValueError, lambda: job.add_file("http://h/x", "C:\\a\0b")),
+        }
+        double.fail("Manager.EnumJobs", E_ACCESSDENIED)  # every call from now on
+        double.fail("Job.EnumFiles", E_ACCESSDENIED)
+
+        def run(n: int) -> None:
+            for name, (error, call) in failing.items():
+                if name == "service gone":  # the walk fails, then reconnects, each time
+                    double.fail("Manager.EnumJobs", RPC_E_DISCONNECTED)
+                for _ in range(n):
+                    try:
+                        call()
+                    except error:
+                        pass
+                    else:
+                        raise AssertionError(f"{name} did not fail")
+                if name == "service gone":
+                    double.fail("Manager.EnumJobs", E_ACCESSDENIED)
+
+        run(2000)  # warm up caches and free lists
+        gc.collect()
+        blocks, memory = sys.getallocatedblocks(), working_set()
+        run(ROUNDS)
+        gc.collect()
+        grown_blocks = sys.getallocatedblocks() - blocks
+        grown_memory = working_set() - memory
+        assert double.calls()["Factory.CreateInstance"] == 1 + 2000 + ROUNDS  # one reconnect each
+    assert grown_blocks < 200, grown_blocks
+    assert grown_memory < 2 * 2**20, grown_memory
+
+
+def test_an_allocation_failing_anywhere_in_a_call_loses_nothing(double):
+    """Each allocation a call makes fails in turn (the double's hook, like CPython's
+    _testcapi.set_nomemory): the call raises MemoryError or succeeds, never crashes, and
+    every COM object and string it held is released (the fixture checks both)."""
+    fill(double, jobs=3, files=2)
+    with winbits.connect(double.clsid()) as bits:
+        expected = read_everything(bits)
+        # The native calls themselves, so that the allocations failed are winbits' own
+        # and as few as possible are the interpreter's (whose own paths may not survive).
+        manager = bits._native
+        job = manager.jobs(False)[0]
+        job_id = job.id()
+        poller = manager.poller(False)
+        calls: dict[str, Callable[[], object]] = {
+            "manager.jobs": lambda: manager.jobs(False),
+            "job.files": job.files,
+            "get_job": lambda: manager.get_job(job_id),
+            "create_job": lambda: manager.create_job("oom", 0),
+            "poll": lambda: poller.poll(2),
+            "job.name": job.name,
+            "file.peer_stats": lambda: job.files()[0].peer_stats(),
+        }
+        for name, call in calls.items():
+            failed = 0
+            for n in range(5000):
+                double.nomemory(n, n + 1)
+                try:
+                    call()
+                except MemoryError:
+                    failed += 1
+                finally:
+                    made = double.nomemory_off()
+                if made <= n:  # the call made fewer than n + 1 allocations: all were failed
+                    break
+            else:
+                raise AssertionError(f"{name}: more than 5000 allocations")
+            assert failed > 0, name  # the injection reached the call
+        for j in bits.jobs():
+            if j.name == "oom":
+                j.cancel()
+        gc.collect()
+        assert read_everything(bits) == expected
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -999,6 +999,106 @@ PyObject* py_peer_stats_floor(PyObject*, PyObject*) {
     return Py_BuildValue("(KK)", from_origin, from_peers);
 }
 
+// --- Allocation failures, as CPython's own _testcapi.set_nomemory does it ---------------
+// While on, allocations number [start, stop) of the MEM and OBJ domains fail (stop 0: every
+// one from start on), so that a test can fail each allocation of a call in turn. The
+// allocator API is not in the limited API this double is built with; it is found in the
+// interpreter's DLL (sys.dllhandle), with the layout CPython documents for it.
+
+struct Allocator {  // PyMemAllocatorEx
+    void* ctx;
+    void* (*malloc)(void*, size_t);
+    void* (*calloc)(void*, size_t, size_t);
+    void* (*realloc)(void*, void*, size_t);
+    void (*free)(void*, void*);
+};
+enum { kDomainMem = 1, kDomainObj = 2 };  // PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ
+using AllocatorFn = void (*)(int, Allocator*);
+
+struct NoMemory {
+    AllocatorFn get = nullptr, set = nullptr;
+    Allocator base_mem{}, base_obj{};
+    std::atomic<long> count{0};
+    long start = 0, stop = 0;
+    bool on = false;
+};
+NoMemory g_nomem;
+
+bool allocation_fails() {
+    long n = g_nomem.count.fetch_add(1);
+    return n >= g_nomem.start && (g_nomem.stop == 0 || n < g_nomem.stop);
+}
+
+void* nm_malloc(void* ctx, size_t size) {
+    auto* base = static_cast<Allocator*>(ctx);
+    return allocation_fails() ? nullptr : base->malloc(base->ctx, size);
+}
+
+void* nm_calloc(void* ctx, size_t n, size_t size) {
+    auto* base = static_cast<Allocator*>(ctx);
+    return allocation_fails() ? nullptr : base->calloc(base->ctx, n, size);
+}
+
+void* nm_realloc(void* ctx, void* p, size_t size) {
+    auto* base = static_cast<Allocator*>(ctx);
+    return allocation_fails() ? nullptr : base->realloc(base->ctx, p, size);
+}
+
+void nm_free(void* ctx, void* p) {
+    auto* base = static_cast<Allocator*>(ctx);
+    base->free(base->ctx, p);
+}
+
+bool find_allocator_api() {
+    if (g_nomem.set)
+        return true;
+    PyObject* handle = PySys_GetObject("dllhandle");  // borrowed
+    HMODULE dll = handle ? static_cast<HMODULE>(PyLong_AsVoidPtr(handle)) : nullptr;
+    if (!dll) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "no sys.dllhandle");
+        return false;
+    }
+    g_nomem.get = reinterpret_cast<AllocatorFn>(
+        reinterpret_cast<void (*)()>(GetProcAddress(dll, "PyMem_GetAllocator")));
+    g_nomem.set = reinterpret_cast<AllocatorFn>(
+        reinterpret_cast<void (*)()>(GetProcAddress(dll, "PyMem_SetAllocator")));
+    if (!g_nomem.get || !g_nomem.set) {
+        g_nomem.set = nullptr;
+        PyErr_SetString(PyExc_RuntimeError, "PyMem_SetAllocator not found");
+        return false;
+    }
+    return true;
+}
+
+PyObject* py_nomemory(PyObject*, PyObject* args) {
+    long start = 0, stop = 0;
+    if (!PyArg_ParseTuple(args, "l|l", &start, &stop) || !find_allocator_api())
+        return nullptr;
+    g_nomem.start = start;
+    g_nomem.stop = stop;
+    g_nomem.count = 0;
+    if (!g_nomem.on) {
+        g_nomem.get(kDomainMem, &g_nomem.base_mem);
+        g_nomem.get(kDomainObj, &g_nomem.base_obj);
+        Allocator mem = {&g_nomem.base_mem, nm_malloc, nm_calloc, nm_realloc, nm_free};
+        Allocator obj = {&g_nomem.base_obj, nm_malloc, nm_calloc, nm_realloc, nm_free};
+        g_nomem.set(kDomainMem, &mem);
+        g_nomem.set(kDomainObj, &obj);
+        g_nomem.on = true;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* py_nomemory_off(PyObject*, PyObject*) {
+    if (g_nomem.on) {
+        g_nomem.set(kDomainMem, &g_nomem.base_mem);
+        g_nomem.set(kDomainObj, &g_nomem.base_obj);
+        g_nomem.on = false;
+    }
+    return PyLong_FromLong(g_nomem.count.load());  // allocations seen while on
+}
+
 PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
     {"clsid", py_clsid, METH_NOARGS, "The double's CLSID as a string."},
@@ -1022,6 +1122,8 @@ PyMethodDef methods[] = {
     {"clear_calls", py_clear_calls, METH_NOARGS, "Zero the call counts."},
     {"live", py_live, METH_NOARGS, "COM objects of the double alive now."},
     {"strings", py_strings, METH_NOARGS, "(strings handed out, of those not yet freed)"},
+    {"nomemory", py_nomemory, METH_VARARGS, "nomemory(start, stop=0): allocations fail"},
+    {"nomemory_off", py_nomemory_off, METH_NOARGS, "Allocations work again; -> how many ran"},
     {nullptr, nullptr, 0, nullptr},
 };
 
