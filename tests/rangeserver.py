@@ -25,6 +25,9 @@ class RangeServer(ThreadingHTTPServer):
         self.files = files
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
         self.stall = threading.Event()  # set: answer headers, then send nothing more
+        # path -> an HTTP status to answer with no body (401 asks for Basic credentials),
+        # or 0: close the connection without answering
+        self.answers: dict[str, int] = {}
 
     @property
     def base_url(self) -> str:
@@ -40,6 +43,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _lookup(self) -> bytes | None:
         self.server.requests.append((self.command, self.path, self.headers.get("Range")))
+        answer = self.server.answers.get(self.path.split("?")[0])
+        if answer is not None:
+            if answer:
+                self.send_response(answer)
+                if answer == 401:
+                    self.send_header("WWW-Authenticate", 'Basic realm="winbits"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            self.close_connection = True
+            return None
         body = self.server.files.get(self.path.split("?")[0])
         if body is None:
             self.send_response(404)

@@ -106,11 +106,19 @@ def test_verbs_by_id_prefix(double, verb, state):
     assert double.job_state(job)[0] == state
 
 
-def test_complete_reports_an_invalid_state(double, capsys):
-    job = double.add_job("not yet", state=2)
-    code, _ = run(double, "complete", job)
-    assert code == 1
-    assert "0x80200002" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("verb", "state", "said"),
+    [
+        ("complete", 2, "TRANSFERRING: it cannot be completed"),
+        ("cancel", 7, "ACKNOWLEDGED: it cannot be cancelled"),
+    ],
+)
+def test_a_verb_refused_in_the_jobs_state_names_the_state(double, capsys, verb, state, said):
+    job = double.add_job("not now", state=state)
+    double.add_file(job, "http://h/a", "C:\\a")
+    code, out = run(double, verb, job)
+    assert (code, out) == (1, "")
+    assert capsys.readouterr().err == f"winbits: job {job.strip('{}').lower()} is {said}\n"
 
 
 @pytest.mark.parametrize(
@@ -148,3 +156,65 @@ def test_export_writes_prometheus_text(double, tmp_path):
     }
     assert values[("bits_file_peer_bytes", "C:\\a")] == 1
     assert values[("bits_peer_share_ratio", None)] == 0.2
+
+
+@pytest.mark.parametrize("where", ["nodir/x.prom", "."])
+def test_a_one_shot_export_that_cannot_write_is_one_line(double, tmp_path, capsys, where):
+    target = str(tmp_path / where)
+    code, out = run(double, "export", "--prometheus", target)
+    err = capsys.readouterr().err
+    assert (code, out) == (1, "")
+    assert err.startswith(f"winbits: cannot write {target}: ") and err.count("\n") == 1
+
+
+def test_export_with_an_interval_says_once_that_it_cannot_write_and_goes_on(
+    double, tmp_path, capsys
+):
+    target = str(tmp_path / "nodir" / "x.prom")
+    code, _ = run(double, "export", "--prometheus", target, "--interval", "0.01", "--count", "3")
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert len(err) == 1 and err[0].startswith(f"winbits: cannot write {target}: ")
+    assert err[0].endswith("; retrying")
+
+
+def test_watch_says_when_bits_went_away_and_when_it_came_back(double, capsys):
+    double.add_job("a", state=2)
+    double.fail("Manager.EnumJobs", 0x80010108, times=2)  # RPC_E_DISCONNECTED, two polls
+    code, out = run(double, "watch", "--json", "--count", "4", "--interval", "0.01")
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert [json.loads(line)["added"] != [] for line in out.splitlines()] == [True]
+    assert len(err) == 2
+    assert err[0].startswith("winbits: cannot read BITS: ") and err[0].endswith("; retrying")
+    assert err[1].startswith("winbits: reading BITS again after 0:0")
+
+
+def test_download_shows_a_transient_error_and_gives_up_when_nothing_moves(double, tmp_path, capsys):
+    import threading
+
+    import winbits
+
+    def make_it_transient():
+        with winbits.connect(double.clsid()) as bits:
+            for _ in range(200):
+                jobs = bits.jobs()
+                if jobs and jobs[0].state == winbits.JobState.QUEUED:
+                    double.set_state(f"{{{jobs[0].id}}}", 5)  # TRANSIENT_ERROR
+                    return
+                threading.Event().wait(0.01)
+
+    helper = threading.Thread(target=make_it_transient)
+    helper.start()
+    dest = tmp_path / "t.bin"
+    code, out = run(double, "download", "http://h/t.bin", str(dest), "--stall-timeout", "2")
+    helper.join(10)
+    err = capsys.readouterr().err.splitlines()
+    assert (code, out) == (1, "")
+    assert any(line.endswith("  retrying") for line in err[:-1])  # the progress lines
+    assert err[-1] == (
+        "winbits: download of http://h/t.bin: no byte moved for 2 s (retrying); cancelled"
+    )
+    assert not dest.exists()
+    with winbits.connect(double.clsid()) as bits:
+        assert bits.jobs() == []  # cancelled: nothing left in the queue

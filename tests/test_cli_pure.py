@@ -3,6 +3,7 @@ Run on Linux natively and under every Windows Python."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import ntpath
 import sys
@@ -260,7 +261,10 @@ def test_parsing_defaults_to_list():
     args = _cli.parse(["watch", "--interval", "0.5", "--json"])
     assert (args.command, args.interval, args.json) == ("watch", 0.5, True)
     args = _cli.parse(["download", "http://h/x", "C:\\x", "--timeout", "3", "--force"])
-    assert (args.paths, args.timeout, args.force) == (["http://h/x", "C:\\x"], 3.0, True)
+    assert (args.urls, args.dest, args.timeout, args.force) == (["http://h/x"], "C:\\x", 3.0, True)
+    assert args.stall_timeout == _cli.DEFAULT_STALL_TIMEOUT
+    args = _cli.parse(["download", "http://h/x", "http://h/y", "D:\\", "--stall-timeout", "0"])
+    assert (args.urls, args.dest, args.stall_timeout) == (["http://h/x", "http://h/y"], "D:\\", 0)
     assert _cli.parse(["cancel", "9019f17c"]).id == "9019f17c"
 
 
@@ -273,6 +277,8 @@ def test_parsing_defaults_to_list():
         ["cancel"],
         ["list", "--bogus"],
         ["export"],
+        ["watch", "--count", "-1"],
+        ["download", "--stall-timeout", "-3", "http://h/x", "C:\\x"],
     ],
 )
 def test_usage_errors_exit_1_with_one_line(argv, capsys):
@@ -300,9 +306,48 @@ def test_help_works_for_every_command(capsys):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the off-Windows error")
-def test_off_windows_the_command_says_so(capsys):
+def test_off_windows_the_command_says_so_once(capsys):
     assert _cli.main(["list"]) == 1
-    assert "winbits needs Windows" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"winbits: needs Windows (BITS is a Windows service); this is {sys.platform}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["bogus"],
+            "winbits: unknown command 'bogus'; the commands are: "
+            "list, watch, download, cancel, complete, resume, suspend, export",
+        ),
+        (
+            ["download", "--all-users", "http://h/x", "C:\\x"],
+            "winbits download: --all-users does not apply to download",
+        ),
+        (["list", "--force"], "winbits list: --force does not apply to list"),
+        (["list", "--bogus"], "winbits list: unrecognized arguments: --bogus"),
+    ],
+)
+def test_the_command_line_says_what_is_wrong(argv, line, capsys):
+    assert _cli.main(argv) == 1
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_version(capsys):
+    assert _cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"winbits {winbits.__version__}\n"
+
+
+def test_every_option_has_help_and_download_reads_url_then_dest(capsys):
+    parser = _cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+    assert _cli.main(["download", "--help"]) == 0
+    usage = " ".join(capsys.readouterr().out.split("\n\n")[0].split())
+    assert usage.endswith("URL [URL ...] DEST")
 
 
 def test_prometheus_text_parses_and_carries_the_numbers():
@@ -348,3 +393,105 @@ def test_prometheus_file_is_written_whole(tmp_path):
     families = {f.name for f in text_string_to_metric_families(path.read_text())}
     assert {"bits_jobs", "bits_peer_stats_reported", "bits_origin_bytes"} <= families
     assert [p.name for p in tmp_path.iterdir()] == ["bits.prom"]  # no temporary left
+
+
+JobState = winbits.JobState
+
+
+class _FakeJob:
+    def __init__(self, id: str, name: str, state: JobState) -> None:
+        self.id, self.name, self.state = uuid.UUID(id), name, state
+
+
+class _FakeManager:
+    def __init__(self, *jobs: _FakeJob) -> None:
+        self._jobs = list(jobs)
+
+    def jobs(self, all_users: bool = False) -> list[_FakeJob]:
+        return self._jobs
+
+    def get_job(self, job_id: uuid.UUID) -> _FakeJob:
+        return next(j for j in self._jobs if j.id == job_id)
+
+
+_TWINS = _FakeManager(
+    _FakeJob("9019f17c-0000-0000-0000-000000000001", "one", JobState.TRANSFERRING),
+    _FakeJob("9019f17c-0000-0000-0000-000000000002", "two", JobState.ERROR),
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("971", "'971' is too short: give a job id or its first 4 hex digits or more"),
+        ("zzzz", "not a job id: 'zzzz'"),
+        ("abcd", "no job's id starts with abcd"),
+        (
+            "9019",
+            "2 jobs' ids start with 9019: "
+            "9019f17c-0000-0000-0000-000000000001 'one' TRANSFERRING; "
+            "9019f17c-0000-0000-0000-000000000002 'two' ERROR",
+        ),
+    ],
+)
+def test_a_job_id_or_prefix_that_names_no_one_job(text, message):
+    with pytest.raises(_cli.UsageError) as info:
+        _cli.find_job(_TWINS, text)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_a_unique_prefix_or_a_whole_id_finds_the_job():
+    other = _FakeJob("90aa0000-0000-0000-0000-000000000003", "three", JobState.QUEUED)
+    bits = _FakeManager(*_TWINS._jobs, other)
+    assert _cli.find_job(bits, "90AA").name == "three"  # type: ignore[arg-type]
+    assert _cli.find_job(bits, "{9019f17c-0000-0000-0000-000000000002}").name == "two"  # type: ignore[arg-type]
+
+
+def test_wide_characters_keep_the_columns_aligned_and_long_names_are_cut():
+    jobs = [
+        _cli.job_json(record(name="漢字のジョブ🎉", files=())),
+        _cli.job_json(record(name="plain", files=())),
+        _cli.job_json(record(name="x" * 200, files=())),
+    ]
+    lines = _cli.format_table(jobs, width=120).splitlines()
+    # ID column: where "9019f17c" starts, counted in terminal columns, is the same in each row
+    starts = {_cli.display_width(line[: line.index("9019f17c")]) for line in lines[1:]}
+    assert len(starts) == 1
+    assert all(_cli.display_width(line) <= 120 for line in lines)
+    assert lines[3].startswith("x" * 10) and "\u2026" in lines[3]
+    assert "x" * 200 in _cli.format_table(jobs)  # no width (a pipe): nothing cut
+
+
+def test_display_width_and_cut():
+    assert _cli.display_width("ab") == 2
+    assert _cli.display_width("漢字") == 4
+    assert _cli.display_width("e\u0301") == 1  # a combining accent takes no column
+    assert _cli.cut("漢字漢字", 5) == "漢字\u2026"
+    assert _cli.cut("short", 5) == "short"
+
+
+def test_an_empty_job_and_a_failed_empty_file_show_no_100_percent():
+    empty = _cli.job_json(record(progress=JobProgress(0, 0, 0, 0), files=()))
+    failed_file = FileRecord("http://h/x", "C:\\x", FileProgress(0, 0, False), None)
+    failed = _cli.job_json(
+        record(state=winbits.JobState.ERROR, progress=JobProgress(0, 0, 1, 0), files=(failed_file,))
+    )
+    done_file = FileRecord("http://h/e", "C:\\e", FileProgress(0, 0, True), None)
+    done = _cli.job_json(record(progress=JobProgress(0, 0, 1, 1), files=(done_file,)))
+    rows = _cli.table_rows([empty, failed, done])
+    assert rows[0][4:7] == ("", "", "0/0")  # the empty job: no bytes, no share
+    assert rows[2][4:7] == ("0 B / 0 B", "", "")  # the failed file: no 100%
+    assert rows[3][5] == "100.0%" and rows[4][5] == "100.0%"  # an empty file that finished
+
+
+def test_states_and_other_enums_print_their_names():
+    state = winbits.JobState.TRANSFERRED
+    assert (str(state), f"{state}", f"{state:>12}") == (
+        "TRANSFERRED",
+        "TRANSFERRED",
+        " TRANSFERRED",
+    )
+    assert str(winbits.JobPriority.FOREGROUND) == "FOREGROUND"
+    assert str(winbits.JobType.UPLOAD) == "UPLOAD"
+    assert str(winbits.ErrorContext.REMOTE_FILE) == "REMOTE_FILE"
+    assert state == 6 and int(state) == 6 and repr(state) == "<JobState.TRANSFERRED: 6>"

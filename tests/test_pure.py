@@ -53,6 +53,30 @@ def test_message_falls_back_to_the_name_then_the_code():
     assert hresult_name(0x12345678) is None
 
 
+@pytest.mark.parametrize(
+    ("hresult", "name", "text"),
+    [
+        (0x80190191, "BG_E_HTTP_ERROR_401", "HTTP status 401 (Unauthorized)"),
+        (0x801901F4, "BG_E_HTTP_ERROR_500", "HTTP status 500 (Internal Server Error)"),
+        (0x80190194, "BG_E_HTTP_ERROR_404", "HTTP status 404 (Not Found)"),
+        (0x80190258, "BG_E_HTTP_ERROR_600", "HTTP status 600"),
+        (
+            0x80072EFD,
+            "ERROR_WINHTTP_CANNOT_CONNECT",
+            "ERROR_WINHTTP_CANNOT_CONNECT: could not connect to the server",
+        ),
+        (
+            0x80072EFE,
+            "ERROR_WINHTTP_CONNECTION_ERROR",
+            "ERROR_WINHTTP_CONNECTION_ERROR: the server closed or reset the connection",
+        ),
+    ],
+)
+def test_http_and_winhttp_codes_get_a_text_where_bits_gives_none(hresult, name, text):
+    assert from_hresult(hresult).strerror == text
+    assert hresult_name(hresult) == name
+
+
 def test_access_denied_carries_eacces_and_pickles():
     err = from_hresult(0x80070005, "Access is denied")
     assert err.errno == errno.EACCES

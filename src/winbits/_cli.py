@@ -16,15 +16,18 @@ import json
 import math
 import ntpath
 import os
+import shutil
 import sys
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
+from . import __version__
 from ._api import MAX_NAME_LENGTH, Job, Manager, connect
-from ._errors import AccessDeniedError, BitsError, JobNotFoundError
+from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoundError
 from ._types import JobRecord, JobState, Snapshot, peer_share, percent, visible
 
 COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
@@ -34,6 +37,11 @@ VERBS = {
     "resume": "resumed",
     "suspend": "suspended",
 }
+
+
+# Without a byte moving for this long, `download` gives up (BITS itself would wait for its
+# no-progress timeout: 14 days by default on Windows).
+DEFAULT_STALL_TIMEOUT = 300.0
 
 
 class UsageError(Exception):
@@ -136,20 +144,29 @@ HEADERS = (
 RIGHT = {"BYTES", "%", "FILES", "FROM ORIGIN", "FROM PEERS", "PEER %"}
 
 
+def _share_cell(done: int, total: int | None, finished: bool) -> str:
+    """The % column: nothing where there is nothing to count (an empty job, a file of
+    size 0 that did not finish), else the share done."""
+    if total == 0:
+        return format_percent(100.0) if finished else ""
+    return format_percent(percent(done, total))
+
+
 def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     """A row per job, then a row per file under it (its name indented)."""
     rows: list[tuple[str, ...]] = []
     for j in jobs:
         done, total = j["bytes_transferred"], j["bytes_total"]
+        n, n_done = j["files_total"], j["files_transferred"]
         rows.append(
             (
                 visible(j["name"]),
                 j["id"][:8],
                 j["state"],
                 visible(j["owner"] or ""),
-                f"{format_bytes(done)} / {format_bytes(total)}",
-                format_percent(percent(done, total)),
-                f"{j['files_transferred']}/{j['files_total']}",
+                f"{format_bytes(done)} / {format_bytes(total)}" if n else "",
+                _share_cell(done, total, 0 < n == n_done),
+                f"{n_done}/{n}",
                 "",
                 "",
                 "",
@@ -164,7 +181,7 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
                     "",
                     "",
                     f"{format_bytes(f['bytes_transferred'])} / {format_bytes(f['bytes_total'])}",
-                    format_percent(percent(f["bytes_transferred"], f["bytes_total"])),
+                    _share_cell(f["bytes_transferred"], f["bytes_total"], f["completed"]),
                     "done" if f["completed"] else "",
                     "" if origin is None else format_bytes(origin),
                     "" if peers is None else format_bytes(peers),
@@ -174,19 +191,54 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
-def format_table(jobs: Sequence[dict[str, Any]]) -> str:
+def display_width(text: str) -> int:
+    """Columns `text` takes on a terminal: 2 for wide (CJK, most emoji), 0 for
+    combining marks and zero-width characters, 1 for the rest."""
+    width = 0
+    for c in text:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return width
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` columns, its end replaced by an ellipsis if cut."""
+    if display_width(text) <= width:
+        return text
+    kept, used = [], 0
+    for c in text:
+        w = display_width(c)
+        if used + w > width - 1:
+            break
+        kept.append(c)
+        used += w
+    return "".join(kept) + "\u2026"
+
+
+def format_table(jobs: Sequence[dict[str, Any]], width: int | None = None) -> str:
+    """The table; with `width` (a terminal's), the NAME column is cut to fit it (the
+    full names are in --json)."""
     if not jobs:
         return "No BITS jobs."
     rows = [HEADERS, *table_rows(jobs)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(HEADERS))]
+    if width is not None:
+        others = sum(widths[1:]) + 2 * (len(widths) - 1)
+        widths[0] = max(len(HEADERS[0]), min(widths[0], width - others))
     lines = []
     for r in rows:
-        cells = [
-            c.rjust(w) if h in RIGHT else c.ljust(w)
-            for c, w, h in zip(r, widths, HEADERS, strict=False)
-        ]
+        cells = []
+        for c, w, h in zip(r, widths, HEADERS, strict=True):
+            c = cut(c, w)
+            fill = " " * (w - display_width(c))
+            cells.append(fill + c if h in RIGHT else c + fill)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _terminal_width(out: TextIO) -> int | None:
+    return shutil.get_terminal_size().columns if out.isatty() else None
 
 
 # --- download progress --------------------------------------------------------------------
@@ -317,6 +369,8 @@ def plan_targets(
 
 
 def _connect(args: argparse.Namespace) -> Manager:
+    if sys.platform != "win32":
+        raise UsageError(f"needs Windows (BITS is a Windows service); this is {sys.platform}")
     return connect(args.clsid)
 
 
@@ -328,45 +382,79 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(snapshot_json(snap, now), out, indent=2)
         out.write("\n")
     else:
-        out.write(format_table([job_json(j) for j in snap.jobs]) + "\n")
+        out.write(format_table([job_json(j) for j in snap.jobs], _terminal_width(out)) + "\n")
     return 0
+
+
+class Outage:
+    """For loops that must outlive failures (watch, export --interval): one line on
+    stderr when trouble starts, one when it ends, nothing per poll in between."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, problem: str) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            _say(f"{problem}; retrying")
+
+    def ok(self, what: str) -> None:
+        if self.since is not None:
+            _say(f"{what} again after {format_duration(time.monotonic() - self.since)}")
+            self.since = None
 
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     clear = out.isatty() and not args.json
+    outage = Outage()
     with _connect(args) as bits:
         poller = bits.poller(args.all_users)
         polls = 0
         while True:
-            snap = poller.poll()
-            now = dt.datetime.now(dt.timezone.utc)
-            if polls == 0 or snap.added or snap.changed or snap.removed:
-                if args.json:
-                    out.write(json.dumps(changes_json(snap, now)) + "\n")
-                else:
-                    if clear:
-                        out.write("\x1b[H\x1b[2J")
-                    out.write(f"{iso(now)}  every {args.interval:g} s, Ctrl-C to stop\n")
-                    out.write(format_table([job_json(j) for j in snap.jobs]) + "\n\n")
-                out.flush()
+            try:
+                snap = poller.poll()
+            except BitsError as e:  # the service stopped or restarted: go on polling
+                outage.failed(f"cannot read BITS: {e}")
+            else:
+                outage.ok("reading BITS")
+                now = dt.datetime.now(dt.timezone.utc)
+                if polls == 0 or snap.added or snap.changed or snap.removed:
+                    if args.json:
+                        out.write(json.dumps(changes_json(snap, now)) + "\n")
+                    else:
+                        if clear:
+                            out.write("\x1b[H\x1b[2J")
+                        out.write(f"{iso(now)}  every {args.interval:g} s, Ctrl-C to stop\n")
+                        table = format_table([job_json(j) for j in snap.jobs], _terminal_width(out))
+                        out.write(table + "\n\n")
+                    out.flush()
             polls += 1
             if args.count and polls >= args.count:
                 return 0
             time.sleep(args.interval)
 
 
-def _job_failure(job: Job) -> str:
+def _job_failure(job: Job, urls: Sequence[str]) -> str:
+    """One line: which URL, what BITS said (or winbits' text for the code), or, where
+    BITS gave no error at all, the state the job ended in."""
     err = job.error
     if err is None:
-        return "the job failed without saying why"
-    where = f" ({err.remote_name})" if err.remote_name else ""
-    return f"{err.message}{where} (HRESULT 0x{err.hresult:08X})"
+        return f"download of {', '.join(urls)} failed: BITS gave no reason (the job is {job.state})"
+    url = err.remote_name or ", ".join(urls)
+    return f"download of {url} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+
+
+def _waiting_for(job: Job, state: JobState | int) -> str:
+    """What the progress line adds while no byte moves: the state, and BITS' reason for
+    a transient error (BITS retries it until the job's no-progress timeout)."""
+    if state == JobState.TRANSIENT_ERROR:
+        err = job.error
+        return f"retrying: {err.message}" if err else "retrying"
+    return str(state)
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    if len(args.paths) < 2:
-        raise UsageError("download needs at least one URL and a DEST")
-    *urls, dest = args.paths
+    urls, dest = args.urls, args.dest
     targets = plan_targets(urls, dest, os.path.isdir, os.path.abspath)
     if not args.force:
         for _, path in targets:
@@ -384,8 +472,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                 job.add_file(url, path, overwrite=args.force)
             job.resume()
             handles = job.files()
-            start = time.monotonic()
+            start = last_move = time.monotonic()
             meter = RateMeter()
+            moved = -1
             while True:
                 state, p = job.state, job.progress
                 now = time.monotonic()
@@ -396,15 +485,28 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                     sizes = [None if fp is None else fp.bytes_total for fp in fps]
                     total = None if None in sizes else sum(s for s in sizes if s is not None)
                 rate = meter.add(now, done)
+                if done != moved:
+                    moved, last_move = done, now
                 if state == JobState.TRANSFERRED:  # the last line: the whole transfer's rate
                     average = done / (now - start) if now > start else None
                     progress.show(progress_line(done, total, average), now, final=True)
                     break
                 if state == JobState.ERROR:
-                    raise UsageError(f"download failed: {_job_failure(job)}")
+                    raise UsageError(_job_failure(job, urls))
+                line = progress_line(done, total, rate)
+                if state != JobState.TRANSFERRING:
+                    line += "  " + _waiting_for(job, state)
                 if args.timeout is not None and now - start > args.timeout:
-                    raise UsageError(f"download did not finish in {args.timeout:g} s; cancelled")
-                progress.show(progress_line(done, total, rate), now)
+                    raise UsageError(
+                        f"download of {', '.join(urls)} did not finish in {args.timeout:g} s "
+                        f"(the job is {state}); cancelled"
+                    )
+                if args.stall_timeout and now - last_move > args.stall_timeout:
+                    raise UsageError(
+                        f"download of {', '.join(urls)}: no byte moved for "
+                        f"{args.stall_timeout:g} s ({_waiting_for(job, state)}); cancelled"
+                    )
+                progress.show(line, now)
                 time.sleep(0.2)
             files = []
             for f in job.files():
@@ -450,20 +552,23 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def find_job(bits: Manager, text: str, all_users: bool = False) -> Job:
-    """A job by its id, or by a unique prefix of it (4 characters at least), as the
+    """A job by its id, or by a unique prefix of it (4 hex digits at least), as the
     table shows them."""
     try:
         return bits.get_job(uuid.UUID(text))
     except ValueError:
         pass
     prefix = text.strip("{}").lower()
-    if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
+    if any(c not in "0123456789abcdef-" for c in prefix):
         raise UsageError(f"not a job id: {text!r}")
+    if len(prefix.replace("-", "")) < 4:
+        raise UsageError(f"{text!r} is too short: give a job id or its first 4 hex digits or more")
     matches = [j for j in bits.jobs(all_users) if str(j.id).startswith(prefix)]
     if not matches:
         raise UsageError(f"no job's id starts with {prefix}")
     if len(matches) > 1:
-        raise UsageError(f"{len(matches)} jobs' ids start with {prefix}: give more of it")
+        listed = "; ".join(f"{j.id} {j.name!r} {j.state}" for j in matches)
+        raise UsageError(f"{len(matches)} jobs' ids start with {prefix}: {listed}")
     return matches[0]
 
 
@@ -471,7 +576,13 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
     with _connect(args) as bits:
         job = find_job(bits, args.id, args.all_users)
         name = job.name
-        getattr(job, args.command)()
+        try:
+            getattr(job, args.command)()
+        except InvalidStateError:
+            state = job.state
+            raise UsageError(
+                f"job {job.id} is {state}: it cannot be {VERBS[args.command]}"
+            ) from None
     out.write(f"{VERBS[args.command]} {job.id} {visible(name)}\n")
     return 0
 
@@ -486,9 +597,21 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
     with _connect(args) as bits:
         poller = bits.poller(args.all_users)
-        writes = 0
+        outage, writes = Outage(), 0
         while True:
-            write_textfile(poller.poll(), args.prometheus)
+            problem = None
+            try:
+                write_textfile(poller.poll(), args.prometheus)
+            except BitsError as e:
+                problem = f"cannot read BITS: {e}"
+            except OSError as e:  # a folder that is not there, a directory, read-only
+                problem = f"cannot write {args.prometheus}: {e.strerror or e}"
+            if problem and args.interval is None:
+                raise UsageError(problem)  # a one-shot export: one line, exit 1
+            if problem:
+                outage.failed(problem)
+            else:
+                outage.ok(f"writing {args.prometheus}")
             writes += 1
             if args.interval is None or (args.count and writes >= args.count):
                 return 0
@@ -503,6 +626,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _positive(text)
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -514,9 +651,10 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument("--clsid", help="connect to another COM class (a test double)")
-    common.add_argument(
+    clsid = _Parser(add_help=False)
+    clsid.add_argument("--clsid", help="connect to another COM class (a test double)")
+    users = _Parser(add_help=False)
+    users.add_argument(
         "--all-users", action="store_true", help="every user's jobs (needs an administrator)"
     )
     parser = _Parser(
@@ -526,40 +664,63 @@ def build_parser() -> argparse.ArgumentParser:
             "Without a command: list."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"winbits {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("list", parents=[common], help="a table of jobs and their files")
+    p = sub.add_parser("list", parents=[clsid, users], help="a table of jobs and their files")
     p.add_argument("--json", action="store_true", help="JSON (keys documented in the README)")
     p.set_defaults(run=cmd_list)
 
-    p = sub.add_parser("watch", parents=[common], help="refresh the table until Ctrl-C")
-    p.add_argument("--interval", type=_positive, default=2.0, metavar="SECONDS")
+    p = sub.add_parser("watch", parents=[clsid, users], help="refresh the table until Ctrl-C")
+    p.add_argument(
+        "--interval",
+        type=_positive,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between polls (default 2)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per change")
-    p.add_argument("--count", type=int, default=0, help="stop after this many polls")
+    p.add_argument(
+        "--count", type=_count, default=0, metavar="N", help="stop after N polls (default: never)"
+    )
     p.set_defaults(run=cmd_watch)
 
     p = sub.add_parser(
         "download",
-        parents=[common],
+        parents=[clsid],
         help="download URLs through BITS",
         description="Creates a BITS job, shows its progress, completes it and "
-        "prints the bytes from origin and from peers. Ctrl-C, an error or "
-        "--timeout cancel the job.",
+        "prints the bytes from origin and from peers. Ctrl-C, an error, --timeout or "
+        "--stall-timeout cancel the job.",
     )
-    p.add_argument("paths", nargs="+", metavar="URL [URL ...] DEST")
+    p.add_argument("urls", nargs="+", metavar="URL", help="http, https or \\\\server\\share")
+    p.add_argument("dest", metavar="DEST", help="a file (one URL) or an existing folder")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
-    p.add_argument("--timeout", type=_positive, metavar="SECONDS")
-    p.add_argument("--name", help="the job's display name")
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="SECONDS",
+        help="cancel if the download has not finished after SECONDS (default: no limit)",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=_seconds_or_zero,
+        default=DEFAULT_STALL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"cancel when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g}; "
+        "0: wait as long as BITS does)",
+    )
+    p.add_argument("--name", help="the job's display name (default: winbits download FILE)")
     p.set_defaults(run=cmd_download)
 
     for verb in VERBS:
-        p = sub.add_parser(verb, parents=[common], help=f"{verb} a job by id (or id prefix)")
-        p.add_argument("id")
+        p = sub.add_parser(verb, parents=[clsid, users], help=f"{verb} a job by id (or id prefix)")
+        p.add_argument("id", help="a job id, or its first 4 or more hex digits")
         p.set_defaults(run=cmd_verb)
 
     p = sub.add_parser(
         "export",
-        parents=[common],
+        parents=[clsid, users],
         help="write metrics for Prometheus (windows_exporter textfile collector)",
     )
     p.add_argument(
@@ -568,16 +729,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interval", type=_positive, metavar="SECONDS", help="keep rewriting it every SECONDS"
     )
-    p.add_argument("--count", type=int, default=0, help="with --interval: stop after N writes")
+    p.add_argument(
+        "--count",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="with --interval: stop after N writes (default: never)",
+    )
     p.set_defaults(run=cmd_export)
     return parser
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     argv = list(argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "list")
-    return build_parser().parse_args(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "list")  # no command, or options only: list
+    elif argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        raise UsageError(f"unknown command {argv[0]!r}; the commands are: {', '.join(COMMANDS)}")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        known = {
+            option
+            for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+            for command in action.choices.values()  # type: ignore[union-attr]
+            for option in command._option_string_actions
+        }
+        name = extra[0].split("=", 1)[0]
+        if name in known:
+            raise UsageError(f"winbits {args.command}: {name} does not apply to {args.command}")
+        raise UsageError(f"winbits {args.command}: unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _say(message: str) -> None:
@@ -615,3 +797,5 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except SystemExit as e:  # --help and --version print, then end here
+        return e.code if isinstance(e.code, int) else 0

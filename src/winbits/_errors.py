@@ -7,6 +7,7 @@ maps HRESULTs to exceptions.
 from __future__ import annotations
 
 import errno
+from http import HTTPStatus
 
 __all__ = [
     "SERVICE_GONE",
@@ -29,7 +30,6 @@ _NAMES = {
     0x80200003: ("BG_E_EMPTY", "there are no files attached to this job"),
     0x8020000F: ("BG_E_ERROR_INFORMATION_UNAVAILABLE", "no error information is available"),
     0x80200047: ("BG_E_PEERCACHING_DISABLED", "peer caching is disabled"),
-    0x80190194: ("BG_E_HTTP_ERROR_404", "the server returned HTTP 404 (not found)"),
     0x00200017: ("BG_S_PARTIAL_COMPLETE", "some files of the job were not transferred"),
     0x0020001A: ("BG_S_UNABLE_TO_DELETE_FILES", "BITS could not delete all temporary files"),
     0x80070005: ("E_ACCESSDENIED", "access is denied"),
@@ -62,14 +62,51 @@ SERVICE_GONE = (
 
 def hresult_name(hresult: int) -> str | None:
     """The symbolic name of a known HRESULT, such as ``'BG_E_NOT_FOUND'``."""
-    entry = _NAMES.get(hresult & 0xFFFFFFFF)
+    hresult &= 0xFFFFFFFF
+    if hresult & 0xFFFF0000 == 0x80190000:
+        return f"BG_E_HTTP_ERROR_{hresult & 0xFFFF}"
+    entry = _NAMES.get(hresult) or (
+        _WINHTTP.get(hresult & 0xFFFF) if hresult & 0xFFFF0000 == 0x80070000 else None
+    )
     return entry[0] if entry else None
 
 
+# WinHTTP's errors (HRESULT_FROM_WIN32 of 12001-12185), which BITS passes on for a
+# transfer that failed below HTTP; on Windows winhttp.dll has their texts, Wine has none.
+_WINHTTP = {
+    12002: ("ERROR_WINHTTP_TIMEOUT", "the server did not answer in time"),
+    12004: ("ERROR_WINHTTP_INTERNAL_ERROR", "an internal error in WinHTTP"),
+    12005: ("ERROR_WINHTTP_INVALID_URL", "the URL is not valid"),
+    12006: ("ERROR_WINHTTP_UNRECOGNIZED_SCHEME", "the URL's scheme is not http or https"),
+    12007: ("ERROR_WINHTTP_NAME_NOT_RESOLVED", "the server's name could not be resolved"),
+    12017: ("ERROR_WINHTTP_OPERATION_CANCELLED", "the request was cancelled"),
+    12029: ("ERROR_WINHTTP_CANNOT_CONNECT", "could not connect to the server"),
+    12030: ("ERROR_WINHTTP_CONNECTION_ERROR", "the server closed or reset the connection"),
+    12037: ("ERROR_WINHTTP_SECURE_CERT_DATE_INVALID", "the server's certificate has expired"),
+    12038: ("ERROR_WINHTTP_SECURE_CERT_CN_INVALID", "the server's certificate is for another name"),
+    12044: ("ERROR_WINHTTP_CLIENT_AUTH_CERT_NEEDED", "the server wants a client certificate"),
+    12045: ("ERROR_WINHTTP_SECURE_INVALID_CA", "the server's certificate is from an unknown CA"),
+    12152: ("ERROR_WINHTTP_INVALID_SERVER_RESPONSE", "the server's answer could not be read"),
+    12156: ("ERROR_WINHTTP_REDIRECT_FAILED", "a redirect could not be followed"),
+    12175: ("ERROR_WINHTTP_SECURE_FAILURE", "the secure connection failed (certificate)"),
+}
+
+
 def _fallback_text(hresult: int) -> str:
+    """A text for a code nobody gave one for: the table above, an HTTP status for
+    BITS' 0x8019xxxx codes, WinHTTP's errors, else the bare code."""
     entry = _NAMES.get(hresult)
     if entry:
         return f"{entry[0]}: {entry[1]}"
+    if hresult & 0xFFFF0000 == 0x80190000:  # BG_E_HTTP_ERROR_xxx: the server said xxx
+        status = hresult & 0xFFFF
+        try:
+            return f"HTTP status {status} ({HTTPStatus(status).phrase})"
+        except ValueError:
+            return f"HTTP status {status}"
+    if hresult & 0xFFFF0000 == 0x80070000 and (hresult & 0xFFFF) in _WINHTTP:
+        name, text = _WINHTTP[hresult & 0xFFFF]
+        return f"{name}: {text}"
     return f"HRESULT 0x{hresult:08X}"
 
 

@@ -12,7 +12,18 @@ SIZE_UNKNOWN = 0xFFFFFFFFFFFFFFFF  # BG_SIZE_UNKNOWN
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
 
-class JobState(IntEnum):
+class _Named(IntEnum):
+    """An IntEnum that prints as its name (``TRANSFERRED``, not ``6`` as IntEnum's str
+    gives on Python 3.11+), in str(), print() and f-strings alike; repr and int() stay."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+
+class JobState(_Named):
     """BG_JOB_STATE."""
 
     QUEUED = 0
@@ -31,7 +42,7 @@ class JobState(IntEnum):
         return self in (JobState.ACKNOWLEDGED, JobState.CANCELLED)
 
 
-class JobType(IntEnum):
+class JobType(_Named):
     """BG_JOB_TYPE."""
 
     DOWNLOAD = 0
@@ -39,7 +50,7 @@ class JobType(IntEnum):
     UPLOAD_REPLY = 2
 
 
-class JobPriority(IntEnum):
+class JobPriority(_Named):
     """BG_JOB_PRIORITY."""
 
     FOREGROUND = 0
@@ -48,7 +59,7 @@ class JobPriority(IntEnum):
     LOW = 3
 
 
-class ErrorContext(IntEnum):
+class ErrorContext(_Named):
     """BG_ERROR_CONTEXT: where a job's error came from."""
 
     NONE = 0

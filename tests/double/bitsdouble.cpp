@@ -473,6 +473,8 @@ public:
     }
     HRESULT STDMETHODCALLTYPE Cancel() override {
         JOB_ENTER("Cancel");
+        if (data_->state == BG_JOB_STATE_ACKNOWLEDGED || data_->state == BG_JOB_STATE_CANCELLED)
+            return winbits::kBgInvalidState;  // as BITS: a finished job cannot be cancelled
         data_->state = BG_JOB_STATE_CANCELLED;
         data_->gone = true;
         return S_OK;

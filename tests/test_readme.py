@@ -1,0 +1,88 @@
+"""Every code block in the README runs as written: the Python blocks under Windows
+Python against the real BITS (the download's URL and folder pointed at a loopback
+server and a temporary folder), and every `winbits` command line and option the README
+shows is one the command knows (its --help)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import windows_only
+from rangeserver import make_payload
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, re.S | re.M)
+PYTHON = [code for lang, code in BLOCKS if lang == "python"]
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_the_readme_has_the_blocks_this_test_runs():
+    assert len(PYTHON) == 2
+    assert "https://example.com/big.iso" in PYTHON[0]
+    assert all("import time" in code for code in PYTHON if "time." in code)
+
+
+@windows_only
+@pytest.mark.parametrize("index", range(len(PYTHON)))
+def test_a_python_block_runs(index, serve, tmp_path):
+    payload = make_payload(300_000, seed=11)
+    code = PYTHON[index]
+    code = code.replace("https://example.com/big.iso", serve("big.iso", payload))
+    code = code.replace(r"C:\Downloads\big.iso", str(tmp_path / "big.iso"))
+    r = run_python(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    if "big.iso" in PYTHON[index]:
+        assert (tmp_path / "big.iso").read_bytes() == payload
+        assert r.stdout.strip().splitlines()[-1].startswith("(")  # bits_version()
+
+
+def shown_commands() -> list[list[str]]:
+    """Each `winbits ...` command line the README shows, in a block or in the table."""
+    lines = [
+        line.removeprefix("$ ") for lang, code in BLOCKS if lang == "" for line in code.splitlines()
+    ]
+    lines += re.findall(r"^\| `(winbits [^`]*)`", README, re.M)
+    found = []
+    for line in lines:
+        if line.startswith("winbits"):
+            words = line.replace("\\|", "|").split()
+            found.append(words[1:])
+    return found
+
+
+def test_the_readme_shows_every_command():
+    commands = {words[0].split("|")[0] for words in shown_commands() if words}
+    assert {"list", "watch", "download", "cancel", "export", "--version"} <= commands
+
+
+@windows_only
+def test_every_command_and_option_the_readme_shows_is_known():
+    for words in shown_commands():
+        if not words or words[0] == "--version":
+            continue
+        for command in words[0].split("|"):
+            r = subprocess.run(
+                [sys.executable, "-m", "winbits", command, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
+            assert r.returncode == 0, (command, r.stderr)
+            for option in re.findall(r"--[a-z][a-z-]*", " ".join(words[1:])):
+                assert option in r.stdout, f"winbits {command} has no {option}"
