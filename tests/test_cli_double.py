@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 
 import pytest
@@ -218,3 +219,39 @@ def test_download_shows_a_transient_error_and_gives_up_when_nothing_moves(double
     assert not dest.exists()
     with winbits.connect(double.clsid()) as bits:
         assert bits.jobs() == []  # cancelled: nothing left in the queue
+
+
+def _samples(path) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = path.read_text(encoding="utf-8")
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_export_writes_bits_up_0_while_bits_is_away(double, tmp_path, capsys):
+    double.add_job("a", state=2)
+    target = tmp_path / "x.prom"
+    double.fail("Manager.EnumJobs", 0x800706BA)  # RPC_S_SERVER_UNAVAILABLE, every poll
+    code, _ = run(
+        double, "export", "--prometheus", str(target), "--interval", "0.01", "--count", "3"
+    )
+    assert code == 0
+    assert _samples(target) == {"bits_up": 0.0, "bits_exporter_poll_errors_total": 3.0}
+    assert len(capsys.readouterr().err.splitlines()) == 1  # the outage, said once
+
+
+def test_export_recovers_and_counts_the_polls_that_failed(double, tmp_path, capsys):
+    double.add_job("a", state=2)
+    target = tmp_path / "x.prom"
+    double.fail("Manager.EnumJobs", 0x800706BA, times=2)
+    before = time.time()
+    code, _ = run(
+        double, "export", "--prometheus", str(target), "--interval", "0.01", "--count", "4"
+    )
+    samples = _samples(target)
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0
+    assert (samples["bits_up"], samples["bits_exporter_poll_errors_total"]) == (1.0, 2.0)
+    assert before <= samples["bits_exporter_last_success_timestamp_seconds"] <= time.time()
+    assert samples["bits_job_files"] == 0.0  # the queue's metrics are back (the job has no file)
+    assert len(err) == 2 and err[1].startswith("winbits: reading BITS and writing ")

@@ -495,3 +495,23 @@ def test_states_and_other_enums_print_their_names():
     assert str(winbits.JobType.UPLOAD) == "UPLOAD"
     assert str(winbits.ErrorContext.REMOTE_FILE) == "REMOTE_FILE"
     assert state == 6 and int(state) == 6 and repr(state) == "<JobState.TRANSFERRED: 6>"
+
+
+def test_the_exporter_says_whether_bits_answered(tmp_path):
+    pytest.importorskip("prometheus_client")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from winbits._prometheus import Health, write_textfile
+
+    def samples(snap, health):
+        target = tmp_path / "x.prom"
+        write_textfile(snap, str(target), health)
+        text = target.read_text(encoding="utf-8")
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    down = samples(None, Health(up=False, poll_errors=3))
+    assert down == {"bits_up": 0.0, "bits_exporter_poll_errors_total": 3.0}
+    up = samples(snapshot(record()), Health(up=True, last_success=1_700_000_000.5, poll_errors=3))
+    assert up["bits_up"] == 1.0 and up["bits_exporter_poll_errors_total"] == 3.0
+    assert up["bits_exporter_last_success_timestamp_seconds"] == 1_700_000_000.5
+    assert up["bits_job_files"] == 3.0  # the queue's metrics are there again

@@ -246,3 +246,33 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
     assert all(line.startswith("[") for line in lines[:-1])  # the progress lines, then one
     assert not dest.exists()
     assert leftovers(name) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "out", "err"),
+    [
+        (["--version"], 0, f"winbits {winbits.__version__}\n", ""),
+        (
+            ["bogus"],
+            1,
+            "",
+            "winbits: unknown command 'bogus'; the commands are: "
+            "list, watch, download, cancel, complete, resume, suspend, export\n",
+        ),
+        (
+            ["cancel", "971"],
+            1,
+            "",
+            "winbits: '971' is too short: give a job id or its first 4 hex digits or more\n",
+        ),
+        (
+            ["download", "--all-users", "http://h/x", "C:\\x"],
+            1,
+            "",
+            "winbits download: --all-users does not apply to download\n",
+        ),
+    ],
+)
+def test_the_command_line_as_a_user_runs_it(argv, code, out, err):
+    r = winbits_cli(*argv)
+    assert (r.returncode, r.stdout, r.stderr) == (code, out, err)

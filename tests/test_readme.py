@@ -6,6 +6,7 @@ shows is one the command knows (its --help)."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -53,9 +54,12 @@ def test_a_python_block_runs(index, serve, tmp_path):
 
 def shown_commands() -> list[list[str]]:
     """Each `winbits ...` command line the README shows, in a block or in the table."""
-    lines = [
-        line.removeprefix("$ ") for lang, code in BLOCKS if lang == "" for line in code.splitlines()
-    ]
+    lines: list[str] = []
+    for lang, code in BLOCKS:
+        if lang == "":  # where a block shows prompts, the rest of it is output
+            rows = code.splitlines()
+            prompted = [row[2:] for row in rows if row.startswith("$ ")]
+            lines += prompted or rows
     lines += re.findall(r"^\| `(winbits [^`]*)`", README, re.M)
     found = []
     for line in lines:
@@ -86,3 +90,13 @@ def test_every_command_and_option_the_readme_shows_is_known():
             assert r.returncode == 0, (command, r.stderr)
             for option in re.findall(r"--[a-z][a-z-]*", " ".join(words[1:])):
                 assert option in r.stdout, f"winbits {command} has no {option}"
+
+
+def test_the_export_example_parses_as_a_shell_would_split_it():
+    from winbits import _cli
+
+    (line,) = [c for lang, c in BLOCKS if lang == "" and c.startswith("winbits export")]
+    words = [w.strip('"') for w in shlex.split(line.strip(), posix=False)]
+    args = _cli.parse(words[1:])
+    assert args.prometheus == r"C:\Program Files\windows_exporter\textfile_inputs\bits.prom"
+    assert args.interval == 60

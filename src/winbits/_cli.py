@@ -589,7 +589,7 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        from ._prometheus import write_textfile
+        from ._prometheus import Health, write_textfile
     except ImportError:
         raise UsageError(
             "export needs prometheus_client: pip install winbits[prometheus]"
@@ -597,21 +597,28 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
     with _connect(args) as bits:
         poller = bits.poller(args.all_users)
-        outage, writes = Outage(), 0
+        outage, health, writes = Outage(), Health(), 0
         while True:
             problem = None
             try:
-                write_textfile(poller.poll(), args.prometheus)
-            except BitsError as e:
+                snap = poller.poll()
+                health.up, health.last_success = True, time.time()
+            except BitsError as e:  # the file still says so: bits_up 0
                 problem = f"cannot read BITS: {e}"
-            except OSError as e:  # a folder that is not there, a directory, read-only
-                problem = f"cannot write {args.prometheus}: {e.strerror or e}"
+                snap, health.up = None, False
+                health.poll_errors += 1
             if problem and args.interval is None:
                 raise UsageError(problem)  # a one-shot export: one line, exit 1
+            try:
+                write_textfile(snap, args.prometheus, health)
+            except OSError as e:  # a folder that is not there, a directory, read-only
+                problem = f"cannot write {args.prometheus}: {e.strerror or e}"
+                if args.interval is None:
+                    raise UsageError(problem) from None
             if problem:
                 outage.failed(problem)
             else:
-                outage.ok(f"writing {args.prometheus}")
+                outage.ok(f"reading BITS and writing {args.prometheus}")
             writes += 1
             if args.interval is None or (args.count and writes >= args.count):
                 return 0

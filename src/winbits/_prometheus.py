@@ -8,9 +8,10 @@ well-kept prometheus_client (the optional extra winbits[prometheus]).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, write_to_textfile
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ._types import JobState, Snapshot, visible
 
@@ -83,13 +84,43 @@ class _SnapshotCollector:
             )
 
 
-def registry_for(snap: Snapshot) -> CollectorRegistry:
+@dataclass(eq=False)  # registered in a registry, which hashes it by identity
+class Health:
+    """The exporter's own state: whether the last poll of BITS worked, when one last
+    did (Unix time), and how many have failed since the exporter started."""
+
+    up: bool = False
+    last_success: float | None = None
+    poll_errors: int = 0
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "bits_up", "1 if the last poll of BITS succeeded, 0 if it failed", value=int(self.up)
+        )
+        if self.last_success is not None:
+            yield GaugeMetricFamily(
+                "bits_exporter_last_success_timestamp_seconds",
+                "When BITS was last read (Unix time)",
+                value=self.last_success,
+            )
+        yield CounterMetricFamily(
+            "bits_exporter_poll_errors",
+            "Polls of BITS that failed since the exporter started",
+            value=self.poll_errors,
+        )
+
+
+def registry_for(snap: Snapshot | None, health: Health | None = None) -> CollectorRegistry:
+    """The metrics of a snapshot (none when the poll failed) and of the exporter."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snap))  # type: ignore[arg-type]
+    if snap is not None:
+        registry.register(_SnapshotCollector(snap))  # type: ignore[arg-type]
+    if health is not None:
+        registry.register(health)  # type: ignore[arg-type]
     return registry
 
 
-def write_textfile(snap: Snapshot, path: str) -> None:
+def write_textfile(snap: Snapshot | None, path: str, health: Health | None = None) -> None:
     """Writes the metrics to path atomically (a temporary file beside it, then a
     rename), so the collector never reads half a file."""
-    write_to_textfile(path, registry_for(snap))
+    write_to_textfile(path, registry_for(snap, health))
