@@ -148,24 +148,27 @@ def test_export_writes_prometheus_text(double, tmp_path):
         job, "http://h/a", "C:\\a", total=10, transferred=5, from_origin=4, from_peers=1
     )
     path = tmp_path / "bits.prom"
-    code, _ = run(double, "export", "--prometheus", str(path))
+    code, _ = run(double, "export", "--prometheus", str(path), "--per-job")
     assert code == 0
     values = {
-        (s.name, s.labels.get("file")): s.value
+        (s.name, s.labels.get("file") or s.labels.get("server")): s.value
         for f in text_string_to_metric_families(path.read_text())
         for s in f.samples
     }
-    assert values[("bits_file_peer_bytes", "C:\\a")] == 1
-    assert values[("bits_peer_share_ratio", None)] == 0.2
+    assert values[("winbits_file_peer_bytes", "C:\\a")] == 1
+    assert values[("winbits_origin_bytes_total", "h")] == 4
+    assert values[("winbits_peer_bytes_total", "h")] == 1
+    assert values[("winbits_transferred_bytes_total", "h")] == 5
 
 
 @pytest.mark.parametrize("where", ["nodir/x.prom", "."])
 def test_a_one_shot_export_that_cannot_write_is_one_line(double, tmp_path, capsys, where):
     target = str(tmp_path / where)
     code, out = run(double, "export", "--prometheus", target)
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
     assert (code, out) == (1, "")
-    assert err.startswith(f"winbits: cannot write {target}: ") and err.count("\n") == 1
+    assert err[0].startswith("winbits: no state file ")  # a warning, then the error
+    assert len(err) == 2 and err[1].startswith(f"winbits: cannot write {target}: ")
 
 
 def test_export_with_an_interval_says_once_that_it_cannot_write_and_goes_on(
@@ -175,8 +178,8 @@ def test_export_with_an_interval_says_once_that_it_cannot_write_and_goes_on(
     code, _ = run(double, "export", "--prometheus", target, "--interval", "0.01", "--count", "3")
     err = capsys.readouterr().err.splitlines()
     assert code == 0
-    assert len(err) == 1 and err[0].startswith(f"winbits: cannot write {target}: ")
-    assert err[0].endswith("; retrying")
+    assert len(err) == 2 and err[1].startswith(f"winbits: cannot write {target}: ")
+    assert err[1].endswith("; retrying")
 
 
 def test_watch_says_when_bits_went_away_and_when_it_came_back(double, capsys):
@@ -236,8 +239,10 @@ def test_export_writes_bits_up_0_while_bits_is_away(double, tmp_path, capsys):
         double, "export", "--prometheus", str(target), "--interval", "0.01", "--count", "3"
     )
     assert code == 0
-    assert _samples(target) == {"bits_up": 0.0, "bits_exporter_poll_errors_total": 3.0}
-    assert len(capsys.readouterr().err.splitlines()) == 1  # the outage, said once
+    assert _samples(target) == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("winbits: no state file ") and err[0].endswith(": counting from zero")
+    assert len(err) == 2  # then the outage, said once
 
 
 def test_export_recovers_and_counts_the_polls_that_failed(double, tmp_path, capsys):
@@ -251,7 +256,90 @@ def test_export_recovers_and_counts_the_polls_that_failed(double, tmp_path, caps
     samples = _samples(target)
     err = capsys.readouterr().err.splitlines()
     assert code == 0
-    assert (samples["bits_up"], samples["bits_exporter_poll_errors_total"]) == (1.0, 2.0)
-    assert before <= samples["bits_exporter_last_success_timestamp_seconds"] <= time.time()
-    assert samples["bits_job_files"] == 0.0  # the queue's metrics are back (the job has no file)
-    assert len(err) == 2 and err[1].startswith("winbits: reading BITS and writing ")
+    assert (samples["winbits_up"], samples["winbits_exporter_poll_errors_total"]) == (1.0, 2.0)
+    assert before <= samples["winbits_exporter_last_success_timestamp_seconds"] <= time.time()
+    assert "winbits_jobs" in samples  # the queue's metrics are back
+    assert err[0].startswith("winbits: no state file ")
+    assert len(err) == 3 and err[2].startswith("winbits: reading BITS and writing ")
+
+
+def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, tmp_path, capsys):
+    """One-shot exports (a scheduled task's way) are restarts: the state file carries
+    what was counted. The double gives exact origin and peer bytes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    job = double.add_job("j", state=2)
+    double.add_file(
+        job,
+        "http://Cache.Example/a",
+        "C:\\a",
+        total=1000,
+        transferred=400,
+        from_origin=300,
+        from_peers=100,
+    )
+    target = tmp_path / "bits.prom"
+
+    def export() -> dict[tuple[str, str], float]:
+        assert run(double, "export", "--prometheus", str(target))[0] == 0
+        text = target.read_text(encoding="utf-8")
+        return {
+            (s.name, s.labels["server"]): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if "server" in s.labels
+        }
+
+    first = export()
+    assert first[("winbits_origin_bytes_total", "cache.example")] == 300
+    assert export() == first  # restarted, nothing moved: nothing added
+    double.set_file(job, 0, 1000, completed=True, from_origin=700, from_peers=300, total=1000)
+    double.remove_job(job)  # completed and gone before the next export saw it...
+    gone = export()
+    assert gone == first  # ...so its last bytes were never seen: none are made up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bits.prom", "bits.winbits-state.json"]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("winbits: no state file")  # the first run only
+
+
+def test_export_keeps_the_bytes_of_a_job_that_left_the_queue(double, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    job = double.add_job("j", state=2)
+    double.add_file(
+        job, "http://h/a", "C:\\a", total=10, transferred=4, from_origin=3, from_peers=1
+    )
+    target = tmp_path / "bits.prom"
+    assert run(double, "export", "--prometheus", str(target))[0] == 0
+    double.set_file(job, 0, 10, completed=True, from_origin=6, from_peers=4, total=10)
+    assert run(double, "export", "--prometheus", str(target))[0] == 0
+    double.remove_job(job)
+    assert run(double, "export", "--prometheus", str(target))[0] == 0
+    text = target.read_text(encoding="utf-8")
+    values = {
+        s.name: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.labels.get("server") == "h"
+    }
+    assert values == {
+        "winbits_transferred_bytes_total": 10,
+        "winbits_origin_bytes_total": 6,
+        "winbits_peer_bytes_total": 4,
+        "winbits_files_transferred_total": 1,
+    }
+
+
+def test_export_ends_with_0_on_sigterm_after_its_write(double, tmp_path):
+    import signal
+    import threading
+
+    double.add_job("a", state=2)
+    target = tmp_path / "x.prom"
+    timer = threading.Timer(1.0, signal.raise_signal, (signal.SIGTERM,))
+    timer.start()
+    started = time.monotonic()
+    code, _ = run(double, "export", "--prometheus", str(target), "--interval", "0.05")
+    timer.join()
+    assert code == 0 and time.monotonic() - started < 30  # no --count: the signal ended it
+    assert _samples(target)["winbits_up"] == 1.0

@@ -363,7 +363,7 @@ def test_prometheus_text_parses_and_carries_the_numbers():
         files=(),
         progress=JobProgress(10, 10, 0, 0),
     )
-    text = generate_latest(registry_for(snapshot(record(), done))).decode()
+    text = generate_latest(registry_for(snapshot(record(), done), per_job=True)).decode()
     samples = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -371,16 +371,16 @@ def test_prometheus_text_parses_and_carries_the_numbers():
     key = (("job_id", str(JOB_ID)), ("job_name", 'upd "x" \\ y'))
     assert "\r" not in text and "\u2028" not in text  # line-based readers see one line
     assert 'job_name="done\\\\r\\\\u2028"' in text
-    assert samples[("bits_job_state", tuple(sorted((*key, ("state", "TRANSFERRING")))))] == 1
-    assert ("bits_job_size_bytes", key) not in samples  # unknown: absent, not a made-up 0
-    assert samples[("bits_job_transferred_bytes", key)] == 3072
-    assert samples[("bits_file_peer_bytes", tuple(sorted((*key, ("file", "C:\\a")))))] == 512
-    assert samples[("bits_jobs", (("state", "TRANSFERRED"),))] == 1
-    assert samples[("bits_jobs", (("state", "ERROR"),))] == 0
-    assert samples[("bits_origin_bytes", ())] == 2560
-    assert samples[("bits_peer_bytes", ())] == 512
-    assert samples[("bits_peer_share_ratio", ())] == 0.1666666666666666574
-    assert samples[("bits_peer_stats_reported", ())] == 1
+    assert samples[("winbits_job_state", tuple(sorted((*key, ("state", "TRANSFERRING")))))] == 1
+    assert ("winbits_job_size_bytes", key) not in samples  # unknown: absent, not a made-up 0
+    assert samples[("winbits_job_transferred_bytes", key)] == 3072
+    assert samples[("winbits_file_peer_bytes", tuple(sorted((*key, ("file", "C:\\a")))))] == 512
+    assert samples[("winbits_jobs", (("state", "TRANSFERRED"),))] == 1
+    assert samples[("winbits_jobs", (("state", "ERROR"),))] == 0
+    assert samples[("winbits_peer_stats_reported", ())] == 1
+    # Without per_job: no series per job or file (they grow without bound on a fleet)
+    text = generate_latest(registry_for(snapshot(record(), done))).decode()
+    assert "job_id" not in text and "winbits_jobs{" in text
 
 
 def test_prometheus_file_is_written_whole(tmp_path):
@@ -391,7 +391,7 @@ def test_prometheus_file_is_written_whole(tmp_path):
     path = tmp_path / "bits.prom"
     write_textfile(snapshot(), str(path))
     families = {f.name for f in text_string_to_metric_families(path.read_text())}
-    assert {"bits_jobs", "bits_peer_stats_reported", "bits_origin_bytes"} <= families
+    assert {"winbits_jobs", "winbits_peer_stats_reported"} <= families
     assert [p.name for p in tmp_path.iterdir()] == ["bits.prom"]  # no temporary left
 
 
@@ -510,8 +510,20 @@ def test_the_exporter_says_whether_bits_answered(tmp_path):
         return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
     down = samples(None, Health(up=False, poll_errors=3))
-    assert down == {"bits_up": 0.0, "bits_exporter_poll_errors_total": 3.0}
+    assert down == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
     up = samples(snapshot(record()), Health(up=True, last_success=1_700_000_000.5, poll_errors=3))
-    assert up["bits_up"] == 1.0 and up["bits_exporter_poll_errors_total"] == 3.0
-    assert up["bits_exporter_last_success_timestamp_seconds"] == 1_700_000_000.5
-    assert up["bits_job_files"] == 3.0  # the queue's metrics are there again
+    assert up["winbits_up"] == 1.0 and up["winbits_exporter_poll_errors_total"] == 3.0
+    assert up["winbits_exporter_last_success_timestamp_seconds"] == 1_700_000_000.5
+    assert "winbits_jobs" in up and "winbits_jobs" not in down  # the queue's metrics are back
+
+
+def test_sigterm_asks_a_loop_to_stop_and_the_old_handler_comes_back():
+    import signal as signals
+
+    before = signals.getsignal(signals.SIGTERM)
+    with _cli.Stopper() as stop:
+        assert not stop.asked
+        signals.raise_signal(signals.SIGTERM)
+        stop.sleep(5)  # wakes at once: it was asked
+        assert stop.asked
+    assert signals.getsignal(signals.SIGTERM) is before

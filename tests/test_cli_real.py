@@ -123,11 +123,11 @@ def test_export_writes_a_file_prometheus_parses(bits, tmp_path):
 
     bits.create_job("winbits-cli export")
     path = tmp_path / "bits.prom"
-    r = winbits_cli("export", "--prometheus", str(path))
+    r = winbits_cli("export", "--prometheus", str(path), "--per-job")
     assert r.returncode == 0, r.stderr
     samples = [s for f in text_string_to_metric_families(path.read_text()) for s in f.samples]
     assert any(
-        s.name == "bits_job_state"
+        s.name == "winbits_job_state"
         and s.labels["job_name"] == "winbits-cli export"
         and s.labels["state"] == "SUSPENDED"
         for s in samples
@@ -276,3 +276,71 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
 def test_the_command_line_as_a_user_runs_it(argv, code, out, err):
     r = winbits_cli(*argv)
     assert (r.returncode, r.stdout, r.stderr) == (code, out, err)
+
+
+def _metrics(path) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def _until(check, what: str, deadline: float = 60.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {deadline:g} s")
+
+
+def test_export_survives_the_service_stopping_and_starting(tmp_path):
+    """`net stop bits` from another Windows process while `export --interval` runs:
+    the exporter goes on, counts the failed polls, and reads BITS again once the
+    service is back (Wine starts it again on the next connection, or `net start`)."""
+    pytest.importorskip("prometheus_client")
+    target = tmp_path / "bits.prom"
+    exporter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "winbits",
+            "export",
+            "--prometheus",
+            str(target),
+            "--interval",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _until(lambda: _metrics(target).get("winbits_up") == 1.0, "the first export")
+        stop = subprocess.run(["net", "stop", "bits"], capture_output=True, text=True, timeout=120)
+        print("net stop:", stop.returncode, stop.stdout.strip(), stop.stderr.strip())
+        _until(
+            lambda: _metrics(target).get("winbits_exporter_poll_errors_total", 0) >= 1,
+            "a failed poll after the service stopped",
+        )
+        subprocess.run(["net", "start", "bits"], capture_output=True, timeout=120)
+        back = _until(
+            lambda: (m := _metrics(target)).get("winbits_up") == 1.0 and m,
+            "winbits_up 1 after the service is back",
+        )
+        assert back["winbits_exporter_poll_errors_total"] >= 1
+        assert exporter.poll() is None  # still running
+    finally:
+        exporter.terminate()
+        _, err = exporter.communicate(timeout=60)
+    lines = err.splitlines()
+    print("\n".join(lines))
+    outage = [line for line in lines if line.startswith("winbits: cannot read BITS: ")]
+    again = [line for line in lines if line.startswith("winbits: reading BITS and writing ")]
+    assert len(outage) == 1 and outage[0].endswith("; retrying")
+    assert len(again) == 1

@@ -17,7 +17,9 @@ import math
 import ntpath
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import unicodedata
 import uuid
@@ -25,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
-from . import __version__
+from . import __version__, _counters
 from ._api import MAX_NAME_LENGTH, Job, Manager, connect
 from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoundError
 from ._types import JobRecord, JobState, Snapshot, peer_share, percent, visible
@@ -404,10 +406,41 @@ class Outage:
             self.since = None
 
 
+class Stopper:
+    """SIGTERM and CTRL_BREAK (SIGBREAK) ask a long loop to end, with exit code 0, after
+    the write it is doing; the loop's sleep wakes for them. (Ctrl-C stays
+    KeyboardInterrupt: exit 130.) Handlers are set only on the main thread, and the ones
+    found are put back."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> Stopper:
+        if threading.current_thread() is threading.main_thread():
+            for name in ("SIGTERM", "SIGBREAK"):
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._old[number] = signal.signal(number, self._ask)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._old.items():
+            signal.signal(number, handler)
+
+    def _ask(self, signum: int, frame: object) -> None:
+        self.asked = True
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.asked and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     clear = out.isatty() and not args.json
     outage = Outage()
-    with _connect(args) as bits:
+    with _connect(args) as bits, Stopper() as stop:
         poller = bits.poller(args.all_users)
         polls = 0
         while True:
@@ -429,9 +462,11 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
                         out.write(table + "\n\n")
                     out.flush()
             polls += 1
-            if args.count and polls >= args.count:
+            if stop.asked or (args.count and polls >= args.count):
                 return 0
-            time.sleep(args.interval)
+            stop.sleep(args.interval)
+            if stop.asked:
+                return 0
 
 
 def _job_failure(job: Job, urls: Sequence[str]) -> str:
@@ -595,7 +630,14 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
             "export needs prometheus_client: pip install winbits[prometheus]"
         ) from None
 
-    with _connect(args) as bits:
+    state = _counters.state_path(args.prometheus)
+    try:
+        counters, warning = _counters.load(state)
+    except _counters.StateError as e:
+        raise UsageError(str(e)) from None
+    if warning:
+        _say(warning)
+    with _connect(args) as bits, Stopper() as stop:
         poller = bits.poller(args.all_users)
         outage, health, writes = Outage(), Health(), 0
         while True:
@@ -603,14 +645,16 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
             try:
                 snap = poller.poll()
                 health.up, health.last_success = True, time.time()
-            except BitsError as e:  # the file still says so: bits_up 0
+                counters.update(snap, health.last_success)
+            except BitsError as e:  # the file still says so: bits_up 0, counters kept
                 problem = f"cannot read BITS: {e}"
                 snap, health.up = None, False
                 health.poll_errors += 1
             if problem and args.interval is None:
                 raise UsageError(problem)  # a one-shot export: one line, exit 1
-            try:
-                write_textfile(snap, args.prometheus, health)
+            try:  # the state first: a crash between the two never counts a byte twice
+                _counters.save(counters, state)
+                write_textfile(snap, args.prometheus, health, counters, per_job=args.per_job)
             except OSError as e:  # a folder that is not there, a directory, read-only
                 problem = f"cannot write {args.prometheus}: {e.strerror or e}"
                 if args.interval is None:
@@ -620,9 +664,11 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
             else:
                 outage.ok(f"reading BITS and writing {args.prometheus}")
             writes += 1
-            if args.interval is None or (args.count and writes >= args.count):
+            if args.interval is None or stop.asked or (args.count and writes >= args.count):
                 return 0
-            time.sleep(args.interval)
+            stop.sleep(args.interval)
+            if stop.asked:
+                return 0
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -742,6 +788,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="with --interval: stop after N writes (default: never)",
+    )
+    p.add_argument(
+        "--per-job",
+        action="store_true",
+        help="also a series per job and per file (for small queues and debugging: "
+        "every job is a new series)",
     )
     p.set_defaults(run=cmd_export)
     return parser

@@ -48,6 +48,8 @@ LINUX_VENV = CACHE / "linux-venv"
 LINUX_TEST_TOOLS = ["pytest==9.0.2", "prometheus_client==0.23.1", "wheel==0.48.0"]
 NPM_DIR = CACHE / "npm"
 APT_PACKAGES = ["wine", "wine64", "mingw-w64", "g++-mingw-w64-x86-64"]
+# promtool (in Debian's prometheus) checks the export and the rules in contrib/prometheus.
+PROMETHEUS_PACKAGES = ["prometheus", "prometheus-node-exporter"]
 CXX = "x86_64-w64-mingw32-g++"
 
 
@@ -62,6 +64,8 @@ def apt_install(packages: list[str]) -> None:
 def ensure_apt() -> None:
     if not (shutil.which("wine") and shutil.which(CXX)):
         apt_install(APT_PACKAGES)
+    if not (shutil.which("promtool") and shutil.which("prometheus-node-exporter")):
+        apt_install(PROMETHEUS_PACKAGES)
 
 
 def ensure_python(version: str) -> Path:

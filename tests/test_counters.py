@@ -1,0 +1,124 @@
+"""The exporter's counters (winbits._counters): counted once, kept when a job leaves
+the queue and across restarts, never decreased, bounded in servers. Pure Python."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+import winbits
+from winbits import _counters
+from winbits._counters import Counters
+from winbits._types import FileProgress, FileRecord, JobProgress, JobRecord, PeerStats
+
+JOB = uuid.UUID(int=42)
+
+
+def snap(*files: tuple[str, int, int | None, int | None, bool], job: uuid.UUID = JOB):
+    """A snapshot of one job whose files are (url, transferred, origin, peers, done)."""
+    records = tuple(
+        FileRecord(
+            url,
+            f"C:\\f{i}",
+            FileProgress(None, done_bytes, done),
+            None if origin is None or peers is None else PeerStats(origin, peers),
+        )
+        for i, (url, done_bytes, origin, peers, done) in enumerate(files)
+    )
+    job_record = JobRecord(
+        job, "j", None, winbits.JobState.TRANSFERRING, JobProgress(None, 0, 0, 0), None, records
+    )
+    return winbits.Snapshot((job_record,), frozenset(), frozenset(), frozenset())
+
+
+EMPTY = winbits.Snapshot((), frozenset(), frozenset(), frozenset())
+
+
+def test_bytes_are_counted_once_and_kept_after_the_job_leaves_the_queue():
+    c = Counters()
+    c.update(snap(("http://Cache.Example:8080/a", 100, 80, 20, False)), now=0)
+    c.update(snap(("http://Cache.Example:8080/a", 300, 200, 100, True)), now=1)
+    c.update(snap(("http://Cache.Example:8080/a", 300, 200, 100, True)), now=2)  # nothing moved
+    c.update(EMPTY, now=3)  # completed: out of the queue
+    assert c.totals == {"cache.example": [300, 200, 100, 1]}
+
+
+def test_a_counter_that_goes_backwards_adds_nothing_and_subtracts_nothing():
+    c = Counters()
+    c.update(snap(("http://h/a", 300, 300, 0, False)), now=0)
+    c.update(snap(("http://h/a", 50, 50, 0, False)), now=1)  # the job restarted its file
+    assert c.totals["h"] == [300, 300, 0, 0]
+    c.update(snap(("http://h/a", 120, 120, 0, False)), now=2)
+    assert c.totals["h"] == [370, 370, 0, 0]  # what moved since the lower value
+
+
+def test_a_bits_without_peer_stats_counts_transferred_bytes_only():
+    c = Counters()
+    c.update(snap(("http://h/a", 10, None, None, False)), now=0)
+    c.update(snap(("http://h/a", 25, None, None, True)), now=1)
+    assert c.totals["h"] == [25, 0, 0, 1]
+
+
+def test_hosts_past_the_hundredth_go_to_other():
+    c = Counters()
+    hosts = [f"http://h{i}.example/f" for i in range(102)]
+    c.update(snap(*[(u, 1, None, None, False) for u in hosts]), now=0)
+    assert len(c.totals) == 101 and "h99.example" in c.totals and "h100.example" not in c.totals
+    assert c.totals["other"] == [2, 0, 0, 0]
+    c.update(snap(("http://late.example/x", 5, None, None, False), job=uuid.UUID(int=7)), now=1)
+    assert c.totals["other"] == [7, 0, 0, 0] and len(c.totals) == 101
+
+
+def test_server_of():
+    assert _counters.server_of("https://Dl.Example.COM:443/a/b?c") == "dl.example.com"
+    assert _counters.server_of("\\\\FileServer\\share\\x") == "fileserver"
+    assert _counters.server_of("http://[::1]:80/x") == "::1"
+    assert _counters.server_of("not a url") == "unknown"
+
+
+def test_jobs_gone_for_a_day_are_forgotten_and_their_totals_kept():
+    c = Counters()
+    c.update(snap(("http://h/a", 10, None, None, True)), now=0)
+    c.update(EMPTY, now=_counters.FORGET_AFTER - 1)
+    assert str(JOB) in c.jobs
+    c.update(EMPTY, now=_counters.FORGET_AFTER + 1)
+    assert c.jobs == {} and c.totals["h"] == [10, 0, 0, 1]
+
+
+def test_a_restarted_exporter_neither_loses_nor_double_counts(tmp_path):
+    path = str(tmp_path / "bits.winbits-state.json")
+    first = Counters()
+    first.update(snap(("http://h/a", 100, 60, 40, False)), now=0)
+    _counters.save(first, path)
+    again, warning = _counters.load(path)
+    assert warning is None
+    again.update(snap(("http://h/a", 100, 60, 40, False)), now=5)  # the same values: no more
+    assert again.totals == first.totals == {"h": [100, 60, 40, 0]}
+    again.update(snap(("http://h/a", 150, 90, 60, True)), now=6)
+    assert again.totals == {"h": [150, 90, 60, 1]}
+    assert [p.name for p in tmp_path.iterdir()] == ["bits.winbits-state.json"]  # no temporary
+
+
+@pytest.mark.parametrize(
+    "content", [None, "", "{not json", "[]", '{"version": 1}', '{"version": "x"}']
+)
+def test_a_missing_or_damaged_state_starts_from_zero_with_a_warning(tmp_path, content):
+    path = tmp_path / "s.json"
+    if content is not None:
+        path.write_text(content)
+    c, warning = _counters.load(str(path))
+    assert c.totals == {} and c.jobs == {}
+    assert warning is not None and warning.endswith("counting from zero") and str(path) in warning
+
+
+def test_a_state_from_a_newer_winbits_is_refused(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"version": _counters.STATE_VERSION + 1, "totals": {}, "jobs": {}}))
+    with pytest.raises(_counters.StateError, match="newer winbits"):
+        _counters.load(str(path))
+
+
+def test_the_state_lives_beside_the_metrics_file_and_is_no_prom_file():
+    assert _counters.state_path("C:\\x\\bits.prom") == "C:\\x\\bits.winbits-state.json"
