@@ -18,10 +18,6 @@ struct MtaWorker {
 };
 MtaWorker g_worker;
 
-// True on a thread while it waits for the worker and dispatches its messages: a message
-// handler that calls winbits again must not queue behind the request it interrupted.
-thread_local bool t_waiting = false;
-
 DWORD WINAPI worker_main(void*) {
     CoInitializeEx(nullptr, COINIT_MULTITHREADED);  // our own thread: never left
     for (;;) {
@@ -53,51 +49,9 @@ HRESULT start_worker() {
     return S_OK;
 }
 
-// A single-threaded apartment keeps dispatching its window messages and incoming calls
-// while it waits (a GUI thread must not freeze for a round trip to BITS). Should that
-// wait fail, a plain wait follows; `done` is manual-reset, so no signal is lost.
-void wait_for(HANDLE done) {
-    DWORD index = 0;
-    t_waiting = true;
-    HRESULT hr = CoWaitForMultipleHandles(COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES,
-                                          INFINITE, 1, &done, &index);
-    t_waiting = false;
-    if (FAILED(hr))
-        WaitForSingleObject(done, INFINITE);
-}
-
-// A call made from a message handler while its thread waits for the worker: the worker
-// is busy with the interrupted request, so this one gets a thread of its own.
-struct OneOff {
-    HRESULT (*call)(void*);
-    void* context;
-    HRESULT result;
-};
-
-DWORD WINAPI one_off_main(void* p) {
-    auto* o = static_cast<OneOff*>(p);
-    HRESULT init = CoInitializeEx(nullptr, COINIT_MULTITHREADED);
-    o->result = SUCCEEDED(init) ? o->call(o->context) : init;
-    if (SUCCEEDED(init))
-        CoUninitialize();  // our own thread; the worker keeps the MTA alive
-    return 0;
-}
-
-HRESULT run_on_own_thread(HRESULT (*call)(void*), void* context) noexcept {
-    OneOff o{call, context, E_UNEXPECTED};
-    HANDLE thread = CreateThread(nullptr, 0, one_off_main, &o, 0, nullptr);
-    if (!thread)
-        return HRESULT_FROM_WIN32(GetLastError());
-    WaitForSingleObject(thread, INFINITE);  // no dispatching here: no deeper nesting
-    CloseHandle(thread);
-    return o.result;
-}
-
 }  // namespace
 
 HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
-    if (t_waiting)
-        return run_on_own_thread(call, context);
     AcquireSRWLockExclusive(&g_worker.submit);
     HRESULT hr = start_worker();
     if (SUCCEEDED(hr)) {
@@ -105,7 +59,10 @@ HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
         g_worker.context = context;
         ResetEvent(g_worker.done);
         SetEvent(g_worker.wake);
-        wait_for(g_worker.done);
+        // A plain wait: it does not dispatch the caller's messages. A pumping wait
+        // (CoWaitForMultipleHandles) was tried and, under Wine, made the worker's
+        // CoCreateInstance fail now and then for a pythoncom main STA (docs/architecture.md).
+        WaitForSingleObject(g_worker.done, INFINITE);
         hr = g_worker.result;
     }
     ReleaseSRWLockExclusive(&g_worker.submit);

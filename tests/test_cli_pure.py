@@ -527,3 +527,34 @@ def test_sigterm_asks_a_loop_to_stop_and_the_old_handler_comes_back():
         stop.sleep(5)  # wakes at once: it was asked
         assert stop.asked
     assert signals.getsignal(signals.SIGTERM) is before
+
+
+def test_origin_and_peer_counters_are_absent_where_bits_gives_no_peer_stats(tmp_path):
+    pytest.importorskip("prometheus_client")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from winbits import _counters
+    from winbits._prometheus import write_textfile
+
+    no_stats = FileRecord("http://wine.example/a", "C:\\a", FileProgress(10, 10, True), None)
+    stats = FileRecord("http://win.example/b", "C:\\b", FileProgress(8, 8, True), PeerStats(8, 0))
+    counters = _counters.Counters()
+    snap = snapshot(record(files=(no_stats, stats)))
+    counters.update(snap, now=0)
+    path = tmp_path / "bits.prom"
+    write_textfile(snap, str(path), None, counters)
+    text = path.read_text(encoding="utf-8")
+    got = {
+        (s.name, s.labels["server"]): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if "server" in s.labels
+    }
+    assert got == {
+        ("winbits_transferred_bytes_total", "wine.example"): 10,
+        ("winbits_transferred_bytes_total", "win.example"): 8,
+        ("winbits_files_transferred_total", "wine.example"): 1,
+        ("winbits_files_transferred_total", "win.example"): 1,
+        ("winbits_origin_bytes_total", "win.example"): 8,
+        ("winbits_peer_bytes_total", "win.example"): 0,
+    }

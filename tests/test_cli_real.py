@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import pytest
 from conftest import skip_if_not_logged_on, windows_only
@@ -278,14 +279,43 @@ def test_the_command_line_as_a_user_runs_it(argv, code, out, err):
     assert (r.returncode, r.stdout, r.stderr) == (code, out, err)
 
 
-def _metrics(path) -> dict[str, float]:
+def start_exporter(target, interval: str) -> subprocess.Popen[str]:
+    """`winbits export --interval` running in its own process; stderr is kept."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "winbits",
+            "export",
+            "--prometheus",
+            str(target),
+            "--interval",
+            interval,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _samples(path) -> list[Any]:
+    """The samples of a .prom file, or none while it is not there yet."""
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
-        return {}
-    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        return []
+    return [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def _metrics(path) -> dict[str, float]:
+    return {s.name: s.value for s in _samples(path)}
+
+
+def _server_metrics(path) -> dict[tuple[str, str], float]:
+    return {(s.name, s.labels["server"]): s.value for s in _samples(path) if "server" in s.labels}
 
 
 def _until(check, what: str, deadline: float = 60.0):
@@ -304,22 +334,7 @@ def test_export_survives_the_service_stopping_and_starting(tmp_path):
     service is back (Wine starts it again on the next connection, or `net start`)."""
     pytest.importorskip("prometheus_client")
     target = tmp_path / "bits.prom"
-    exporter = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "winbits",
-            "export",
-            "--prometheus",
-            str(target),
-            "--interval",
-            "0.5",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    exporter = start_exporter(target, "0.5")
     try:
         _until(lambda: _metrics(target).get("winbits_up") == 1.0, "the first export")
         stop = subprocess.run(["net", "stop", "bits"], capture_output=True, text=True, timeout=120)
@@ -344,3 +359,41 @@ def test_export_survives_the_service_stopping_and_starting(tmp_path):
     again = [line for line in lines if line.startswith("winbits: reading BITS and writing ")]
     assert len(outage) == 1 and outage[0].endswith("; retrying")
     assert len(again) == 1
+
+
+def test_a_download_while_the_exporter_runs_is_counted_once_across_a_restart(serve, tmp_path):
+    """The exporter runs (--interval) while a few MB come through Wine's BITS: the
+    transferred counter grows by exactly the file's size; a restarted exporter (a one-shot
+    run with the same state) neither loses nor adds a byte."""
+    pytest.importorskip("prometheus_client")
+    payload = make_payload(3_000_000, seed=9)
+    url = serve("counted.bin", payload)
+    host = url.split("/")[2].split(":")[0]
+    target = tmp_path / "bits.prom"
+    total = "winbits_transferred_bytes_total"
+
+    def counted() -> float:
+        return next(
+            (
+                v
+                for (name, server), v in _server_metrics(target).items()
+                if name == total and server == host
+            ),
+            0.0,
+        )
+
+    exporter = start_exporter(target, "0.3")
+    name = f"winbits-cli {uuid.uuid4()}"
+    try:
+        _until(lambda: _metrics(target).get("winbits_up") == 1.0, "the first export")
+        before = counted()
+        r = winbits_cli("download", url, str(tmp_path / "counted.bin"), "--name", name)
+        assert r.returncode == 0, r.stderr
+        _until(lambda: counted() - before == len(payload), "the download counted")
+    finally:
+        exporter.terminate()
+        exporter.communicate(timeout=60)
+    after_restart = winbits_cli("export", "--prometheus", str(target))
+    assert after_restart.returncode == 0, after_restart.stderr
+    assert "counting from zero" not in after_restart.stderr  # the state was there
+    assert counted() - before == len(payload)

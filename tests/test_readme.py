@@ -63,7 +63,7 @@ def shown_commands() -> list[list[str]]:
     lines += re.findall(r"^\| `(winbits [^`]*)`", README, re.M)
     found = []
     for line in lines:
-        if line.startswith("winbits"):
+        if line == "winbits" or line.startswith("winbits "):
             words = line.replace("\\|", "|").split()
             found.append(words[1:])
     return found

@@ -97,6 +97,8 @@ class _CountersCollector:
         for i, kind in enumerate(KINDS):
             family = CounterMetricFamily(f"winbits_{kind}", self.HELP[kind], labels=["server"])
             for server, values in sorted(self.counters.totals.items()):
+                if kind in ("origin_bytes", "peer_bytes") and not values[1] + values[2]:
+                    continue  # no peer statistics from this BITS: absent, not a made-up 0
                 family.add_metric([visible(server)], values[i])
             yield family
 
