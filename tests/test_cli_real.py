@@ -397,3 +397,46 @@ def test_a_download_while_the_exporter_runs_is_counted_once_across_a_restart(ser
     assert after_restart.returncode == 0, after_restart.stderr
     assert "counting from zero" not in after_restart.stderr  # the state was there
     assert counted() - before == len(payload)
+
+
+def test_watch_json_survives_the_service_stopping_and_starting():
+    """The same outage for `watch --json`: one line on stderr when it starts and one
+    when it ends, and the JSON lines go on after it."""
+    import threading
+
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "winbits", "watch", "--json", "--interval", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    out: list[str] = []
+    err: list[str] = []
+    readers = [
+        threading.Thread(target=lambda s=s, into=into: into.extend(s), daemon=True)
+        for s, into in ((watcher.stdout, out), (watcher.stderr, err))
+    ]
+    for r in readers:
+        r.start()
+    name = f"winbits-watch {uuid.uuid4()}"
+    try:
+        _until(lambda: out, "the first poll's line")
+        subprocess.run(["net", "stop", "bits"], capture_output=True, timeout=120)
+        _until(lambda: err, "the outage said")
+        subprocess.run(["net", "start", "bits"], capture_output=True, timeout=120)
+        with winbits.connect() as bits:  # a change after the outage: a JSON line for it
+            job = bits.create_job(name)
+            try:
+                _until(lambda: any(name in line for line in out), "the new job's line")
+                assert watcher.poll() is None  # still running
+            finally:
+                job.cancel()
+    finally:
+        watcher.terminate()
+        watcher.wait(60)
+        for r in readers:
+            r.join(10)
+    assert err[0].startswith("winbits: cannot read BITS: ") and err[0].endswith("; retrying\n")
+    assert len(err) == 2 and err[1].startswith("winbits: reading BITS again after 0:0")
+    assert all(json.loads(line)["time"] for line in out)  # every stdout line is JSON
