@@ -23,7 +23,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
@@ -68,7 +68,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "id": str(job.id),
         "name": job.name,
         "owner": job.owner,
-        "state": getattr(state, "name", str(state)),
+        "state": str(state),  # the name (JobState prints it), or the number BITS gave
         "bytes_total": p.bytes_total,
         "bytes_transferred": p.bytes_transferred,
         "percent": percent(p.bytes_transferred, p.bytes_total),
@@ -436,14 +436,26 @@ class Stopper:
         while not self.asked and (left := end - time.monotonic()) > 0:
             time.sleep(min(left, 0.1))
 
+    def rounds(self, count: int, interval: float | None) -> Iterator[int]:
+        """0, 1, 2 … with `interval` seconds between them: one round without an
+        interval, `count` rounds when count is not 0, and none after a stop was asked."""
+        n = 0
+        while True:
+            yield n
+            n += 1
+            if interval is None or self.asked or (count and n >= count):
+                return
+            self.sleep(interval)
+            if self.asked:
+                return
+
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     clear = out.isatty() and not args.json
     outage = Outage()
     with _connect(args) as bits, Stopper() as stop:
         poller = bits.poller(args.all_users)
-        polls = 0
-        while True:
+        for polls in stop.rounds(args.count, args.interval):
             try:
                 snap = poller.poll()
             except BitsError as e:  # the service stopped or restarted: go on polling
@@ -461,22 +473,18 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
                         table = format_table([job_json(j) for j in snap.jobs], _terminal_width(out))
                         out.write(table + "\n\n")
                     out.flush()
-            polls += 1
-            if stop.asked or (args.count and polls >= args.count):
-                return 0
-            stop.sleep(args.interval)
-            if stop.asked:
-                return 0
+    return 0
 
 
-def _job_failure(job: Job, urls: Sequence[str]) -> str:
+def _job_failure(job: Job, urls: str) -> str:
     """One line: which URL, what BITS said (or winbits' text for the code), or, where
     BITS gave no error at all, the state the job ended in."""
     err = job.error
     if err is None:
-        return f"download of {', '.join(urls)} failed: BITS gave no reason (the job is {job.state})"
-    url = err.remote_name or ", ".join(urls)
-    return f"download of {url} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+        return f"download of {urls} failed: BITS gave no reason (the job is {job.state})"
+    return (
+        f"download of {err.remote_name or urls} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+    )
 
 
 def _waiting_for(job: Job, state: JobState | int) -> str:
@@ -510,6 +518,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             start = last_move = time.monotonic()
             meter = RateMeter()
             moved = -1
+            shown = ", ".join(urls)  # the URLs, as failure lines name them
             while True:
                 state, p = job.state, job.progress
                 now = time.monotonic()
@@ -527,19 +536,20 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                     progress.show(progress_line(done, total, average), now, final=True)
                     break
                 if state == JobState.ERROR:
-                    raise UsageError(_job_failure(job, urls))
+                    raise UsageError(_job_failure(job, shown))
+                waiting = _waiting_for(job, state)  # reads the error only when retrying
                 line = progress_line(done, total, rate)
                 if state != JobState.TRANSFERRING:
-                    line += "  " + _waiting_for(job, state)
+                    line += "  " + waiting
                 if args.timeout is not None and now - start > args.timeout:
                     raise UsageError(
-                        f"download of {', '.join(urls)} did not finish in {args.timeout:g} s "
+                        f"download of {shown} did not finish in {args.timeout:g} s "
                         f"(the job is {state}); cancelled"
                     )
                 if args.stall_timeout and now - last_move > args.stall_timeout:
                     raise UsageError(
-                        f"download of {', '.join(urls)}: no byte moved for "
-                        f"{args.stall_timeout:g} s ({_waiting_for(job, state)}); cancelled"
+                        f"download of {shown}: no byte moved for "
+                        f"{args.stall_timeout:g} s ({waiting}); cancelled"
                     )
                 progress.show(line, now)
                 time.sleep(0.2)
@@ -639,8 +649,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         _say(warning)
     with _connect(args) as bits, Stopper() as stop:
         poller = bits.poller(args.all_users)
-        outage, health, writes = Outage(), Health(), 0
-        while True:
+        outage, health = Outage(), Health()
+        for _ in stop.rounds(args.count, args.interval):
             problem = None
             try:
                 snap = poller.poll()
@@ -663,12 +673,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                 outage.failed(problem)
             else:
                 outage.ok(f"reading BITS and writing {args.prometheus}")
-            writes += 1
-            if args.interval is None or stop.asked or (args.count and writes >= args.count):
-                return 0
-            stop.sleep(args.interval)
-            if stop.asked:
-                return 0
+    return 0
 
 
 # --- argument parsing ---------------------------------------------------------------------

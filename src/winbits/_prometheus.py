@@ -32,7 +32,7 @@ class _SnapshotCollector:
     def collect(self) -> Iterator[Metric]:
         counts = {s.name: 0 for s in JobState}
         for job in self.snap.jobs:
-            name = getattr(job.state, "name", str(job.state))
+            name = str(job.state)
             counts[name] = counts.get(name, 0) + 1
         by_state = GaugeMetricFamily("winbits_jobs", "Jobs in the queue by state", labels=["state"])
         for name, n in counts.items():
@@ -67,7 +67,7 @@ class _SnapshotCollector:
         )
         for job in self.snap.jobs:
             key = [str(job.id), visible(job.name)]  # no raw CR or U+2028 in a label
-            state.add_metric([*key, getattr(job.state, "name", str(job.state))], 1)
+            state.add_metric([*key, str(job.state)], 1)
             if job.progress.bytes_total is not None:
                 size.add_metric(key, job.progress.bytes_total)
             done.add_metric(key, job.progress.bytes_transferred)
@@ -139,14 +139,12 @@ def registry_for(
     """The metrics of a snapshot (none when the poll failed), of the counters and of the
     exporter."""
     registry = CollectorRegistry(auto_describe=False)
-    parts: list[object] = [
-        None if snap is None else _SnapshotCollector(snap, per_job),
-        None if counters is None else _CountersCollector(counters),
-        health,
-    ]
-    for part in parts:
-        if part is not None:
-            registry.register(part)  # type: ignore[arg-type]
+    if snap is not None:
+        registry.register(_SnapshotCollector(snap, per_job))  # type: ignore[arg-type]
+    if counters is not None:
+        registry.register(_CountersCollector(counters))  # type: ignore[arg-type]
+    if health is not None:
+        registry.register(health)  # type: ignore[arg-type]
     return registry
 
 
