@@ -62,12 +62,7 @@ SERVICE_GONE = (
 
 def hresult_name(hresult: int) -> str | None:
     """The symbolic name of a known HRESULT, such as ``'BG_E_NOT_FOUND'``."""
-    hresult &= 0xFFFFFFFF
-    if hresult & 0xFFFF0000 == 0x80190000:
-        return f"BG_E_HTTP_ERROR_{hresult & 0xFFFF}"
-    entry = _NAMES.get(hresult) or (
-        _WINHTTP.get(hresult & 0xFFFF) if hresult & 0xFFFF0000 == 0x80070000 else None
-    )
+    entry = _known(hresult & 0xFFFFFFFF)
     return entry[0] if entry else None
 
 
@@ -92,22 +87,29 @@ _WINHTTP = {
 }
 
 
-def _fallback_text(hresult: int) -> str:
-    """A text for a code nobody gave one for: the table above, an HTTP status for
-    BITS' 0x8019xxxx codes, WinHTTP's errors, else the bare code."""
-    entry = _NAMES.get(hresult)
-    if entry:
-        return f"{entry[0]}: {entry[1]}"
+def _known(hresult: int) -> tuple[str, str] | None:
+    """(name, text) of a code winbits knows: the tables above, and BITS' 0x8019xxxx
+    codes, which carry the HTTP status the server answered."""
     if hresult & 0xFFFF0000 == 0x80190000:  # BG_E_HTTP_ERROR_xxx: the server said xxx
         status = hresult & 0xFFFF
         try:
-            return f"HTTP status {status} ({HTTPStatus(status).phrase})"
+            text = f"HTTP status {status} ({HTTPStatus(status).phrase})"
         except ValueError:
-            return f"HTTP status {status}"
+            text = f"HTTP status {status}"
+        return f"BG_E_HTTP_ERROR_{status}", text
     if hresult & 0xFFFF0000 == 0x80070000 and (hresult & 0xFFFF) in _WINHTTP:
-        name, text = _WINHTTP[hresult & 0xFFFF]
-        return f"{name}: {text}"
-    return f"HRESULT 0x{hresult:08X}"
+        return _WINHTTP[hresult & 0xFFFF]
+    return _NAMES.get(hresult)
+
+
+def _fallback_text(hresult: int) -> str:
+    """A text for a code nobody gave one for: the name and text winbits knows (an HTTP
+    status says enough alone), else the bare code."""
+    entry = _known(hresult)
+    if entry is None:
+        return f"HRESULT 0x{hresult:08X}"
+    name, text = entry
+    return text if name.startswith("BG_E_HTTP_ERROR_") else f"{name}: {text}"
 
 
 class BitsError(OSError):
