@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,6 +133,45 @@ def wait_for_state(job: object, states: Collection[int], timeout: float = 60.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"job stayed {state!r}, wanted one of {states}")
         time.sleep(0.1)
+
+
+def wait_until(check: Callable[[], Any], what: str, deadline: float = 60.0, retry_on=()) -> Any:
+    """check()'s first true result, asked every 0.2 s; AssertionError naming `what` after
+    `deadline` seconds. Exceptions in `retry_on` (a server not up yet) count as false."""
+    end = time.monotonic() + deadline
+    last: object = None
+    while time.monotonic() < end:
+        try:
+            last = check()
+            if last:
+                return last
+        except retry_on as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {deadline:g} s (last: {last!r})")
+
+
+def prom_samples(path: object) -> list[Any]:
+    """The samples of a Prometheus text file; none while the file is not there yet."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = Path(str(path)).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def prom_values(path: object) -> dict[str, float]:
+    """{metric: value} of a Prometheus text file (the last sample of each name)."""
+    return {s.name: s.value for s in prom_samples(path)}
+
+
+def by_server(path: object) -> dict[tuple[str, str], float]:
+    """{(metric, server): value} of the per-server counters in a Prometheus text file."""
+    return {
+        (s.name, s.labels["server"]): s.value for s in prom_samples(path) if "server" in s.labels
+    }
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from conftest import windows_only
+from conftest import by_server, prom_values, windows_only
 
 from winbits import _cli
 
@@ -224,13 +224,6 @@ def test_download_shows_a_transient_error_and_gives_up_when_nothing_moves(double
         assert bits.jobs() == []  # cancelled: nothing left in the queue
 
 
-def _samples(path) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = path.read_text(encoding="utf-8")
-    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-
-
 def test_export_writes_bits_up_0_while_bits_is_away(double, tmp_path, capsys):
     double.add_job("a", state=2)
     target = tmp_path / "x.prom"
@@ -239,7 +232,7 @@ def test_export_writes_bits_up_0_while_bits_is_away(double, tmp_path, capsys):
         double, "export", "--prometheus", str(target), "--interval", "0.01", "--count", "3"
     )
     assert code == 0
-    assert _samples(target) == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
+    assert prom_values(target) == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("winbits: no state file ") and err[0].endswith(": counting from zero")
     assert len(err) == 2  # then the outage, said once
@@ -253,7 +246,7 @@ def test_export_recovers_and_counts_the_polls_that_failed(double, tmp_path, caps
     code, _ = run(
         double, "export", "--prometheus", str(target), "--interval", "0.01", "--count", "4"
     )
-    samples = _samples(target)
+    samples = prom_values(target)
     err = capsys.readouterr().err.splitlines()
     assert code == 0
     assert (samples["winbits_up"], samples["winbits_exporter_poll_errors_total"]) == (1.0, 2.0)
@@ -266,8 +259,6 @@ def test_export_recovers_and_counts_the_polls_that_failed(double, tmp_path, caps
 def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, tmp_path, capsys):
     """One-shot exports (a scheduled task's way) are restarts: the state file carries
     what was counted. The double gives exact origin and peer bytes."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     job = double.add_job("j", state=2)
     double.add_file(
         job,
@@ -282,13 +273,7 @@ def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, 
 
     def export() -> dict[tuple[str, str], float]:
         assert run(double, "export", "--prometheus", str(target))[0] == 0
-        text = target.read_text(encoding="utf-8")
-        return {
-            (s.name, s.labels["server"]): s.value
-            for f in text_string_to_metric_families(text)
-            for s in f.samples
-            if "server" in s.labels
-        }
+        return by_server(target)
 
     first = export()
     assert first[("winbits_origin_bytes_total", "cache.example")] == 300
@@ -303,8 +288,6 @@ def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, 
 
 
 def test_export_keeps_the_bytes_of_a_job_that_left_the_queue(double, tmp_path):
-    from prometheus_client.parser import text_string_to_metric_families
-
     job = double.add_job("j", state=2)
     double.add_file(
         job, "http://h/a", "C:\\a", total=10, transferred=4, from_origin=3, from_peers=1
@@ -315,13 +298,7 @@ def test_export_keeps_the_bytes_of_a_job_that_left_the_queue(double, tmp_path):
     assert run(double, "export", "--prometheus", str(target))[0] == 0
     double.remove_job(job)
     assert run(double, "export", "--prometheus", str(target))[0] == 0
-    text = target.read_text(encoding="utf-8")
-    values = {
-        s.name: s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.labels.get("server") == "h"
-    }
+    values = {name: v for (name, server), v in by_server(target).items() if server == "h"}
     assert values == {
         "winbits_transferred_bytes_total": 10,
         "winbits_origin_bytes_total": 6,
@@ -342,4 +319,4 @@ def test_export_ends_with_0_on_sigterm_after_its_write(double, tmp_path):
     code, _ = run(double, "export", "--prometheus", str(target), "--interval", "0.05")
     timer.join()
     assert code == 0 and time.monotonic() - started < 30  # no --count: the signal ended it
-    assert _samples(target)["winbits_up"] == 1.0
+    assert prom_values(target)["winbits_up"] == 1.0

@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import pytest
+from conftest import by_server, prom_values
 
 import winbits
 from winbits import _cli
@@ -499,15 +500,12 @@ def test_states_and_other_enums_print_their_names():
 
 def test_the_exporter_says_whether_bits_answered(tmp_path):
     pytest.importorskip("prometheus_client")
-    from prometheus_client.parser import text_string_to_metric_families
-
     from winbits._prometheus import Health, write_textfile
 
     def samples(snap, health):
         target = tmp_path / "x.prom"
         write_textfile(snap, str(target), health)
-        text = target.read_text(encoding="utf-8")
-        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        return prom_values(target)
 
     down = samples(None, Health(up=False, poll_errors=3))
     assert down == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
@@ -531,8 +529,6 @@ def test_sigterm_asks_a_loop_to_stop_and_the_old_handler_comes_back():
 
 def test_origin_and_peer_counters_are_absent_where_bits_gives_no_peer_stats(tmp_path):
     pytest.importorskip("prometheus_client")
-    from prometheus_client.parser import text_string_to_metric_families
-
     from winbits import _counters
     from winbits._prometheus import write_textfile
 
@@ -543,14 +539,7 @@ def test_origin_and_peer_counters_are_absent_where_bits_gives_no_peer_stats(tmp_
     counters.update(snap, now=0)
     path = tmp_path / "bits.prom"
     write_textfile(snap, str(path), None, counters)
-    text = path.read_text(encoding="utf-8")
-    got = {
-        (s.name, s.labels["server"]): s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if "server" in s.labels
-    }
-    assert got == {
+    assert by_server(path) == {
         ("winbits_transferred_bytes_total", "wine.example"): 10,
         ("winbits_transferred_bytes_total", "win.example"): 8,
         ("winbits_files_transferred_total", "wine.example"): 1,

@@ -9,10 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
 
 import pytest
-from conftest import skip_if_not_logged_on, windows_only
+from conftest import by_server, prom_values, skip_if_not_logged_on, wait_until, windows_only
 from rangeserver import make_payload
 
 import winbits
@@ -299,35 +298,6 @@ def start_exporter(target, interval: str) -> subprocess.Popen[str]:
     )
 
 
-def _samples(path) -> list[Any]:
-    """The samples of a .prom file, or none while it is not there yet."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    return [s for f in text_string_to_metric_families(text) for s in f.samples]
-
-
-def _metrics(path) -> dict[str, float]:
-    return {s.name: s.value for s in _samples(path)}
-
-
-def _server_metrics(path) -> dict[tuple[str, str], float]:
-    return {(s.name, s.labels["server"]): s.value for s in _samples(path) if "server" in s.labels}
-
-
-def _until(check, what: str, deadline: float = 60.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {deadline:g} s")
-
-
 def test_export_survives_the_service_stopping_and_starting(tmp_path):
     """`net stop bits` from another Windows process while `export --interval` runs:
     the exporter goes on, counts the failed polls, and reads BITS again once the
@@ -336,16 +306,16 @@ def test_export_survives_the_service_stopping_and_starting(tmp_path):
     target = tmp_path / "bits.prom"
     exporter = start_exporter(target, "0.5")
     try:
-        _until(lambda: _metrics(target).get("winbits_up") == 1.0, "the first export")
+        wait_until(lambda: prom_values(target).get("winbits_up") == 1.0, "the first export")
         stop = subprocess.run(["net", "stop", "bits"], capture_output=True, text=True, timeout=120)
         print("net stop:", stop.returncode, stop.stdout.strip(), stop.stderr.strip())
-        _until(
-            lambda: _metrics(target).get("winbits_exporter_poll_errors_total", 0) >= 1,
+        wait_until(
+            lambda: prom_values(target).get("winbits_exporter_poll_errors_total", 0) >= 1,
             "a failed poll after the service stopped",
         )
         subprocess.run(["net", "start", "bits"], capture_output=True, timeout=120)
-        back = _until(
-            lambda: (m := _metrics(target)).get("winbits_up") == 1.0 and m,
+        back = wait_until(
+            lambda: (m := prom_values(target)).get("winbits_up") == 1.0 and m,
             "winbits_up 1 after the service is back",
         )
         assert back["winbits_exporter_poll_errors_total"] >= 1
@@ -376,7 +346,7 @@ def test_a_download_while_the_exporter_runs_is_counted_once_across_a_restart(ser
         return next(
             (
                 v
-                for (name, server), v in _server_metrics(target).items()
+                for (name, server), v in by_server(target).items()
                 if name == total and server == host
             ),
             0.0,
@@ -385,11 +355,11 @@ def test_a_download_while_the_exporter_runs_is_counted_once_across_a_restart(ser
     exporter = start_exporter(target, "0.3")
     name = f"winbits-cli {uuid.uuid4()}"
     try:
-        _until(lambda: _metrics(target).get("winbits_up") == 1.0, "the first export")
+        wait_until(lambda: prom_values(target).get("winbits_up") == 1.0, "the first export")
         before = counted()
         r = winbits_cli("download", url, str(tmp_path / "counted.bin"), "--name", name)
         assert r.returncode == 0, r.stderr
-        _until(lambda: counted() - before == len(payload), "the download counted")
+        wait_until(lambda: counted() - before == len(payload), "the download counted")
     finally:
         exporter.terminate()
         exporter.communicate(timeout=60)
@@ -421,14 +391,14 @@ def test_watch_json_survives_the_service_stopping_and_starting():
         r.start()
     name = f"winbits-watch {uuid.uuid4()}"
     try:
-        _until(lambda: out, "the first poll's line")
+        wait_until(lambda: out, "the first poll's line")
         subprocess.run(["net", "stop", "bits"], capture_output=True, timeout=120)
-        _until(lambda: err, "the outage said")
+        wait_until(lambda: err, "the outage said")
         subprocess.run(["net", "start", "bits"], capture_output=True, timeout=120)
         with winbits.connect() as bits:  # a change after the outage: a JSON line for it
             job = bits.create_job(name)
             try:
-                _until(lambda: any(name in line for line in out), "the new job's line")
+                wait_until(lambda: any(name in line for line in out), "the new job's line")
                 assert watcher.poll() is None  # still running
             finally:
                 job.cancel()

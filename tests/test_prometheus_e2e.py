@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 
 import winbits
 from winbits import _counters
@@ -44,20 +45,6 @@ def free_port() -> int:
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as r:
         return bytes(r.read())
-
-
-def wait_until(check, what: str, deadline: float = 60.0):
-    end = time.monotonic() + deadline
-    last: object = None
-    while time.monotonic() < end:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {deadline:g} s (last: {last!r})")
 
 
 def snapshot(origin: int, peers: int) -> winbits.Snapshot:
@@ -140,8 +127,13 @@ def test_prometheus_scrapes_the_export_and_the_rules_give_the_peer_share(tmp_pat
         wait_until(
             lambda: b"winbits_up 1" in get(f"http://127.0.0.1:{node_port}/metrics"),
             "node_exporter serving the file",
+            retry_on=(OSError,),
         )
-        wait_until(lambda: get(f"http://127.0.0.1:{prom_port}/-/ready"), "prometheus ready")
+        wait_until(
+            lambda: get(f"http://127.0.0.1:{prom_port}/-/ready"),
+            "prometheus ready",
+            retry_on=(OSError,),
+        )
         step = 0
 
         def share() -> list[dict[str, Any]]:
@@ -150,7 +142,7 @@ def test_prometheus_scrapes_the_export_and_the_rules_give_the_peer_share(tmp_pat
             export(step)  # the exporter goes on writing while Prometheus scrapes
             return query(prom_port, "instance:winbits_peer_share:ratio_rate1h")
 
-        result = wait_until(share, "the recording rule's result")
+        result = wait_until(share, "the recording rule's result", retry_on=(OSError,))
         assert [(r["metric"], round(float(r["value"][1]), 9)) for r in result] == [
             ({"__name__": "instance:winbits_peer_share:ratio_rate1h", "instance": "pc1"}, 0.75)
         ]
