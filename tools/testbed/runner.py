@@ -173,7 +173,17 @@ def demo(args: argparse.Namespace) -> int:
             log("the downloaded file differs from what was served")
             return 1
         log("python -m winbits")
-        return wine_python(args.python, ["-m", "winbits"], timeout=120)
+        code = wine_python(args.python, ["-m", "winbits"], timeout=120)
+        if code != 0:
+            return code
+        # A one-shot export of the same queue, counting from zero (the README's sample).
+        prom = dest.parent / "bits.prom"
+        (dest.parent / "bits.winbits-state.json").unlink(missing_ok=True)
+        log(f"python -m winbits export --prometheus {winpath(prom)}")
+        code = wine_python(args.python, ["-m", "winbits", "export", "--prometheus", winpath(prom)])
+        if code == 0:
+            sys.stdout.write(prom.read_text(encoding="utf-8"))
+        return code
     finally:
         keeper.kill()
         keeper.wait()
