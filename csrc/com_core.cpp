@@ -60,8 +60,8 @@ HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
         ResetEvent(g_worker.done);
         SetEvent(g_worker.wake);
         // A plain wait: it does not dispatch the caller's messages. A pumping wait
-        // (CoWaitForMultipleHandles) was tried and, under Wine, made the worker's
-        // CoCreateInstance fail now and then for a pythoncom main STA (docs/architecture.md).
+        // (CoWaitForMultipleHandles) was tried; why a pythoncom main STA then failed
+        // now and then under Wine is still open (docs/architecture.md).
         WaitForSingleObject(g_worker.done, INFINITE);
         hr = g_worker.result;
     }
