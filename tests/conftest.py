@@ -87,6 +87,54 @@ def serve(server: rangeserver.RangeServer) -> Callable[..., str]:
     return add
 
 
+# --- one suite across fresh Wine sessions -------------------------------------------------
+#
+# Wine's BITS service can crash, and then stays unreachable until Wine itself restarts
+# (docs/testbed.md): every later test that needs it would fail. So after a failed test,
+# under Wine, BITS is asked whether it still answers; when it does not, the session ends
+# with EXIT_BITS_GONE and tools/wine.py goes on in a fresh Wine. With WINBITS_TESTS_DONE
+# naming a file, every test that passes is added to it, and the tests found there are not
+# run again.
+
+EXIT_BITS_GONE = 75
+_DONE = os.environ.get("WINBITS_TESTS_DONE")
+_failed: set[str] = set()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _DONE or not os.path.exists(_DONE):
+        return
+    with open(_DONE, encoding="utf-8") as f:
+        done = set(f.read().splitlines())
+    if any(item.nodeid in done for item in items):
+        config.hook.pytest_deselected(items=[i for i in items if i.nodeid in done])
+        items[:] = [item for item in items if item.nodeid not in done]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        _failed.add(report.nodeid)
+        if running_on_wine() and not _bits_answers():
+            pytest.exit(f"Wine's BITS service is gone after {report.nodeid}", EXIT_BITS_GONE)
+    elif _DONE and report.when == "teardown" and report.nodeid not in _failed:
+        with open(_DONE, "a", encoding="utf-8") as f:
+            f.write(report.nodeid + "\n")
+
+
+def _bits_answers() -> bool:
+    """Whether BITS takes a connection, asked twice three seconds apart."""
+    import winbits
+
+    for wait in (0, 3):
+        time.sleep(wait)
+        try:
+            winbits.connect().close()
+            return True
+        except winbits.ServiceUnavailableError:
+            pass
+    return False
+
+
 @pytest.fixture
 def bits() -> Iterator[object]:
     """A connection to the real BITS (Wine's, under Wine). Jobs the test made with

@@ -63,8 +63,7 @@ def wine_env(site: Path = SITE) -> dict[str, str]:
         WINEPREFIX=str(PREFIX),
         WINEDEBUG="-all",
         # No Mono/Gecko install prompts; no winedbg: a process of the prefix that crashes
-        # (Wine's BITS service, seen once cancelling a transfer) dies at once, and the
-        # next activation starts the service again, instead of a debugger holding it.
+        # dies at once rather than waiting on a debugger (docs/testbed.md).
         WINEDLLOVERRIDES="mscoree,mshtml=;winedbg.exe=d",
         PYTHONUTF8="1",
         PYTHONIOENCODING="utf-8",
