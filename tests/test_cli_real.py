@@ -298,6 +298,38 @@ def start_exporter(target, interval: str) -> subprocess.Popen[str]:
     )
 
 
+CLOSE_THE_CONSOLE = """\
+import os, sys, threading, time
+from winbits import _cli, _native
+target = sys.argv[1]
+def close_the_console():  # once the first file is there, as a user closing the window
+    while not os.path.exists(target):
+        time.sleep(0.05)
+    _native._console_event(int(sys.argv[2]))
+threading.Thread(target=close_the_console, daemon=True).start()
+sys.exit(_cli.main(["export", "--prometheus", target, "--interval", "1"]))
+"""
+
+
+@pytest.mark.parametrize("event", [2, 5, 6], ids=["close", "logoff", "shutdown"])
+def test_closing_the_console_ends_export_with_0_after_its_write(tmp_path, event):
+    """CTRL_CLOSE_EVENT (2), CTRL_LOGOFF_EVENT (5), CTRL_SHUTDOWN_EVENT (6), delivered as
+    the system does, on a thread of its own: the exporter ends with 0, and the file it
+    leaves is whole. Without winbits' console handler the process would be ended at once
+    by the system, mid-write, with no exit code of ours."""
+    target = tmp_path / "bits.prom"
+    r = subprocess.run(
+        [sys.executable, "-c", CLOSE_THE_CONSOLE, str(target), str(event)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert prom_values(target)["winbits_up"] == 1.0
+
+
 def test_export_survives_the_service_stopping_and_starting(tmp_path):
     """`net stop bits` from another Windows process while `export --interval` runs:
     the exporter goes on, counts the failed polls, and reads BITS again once the

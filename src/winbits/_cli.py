@@ -407,14 +407,15 @@ class Outage:
 
 
 class Stopper:
-    """SIGTERM and CTRL_BREAK (SIGBREAK) ask a long loop to end, with exit code 0, after
-    the write it is doing; the loop's sleep wakes for them. (Ctrl-C stays
-    KeyboardInterrupt: exit 130.) Handlers are set only on the main thread, and the ones
-    found are put back."""
+    """SIGTERM, CTRL_BREAK (SIGBREAK) and, on Windows, closing the console, logging off
+    and shutting down ask a long loop to end, with exit code 0, after the write it is
+    doing; the loop's sleep wakes for them. (Ctrl-C stays KeyboardInterrupt: exit 130.)
+    Handlers are set only on the main thread, and the ones found are put back."""
 
     def __init__(self) -> None:
         self.asked = False
         self._old: dict[int, Any] = {}
+        self._console = False
 
     def __enter__(self) -> Stopper:
         if threading.current_thread() is threading.main_thread():
@@ -422,9 +423,18 @@ class Stopper:
                 number = getattr(signal, name, None)
                 if number is not None:
                     self._old[number] = signal.signal(number, self._ask)
+            if sys.platform == "win32":  # console close becomes SIGBREAK, and waits for us
+                from . import _native
+
+                _native.hold_console_close(True)
+                self._console = True
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._console:
+            from . import _native
+
+            _native.hold_console_close(False)
         for number, handler in self._old.items():
             signal.signal(number, handler)
 
