@@ -132,9 +132,14 @@ public:
     WideArg() = default;
     WideArg(const WideArg&) = delete;
     WideArg& operator=(const WideArg&) = delete;
-    ~WideArg() { PyMem_Free(p_); }
+    // Wiped before it is freed: passwords pass through here.
+    ~WideArg() {
+        if (p_)
+            SecureZeroMemory(p_, static_cast<size_t>(n_) * sizeof(wchar_t));
+        PyMem_Free(p_);
+    }
     bool set(PyObject* text, const char* what) {
-        Py_ssize_t n = 0;
+        Py_ssize_t& n = n_;
         p_ = PyUnicode_AsWideCharString(text, &n);
         if (!p_)
             return false;
@@ -156,9 +161,11 @@ public:
         return true;
     }
     const wchar_t* get() const { return p_; }
+    wchar_t* get() { return p_; }
 
 private:
     wchar_t* p_ = nullptr;
+    Py_ssize_t n_ = 0;
 };
 
 // --- The one place an HRESULT becomes a Python exception ----------------------------
@@ -249,6 +256,9 @@ PyObject* py_peer_stats(const PeerStats& s) {
 }
 PyObject* py_string(const CoTaskString& s) {
     return to_py(s.get());
+}
+PyObject* py_string_or_none(const CoTaskString& s) {
+    return s.empty() ? Py_NewRef(Py_None) : to_py(s.get());
 }
 
 // --- Object creation ----------------------------------------------------------------
@@ -400,6 +410,108 @@ PyObject* job_verb(PyObject* self, PyObject*) {
     if (FAILED(hr))
         return raise_for(self, hr);
     return PyLong_FromLong(hr);
+}
+
+// One write: write() runs in the MTA with the GIL released; None, or the error raised.
+template <class Write>
+PyObject* write_property(PyObject* self, Write write) {
+    if (!check_open(as_child(self)->manager))
+        return nullptr;
+    HRESULT hr = unlocked(write);
+    if (FAILED(hr))
+        return raise_for(self, hr);
+    Py_RETURN_NONE;
+}
+
+// The job as one of its richer interfaces (IBackgroundCopyJob2, the HTTP options…): asked
+// for in the MTA, where the proxy lives; the proxy keeps what it was given, so a second
+// ask is not a round trip. E_NOINTERFACE where this BITS lacks it.
+template <class I>
+HRESULT job_as(IBackgroundCopyJob* job, ComPtr<I>& out) {
+    return job->QueryInterface(__uuidof(I), reinterpret_cast<void**>(out.put()));
+}
+
+// A setter of a number or enum: (job->*Set)(value), the value checked by the facade.
+template <class T, HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*Set)(T)>
+PyObject* job_set_number(PyObject* self, PyObject* arg) {
+    unsigned long v = PyLong_AsUnsignedLong(arg);
+    if (v == static_cast<unsigned long>(-1) && PyErr_Occurred())
+        return nullptr;
+    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    return write_property(self, [&] { return (job->*Set)(static_cast<T>(v)); });
+}
+
+// A setter of a string: (iface->*Set)(text) on the job or one of its interfaces. None
+// passes a null string where the method takes one (custom headers: remove them all).
+template <class I, HRESULT (STDMETHODCALLTYPE I::*Set)(LPCWSTR), bool NoneIsNull = false>
+PyObject* job_set_string(PyObject* self, PyObject* arg) {
+    WideArg text;
+    if (!(NoneIsNull && arg == Py_None)) {
+        if (!PyUnicode_Check(arg)) {
+            PyErr_SetString(PyExc_TypeError, NoneIsNull ? "expected str or None" : "expected str");
+            return nullptr;
+        }
+        if (!text.set(arg, "the value"))
+            return nullptr;
+    }
+    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    return write_property(self, [&] {
+        ComPtr<I> iface;
+        HRESULT hr = job_as(job, iface);
+        return FAILED(hr) ? hr : (iface.Get()->*Set)(text.get());
+    });
+}
+
+// A string getter through one of the job's interfaces; a null string reads as None.
+template <class I, HRESULT (STDMETHODCALLTYPE I::*Get)(LPWSTR*)>
+PyObject* job_iface_string(PyObject* self, PyObject*) {
+    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    return read_property<CoTaskString>(
+        self,
+        [&](CoTaskString& s) {
+            ComPtr<I> iface;
+            HRESULT hr = job_as(job, iface);
+            return FAILED(hr) ? hr : (iface.Get()->*Get)(s.put());
+        },
+        py_string_or_none);
+}
+
+// IBackgroundCopyJob2::SetCredentials(target, scheme, user, password). The password's
+// copy is wiped by WideArg as soon as the call returns; nothing of it is kept.
+PyObject* job_set_credentials(PyObject* self, PyObject* args) {
+    int target = 0, scheme = 0;
+    PyObject *user_obj = nullptr, *password_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "iiUU:set_credentials", &target, &scheme, &user_obj,
+                          &password_obj))
+        return nullptr;
+    WideArg user, password;
+    if (!user.set(user_obj, "the user name") || !password.set(password_obj, "the password"))
+        return nullptr;
+    BG_AUTH_CREDENTIALS c{};
+    c.Target = static_cast<BG_AUTH_TARGET>(target);
+    c.Scheme = static_cast<BG_AUTH_SCHEME>(scheme);
+    c.Credentials.Basic.UserName = user.get();
+    c.Credentials.Basic.Password = password.get();
+    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    return write_property(self, [&] {
+        ComPtr<IBackgroundCopyJob2> job2;
+        HRESULT hr = job_as(job, job2);
+        return FAILED(hr) ? hr : job2->SetCredentials(&c);
+    });
+}
+
+PyObject* job_remove_credentials(PyObject* self, PyObject* args) {
+    int target = 0, scheme = 0;
+    if (!PyArg_ParseTuple(args, "ii:remove_credentials", &target, &scheme))
+        return nullptr;
+    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    return write_property(self, [&] {
+        ComPtr<IBackgroundCopyJob2> job2;
+        HRESULT hr = job_as(job, job2);
+        return FAILED(hr) ? hr
+                          : job2->RemoveCredentials(static_cast<BG_AUTH_TARGET>(target),
+                                                    static_cast<BG_AUTH_SCHEME>(scheme));
+    });
 }
 
 // --- Manager ------------------------------------------------------------------------
@@ -614,6 +726,7 @@ PyObject* job_add_file(PyObject* self, PyObject* args) {
 }
 
 using Job = IBackgroundCopyJob;
+using HttpOptions = IBackgroundCopyJobHttpOptions;
 
 PyMethodDef job_methods[] = {
     {"id", job_get<GUID, &Job::GetId, py_guid>, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
@@ -636,6 +749,19 @@ PyMethodDef job_methods[] = {
     {"suspend", job_verb<&Job::Suspend>, METH_NOARGS, "Suspend -> HRESULT"},
     {"cancel", job_verb<&Job::Cancel>, METH_NOARGS, "Cancel -> HRESULT"},
     {"complete", job_verb<&Job::Complete>, METH_NOARGS, "Complete -> HRESULT"},
+    {"set_name", job_set_string<Job, &Job::SetDisplayName>, METH_O, "SetDisplayName(str)"},
+    {"set_description", job_set_string<Job, &Job::SetDescription>, METH_O,
+     "SetDescription(str)"},
+    {"set_priority", job_set_number<BG_JOB_PRIORITY, &Job::SetPriority>, METH_O,
+     "SetPriority(int)"},
+    {"set_credentials", job_set_credentials, METH_VARARGS,
+     "IBackgroundCopyJob2::SetCredentials(target, scheme, user, password)"},
+    {"remove_credentials", job_remove_credentials, METH_VARARGS,
+     "IBackgroundCopyJob2::RemoveCredentials(target, scheme)"},
+    {"custom_headers", job_iface_string<HttpOptions, &HttpOptions::GetCustomHeaders>,
+     METH_NOARGS, "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
+    {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders, true>,
+     METH_O, "IBackgroundCopyJobHttpOptions::SetCustomHeaders(str or None)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -918,12 +1044,22 @@ PyObject* native_console_event(PyObject*, PyObject* arg) {
     Py_RETURN_NONE;
 }
 
+// Whether standard input is a console someone can type a password at. isatty() is not
+// enough on Windows: it is true for the NUL device too (a character device), where a
+// password prompt would wait for ever.
+PyObject* native_stdin_is_console(PyObject*, PyObject*) {
+    DWORD mode = 0;
+    return PyBool_FromLong(GetConsoleMode(GetStdHandle(STD_INPUT_HANDLE), &mode) ? 1 : 0);
+}
+
 PyMethodDef module_methods[] = {
     {"connect", native_connect, METH_VARARGS, "connect(clsid_bytes_le=None) -> Manager"},
     {"bits_version", native_bits_version, METH_NOARGS, "bits_version() -> (major, minor)"},
     {"hold_console_close", native_hold_console_close, METH_O,
      "hold_console_close(on): console close, logoff and shutdown become SIGBREAK, and the "
      "process waits for the program to exit"},
+    {"stdin_is_console", native_stdin_is_console, METH_NOARGS,
+     "stdin_is_console() -> whether standard input is a console (not a pipe, file or NUL)"},
     {"_console_event", native_console_event, METH_O,
      "_console_event(event): what the system does on a console event (for the tests)"},
     {nullptr, nullptr, 0, nullptr},

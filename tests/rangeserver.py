@@ -4,6 +4,7 @@ library only: it runs inside the Windows Python under test and in tools/wine.py.
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import threading
@@ -28,6 +29,9 @@ class RangeServer(ThreadingHTTPServer):
         # path -> an HTTP status to answer with no body (401 asks for Basic credentials),
         # or 0: close the connection without answering
         self.answers: dict[str, int] = {}
+        # path -> "user:password": served only with that Basic Authorization, else 401
+        self.logins: dict[str, str] = {}
+        self.headers_seen: list[dict[str, str]] = []  # every request's headers, in order
 
     @property
     def base_url(self) -> str:
@@ -43,7 +47,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _lookup(self) -> bytes | None:
         self.server.requests.append((self.command, self.path, self.headers.get("Range")))
+        self.server.headers_seen.append(dict(self.headers.items()))
         answer = self.server.answers.get(self.path.split("?")[0])
+        login = self.server.logins.get(self.path.split("?")[0])
+        if login is not None:
+            expected = "Basic " + base64.b64encode(login.encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                answer = 401
         if answer is not None:
             if answer:
                 self.send_response(answer)

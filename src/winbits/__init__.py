@@ -22,6 +22,8 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._types import (
+    AuthScheme,
+    CredentialTarget,
     ErrorContext,
     FileProgress,
     FileRecord,
@@ -40,7 +42,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "AuthScheme",
     "BitsError",
+    "CredentialTarget",
     "ErrorContext",
     "File",
     "FileProgress",

@@ -12,11 +12,14 @@ import sys
 import threading
 import uuid
 import warnings
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BitsError, NotSupportedError, PartialCompleteError, from_hresult
 from ._types import (
+    AuthScheme,
+    CredentialTarget,
     ErrorContext,
     FileProgress,
     JobError,
@@ -50,6 +53,10 @@ DEFAULT_THREADS = 4  # measured: benchmarks/bench.py, cold snapshot against Wine
 MAX_URL_LENGTH = 2200
 MAX_PATH = 260
 MAX_NAME_LENGTH = 256  # a job's display name
+MAX_DESCRIPTION_LENGTH = 1024
+MAX_USERNAME_LENGTH = 300  # BG_BASIC_CREDENTIALS' limits
+MAX_PASSWORD_LENGTH = 65536
+E_NOINTERFACE = 0x80004002
 ERROR_NOT_SUPPORTED = 0x80070032
 ERROR_NOACCESS = 0x800703E6
 BG_S_PARTIAL_COMPLETE = 0x00200017
@@ -91,10 +98,58 @@ def _guid_bytes(value: uuid.UUID | str, what: str) -> bytes:
     raise TypeError(f"{what} must be a uuid.UUID or str, not {type(value).__name__}")
 
 
-def _text(value: object, what: str) -> str:
+def _text(value: object, what: str, limit: int | None = None) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters; BITS takes {limit}")
     return value
+
+
+def _auth(target: object, scheme: object) -> tuple[int, int]:
+    """(target, scheme) as BITS' numbers; ValueError for one BITS does not know."""
+    for value, cls in ((target, CredentialTarget), (scheme, AuthScheme)):
+        if isinstance(value, bool) or not isinstance(value, int) or value not in set(cls):
+            raise ValueError(f"{cls.__name__} must be one of {[m.name for m in cls]}: {value!r}")
+    return int(target), int(scheme)  # type: ignore[call-overload]
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def format_headers(headers: Mapping[str, str]) -> str:
+    """The CRLF-separated "Name: value" lines BITS takes. A name must be an HTTP token; a
+    value must not hold CR, LF or NUL (they would smuggle in more headers). The errors
+    name the header, never its value."""
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of name to value, not {type(headers).__name__}")
+    lines = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("header names and values must be str")
+        if not name or not _TOKEN.issuperset(name):
+            raise ValueError(f"not an HTTP header name: {name!r}")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"the value of header {name!r} holds CR, LF or NUL")
+        lines.append(f"{name}: {value}")
+    return "\r\n".join(lines)
+
+
+class _needs:
+    """Turns E_NOINTERFACE from a call into a NotSupportedError that names the BITS
+    version and interface it needs."""
+
+    def __init__(self, version: str, interface: str) -> None:
+        self.version, self.interface = version, interface
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if isinstance(error, NotSupportedError) and error.hresult == E_NOINTERFACE:
+            raise NotSupportedError(
+                E_NOINTERFACE, f"this BITS lacks {self.interface} (BITS {self.version})"
+            ) from None
 
 
 def bits_version() -> tuple[int, int]:
@@ -156,9 +211,7 @@ class Manager:
     def create_job(self, name: str, type: JobType = JobType.DOWNLOAD) -> Job:
         """A new job, SUSPENDED: add files, then resume(). ``name`` is at most 256
         characters (BITS' limit)."""
-        _text(name, "name")
-        if len(name) > MAX_NAME_LENGTH:
-            raise ValueError(f"name is {len(name)} characters; BITS takes {MAX_NAME_LENGTH}")
+        _text(name, "name", MAX_NAME_LENGTH)
         if not isinstance(type, int) or isinstance(type, bool) or type not in set(JobType):
             raise ValueError(f"type must be a JobType, not {type!r}")
         return Job(self._native.create_job(name, int(type)))
@@ -267,6 +320,16 @@ class Job:
                 raise
             return ""
 
+    @name.setter
+    def name(self, value: str) -> None:
+        name = _text(value, "name", MAX_NAME_LENGTH)
+        self._native.set_name(name)
+
+    @description.setter
+    def description(self, value: str) -> None:
+        text = _text(value, "description", MAX_DESCRIPTION_LENGTH)
+        self._native.set_description(text)
+
     @property
     def owner(self) -> str | None:
         """The owner's SID as a string; None where not implemented (Wine)."""
@@ -288,6 +351,68 @@ class Job:
     def priority(self) -> JobPriority | int | None:
         v = self._native.priority()
         return None if v is None else as_enum(JobPriority, v)
+
+    @priority.setter
+    def priority(self, value: JobPriority | int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"priority must be a JobPriority, not {type(value).__name__}")
+        priority = JobPriority(value)  # ValueError outside 0-3
+        self._native.set_priority(priority)
+
+    def set_credentials(
+        self,
+        username: str,
+        password: str,
+        *,
+        target: CredentialTarget | int = CredentialTarget.SERVER,
+        scheme: AuthScheme | int = AuthScheme.BASIC,
+    ) -> None:
+        """Credentials BITS gives the server (or the proxy) when it asks, for this
+        scheme (BITS 2.0, IBackgroundCopyJob2). winbits keeps no copy of the password:
+        its native copy is wiped as soon as BITS has taken it, and it appears in no
+        repr, exception or output of winbits."""
+        target, scheme = _auth(target, scheme)
+        _text(username, "username", MAX_USERNAME_LENGTH)
+        if not username:
+            raise ValueError("username must not be empty")
+        if not isinstance(password, str):
+            raise TypeError(f"password must be str, not {type(password).__name__}")
+        if len(password) > MAX_PASSWORD_LENGTH or "\0" in password:
+            # Says why without a word of the password itself.
+            raise ValueError(f"a password is at most {MAX_PASSWORD_LENGTH} characters, no NUL")
+        with _needs("2.0", "IBackgroundCopyJob2"):
+            self._native.set_credentials(target, scheme, username, password)
+
+    def remove_credentials(
+        self,
+        *,
+        target: CredentialTarget | int = CredentialTarget.SERVER,
+        scheme: AuthScheme | int = AuthScheme.BASIC,
+    ) -> None:
+        """Forget the credentials set for this target and scheme (BITS 2.0)."""
+        target, scheme = _auth(target, scheme)
+        with _needs("2.0", "IBackgroundCopyJob2"):
+            self._native.remove_credentials(target, scheme)
+
+    @property
+    def custom_headers(self) -> dict[str, str]:
+        """HTTP headers sent with every request of this job, name to value (BITS 2.5,
+        IBackgroundCopyJobHttpOptions); {} when none. winbits never prints the values."""
+        with _needs("2.5", "IBackgroundCopyJobHttpOptions"):
+            text = self._native.custom_headers()
+        headers: dict[str, str] = {}
+        for line in (text or "").split("\r\n"):
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip()] = value.strip()
+        return headers
+
+    @custom_headers.setter
+    def custom_headers(self, headers: Mapping[str, str] | None) -> None:
+        """Replaces every custom header; {} or None removes them all."""
+        text = format_headers(headers or {})
+        with _needs("2.5", "IBackgroundCopyJobHttpOptions"):
+            self._native.set_custom_headers(text or None)
 
     @property
     def progress(self) -> JobProgress | None:

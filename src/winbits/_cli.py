@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import math
 import ntpath
@@ -28,9 +29,18 @@ from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 from . import __version__, _counters
-from ._api import MAX_NAME_LENGTH, Job, Manager, connect
+from ._api import MAX_NAME_LENGTH, Job, Manager, connect, format_headers
 from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoundError
-from ._types import JobRecord, JobState, Snapshot, peer_share, percent, visible
+from ._types import (
+    AuthScheme,
+    JobPriority,
+    JobRecord,
+    JobState,
+    Snapshot,
+    peer_share,
+    percent,
+    visible,
+)
 
 COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
 VERBS = {
@@ -506,6 +516,61 @@ def _waiting_for(job: Job, state: JobState | int) -> str:
     return str(state)
 
 
+def _password(args: argparse.Namespace) -> str | None:
+    """The password for --user: from the environment variable --password-env names, or
+    typed at a terminal; never from the command line, where other users can read it."""
+    if args.user is None:
+        if args.password_env:
+            raise UsageError("--password-env goes with --user")
+        return None
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise UsageError(f"the environment variable {args.password_env} is not set")
+        return password
+    if _can_prompt():
+        return getpass.getpass(f"password for {args.user}: ")
+    raise UsageError(
+        "--user needs a password: type it at a terminal, or name an environment "
+        "variable that holds it with --password-env VAR"
+    )
+
+
+def _can_prompt() -> bool:
+    """Whether someone can type at standard input (on Windows, a console: isatty() is
+    true for NUL too)."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        return False
+    if sys.platform == "win32":
+        from . import _native
+
+        return _native.stdin_is_console()
+    return True
+
+
+def apply_settings(job: Job, args: argparse.Namespace, password: str | None) -> None:
+    """The job settings of download's options, before any file is added."""
+    if args.priority is not None:
+        job.priority = JobPriority[args.priority.upper()]
+    if args.headers:
+        job.custom_headers = dict(args.headers)
+    if args.user is not None and password is not None:
+        job.set_credentials(args.user, password, scheme=AuthScheme[args.auth_scheme.upper()])
+
+
+def _header(text: str) -> tuple[str, str]:
+    """--header "Name: value". A refusal names the header, never its value."""
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("give a header as 'Name: value' (no ':' found)")
+    name, value = name.strip(), value.strip()
+    try:
+        format_headers({name: value})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name, value
+
+
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     urls, dest = args.urls, args.dest
     targets = plan_targets(urls, dest, os.path.isdir, os.path.abspath)
@@ -516,11 +581,14 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     for _, path in targets:  # BITS would transfer, then fail to move the file into place
         if not os.path.isdir(os.path.dirname(path)):
             raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
+    password = _password(args)
     progress = ProgressDisplay(sys.stderr)
     name = args.name or f"winbits download {ntpath.basename(targets[0][1])}"
     with _connect(args) as bits:
         job = bits.create_job(name[:MAX_NAME_LENGTH])
         try:
+            apply_settings(job, args, password)
+            password = None
             for url, path in targets:
                 job.add_file(url, path, overwrite=args.force)
             job.resume()
@@ -779,6 +847,32 @@ def build_parser() -> argparse.ArgumentParser:
         "0: wait as long as BITS does)",
     )
     p.add_argument("--name", help="the job's display name (default: winbits download FILE)")
+    p.add_argument(
+        "--priority",
+        choices=[m.name.lower() for m in JobPriority],
+        help="how BITS ranks the job against others (default: normal)",
+    )
+    p.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        metavar="'NAME: VALUE'",
+        help="an HTTP header sent with every request (repeatable; never printed)",
+    )
+    p.add_argument("--user", help="the user name the server (or proxy) asks for")
+    p.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="the environment variable that holds --user's password (else it is asked for "
+        "at the terminal; never on the command line)",
+    )
+    p.add_argument(
+        "--auth-scheme",
+        choices=[m.name.lower() for m in AuthScheme],
+        default="basic",
+        help="how --user's credentials are sent (default: basic)",
+    )
     p.set_defaults(run=cmd_download)
 
     for verb in VERBS:

@@ -59,6 +59,23 @@ class JobPriority(_Named):
     LOW = 3
 
 
+class CredentialTarget(_Named):
+    """BG_AUTH_TARGET: whom credentials are for."""
+
+    SERVER = 1
+    PROXY = 2
+
+
+class AuthScheme(_Named):
+    """BG_AUTH_SCHEME. PASSPORT is accepted by BITS but retired by Microsoft."""
+
+    BASIC = 1
+    DIGEST = 2
+    NTLM = 3
+    NEGOTIATE = 4
+    PASSPORT = 5
+
+
 class ErrorContext(_Named):
     """BG_ERROR_CONTEXT: where a job's error came from."""
 
