@@ -48,6 +48,7 @@ struct JobObject {
     ManagerObject* manager;
     unsigned generation;
     IBackgroundCopyJob* job;
+    std::atomic<void*> ifaces[3];  // Job2, Job4, HttpOptions: asked for once (through<I>)
 };
 
 struct FileObject {
@@ -234,6 +235,10 @@ bool guid_arg(const char* bytes, Py_ssize_t size, GUID* out) {
 template <class T>
 PyObject* py_int(const T& v) {
     return PyLong_FromLong(static_cast<long>(v));
+}
+template <class T>
+PyObject* py_uint(const T& v) {
+    return PyLong_FromUnsignedLongLong(static_cast<unsigned long long>(v));
 }
 PyObject* py_guid(const GUID& g) {
     return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&g), sizeof g);
@@ -423,57 +428,202 @@ PyObject* write_property(PyObject* self, Write write) {
     Py_RETURN_NONE;
 }
 
-// The job as one of its richer interfaces (IBackgroundCopyJob2, the HTTP options…): asked
-// for in the MTA, where the proxy lives; the proxy keeps what it was given, so a second
-// ask is not a round trip. E_NOINTERFACE where this BITS lacks it.
+// The job as one of its richer interfaces, asked for once per job object: in the MTA,
+// where the proxy lives, and kept (released with the job). fn(iface), or E_NOINTERFACE
+// where this BITS lacks the interface.
 template <class I>
-HRESULT job_as(IBackgroundCopyJob* job, ComPtr<I>& out) {
-    return job->QueryInterface(__uuidof(I), reinterpret_cast<void**>(out.put()));
+constexpr int kJobSlot = -1;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob2> = 0;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob4> = 1;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJobHttpOptions> = 2;
+
+template <class I, class Fn>
+HRESULT through(JobObject* j, Fn fn) {
+    if constexpr (std::is_same_v<I, IBackgroundCopyJob>) {
+        return fn(j->job);
+    } else {
+        std::atomic<void*>& slot = j->ifaces[kJobSlot<I>];
+        void* have = slot.load(std::memory_order_acquire);
+        if (!have) {
+            I* got = nullptr;
+            HRESULT hr = j->job->QueryInterface(__uuidof(I), reinterpret_cast<void**>(&got));
+            if (FAILED(hr))
+                return hr;
+            void* expected = nullptr;
+            if (slot.compare_exchange_strong(expected, got, std::memory_order_acq_rel)) {
+                have = got;
+            } else {
+                got->Release();  // another thread kept the same interface first
+                have = expected;
+            }
+        }
+        return fn(static_cast<I*>(have));
+    }
 }
 
-// A setter of a number or enum: (job->*Set)(value), the value checked by the facade.
-template <class T, HRESULT (STDMETHODCALLTYPE IBackgroundCopyJob::*Set)(T)>
+JobObject* job_of(PyObject* self) {
+    return reinterpret_cast<JobObject*>(self);
+}
+
+// A getter of a number, enum or struct through the job or one of its interfaces.
+template <class I, class T, HRESULT (STDMETHODCALLTYPE I::*Get)(T*),
+          PyObject* (*Build)(const T&) = py_uint<T>>
+PyObject* job_iface_get(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return read_property<T>(
+        self, [&](T& v) { return through<I>(job, [&](I* i) { return (i->*Get)(&v); }); }, Build);
+}
+
+// A setter of a number or enum through the job or one of its interfaces; the facade has
+// checked the value's range.
+template <class I, class T, HRESULT (STDMETHODCALLTYPE I::*Set)(T)>
 PyObject* job_set_number(PyObject* self, PyObject* arg) {
     unsigned long v = PyLong_AsUnsignedLong(arg);
     if (v == static_cast<unsigned long>(-1) && PyErr_Occurred())
         return nullptr;
-    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
-    return write_property(self, [&] { return (job->*Set)(static_cast<T>(v)); });
+    JobObject* job = job_of(self);
+    return write_property(
+        self, [&] { return through<I>(job, [&](I* i) { return (i->*Set)(static_cast<T>(v)); }); });
 }
 
-// A setter of a string: (iface->*Set)(text) on the job or one of its interfaces. None
-// passes a null string where the method takes one (custom headers: remove them all).
-template <class I, HRESULT (STDMETHODCALLTYPE I::*Set)(LPCWSTR), bool NoneIsNull = false>
+// str or None into a WideArg: null for None where the method takes a null string.
+bool optional_text(PyObject* arg, WideArg& out, const char* what) {
+    if (arg == Py_None)
+        return true;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str or None", what);
+        return false;
+    }
+    return out.set(arg, what);
+}
+
+// A setter of a string through the job or one of its interfaces. None passes a null
+// string (custom headers: remove them all).
+template <class I, HRESULT (STDMETHODCALLTYPE I::*Set)(LPCWSTR)>
 PyObject* job_set_string(PyObject* self, PyObject* arg) {
     WideArg text;
-    if (!(NoneIsNull && arg == Py_None)) {
-        if (!PyUnicode_Check(arg)) {
-            PyErr_SetString(PyExc_TypeError, NoneIsNull ? "expected str or None" : "expected str");
-            return nullptr;
-        }
-        if (!text.set(arg, "the value"))
-            return nullptr;
-    }
-    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    if (!optional_text(arg, text, "the value"))
+        return nullptr;
+    JobObject* job = job_of(self);
+    return write_property(
+        self, [&] { return through<I>(job, [&](I* i) { return (i->*Set)(text.get()); }); });
+}
+
+// A string getter through the job or one of its interfaces; a null string reads as None.
+template <class I, HRESULT (STDMETHODCALLTYPE I::*Get)(LPWSTR*)>
+PyObject* job_iface_string(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return read_property<CoTaskString>(
+        self,
+        [&](CoTaskString& s) { return through<I>(job, [&](I* i) { return (i->*Get)(s.put()); }); },
+        py_string_or_none);
+}
+
+// Two strings in one call: the proxy list and bypass list, the notify program and its
+// parameters. (first or None, second or None).
+struct StringPair {
+    CoTaskString first, second;
+};
+PyObject* py_string_pair(const StringPair& p) {
+    return Py_BuildValue("(NN)", py_string_or_none(p.first), py_string_or_none(p.second));
+}
+
+PyObject* job_notify_cmd_line(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return read_property<StringPair>(
+        self,
+        [&](StringPair& p) {
+            return through<IBackgroundCopyJob2>(job, [&](IBackgroundCopyJob2* j2) {
+                return j2->GetNotifyCmdLine(p.first.put(), p.second.put());
+            });
+        },
+        py_string_pair);
+}
+
+PyObject* job_set_notify_cmd_line(PyObject* self, PyObject* args) {
+    PyObject *program_obj = nullptr, *params_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "OO:set_notify_cmd_line", &program_obj, &params_obj))
+        return nullptr;
+    WideArg program, params;
+    if (!optional_text(program_obj, program, "program") ||
+        !optional_text(params_obj, params, "parameters"))
+        return nullptr;
+    JobObject* job = job_of(self);
     return write_property(self, [&] {
-        ComPtr<I> iface;
-        HRESULT hr = job_as(job, iface);
-        return FAILED(hr) ? hr : (iface.Get()->*Set)(text.get());
+        return through<IBackgroundCopyJob2>(job, [&](IBackgroundCopyJob2* j2) {
+            return j2->SetNotifyCmdLine(program.get(), params.get());
+        });
     });
 }
 
-// A string getter through one of the job's interfaces; a null string reads as None.
-template <class I, HRESULT (STDMETHODCALLTYPE I::*Get)(LPWSTR*)>
-PyObject* job_iface_string(PyObject* self, PyObject*) {
-    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
-    return read_property<CoTaskString>(
+// (usage, proxy list or None, bypass list or None)
+struct ProxyInfo {
+    BG_JOB_PROXY_USAGE usage = BG_JOB_PROXY_USAGE_PRECONFIG;
+    StringPair lists;
+};
+PyObject* py_proxy(const ProxyInfo& p) {
+    return Py_BuildValue("(kNN)", static_cast<unsigned long>(p.usage),
+                         py_string_or_none(p.lists.first), py_string_or_none(p.lists.second));
+}
+
+PyObject* job_proxy(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return read_property<ProxyInfo>(
         self,
-        [&](CoTaskString& s) {
-            ComPtr<I> iface;
-            HRESULT hr = job_as(job, iface);
-            return FAILED(hr) ? hr : (iface.Get()->*Get)(s.put());
+        [&](ProxyInfo& p) {
+            return job->job->GetProxySettings(&p.usage, p.lists.first.put(), p.lists.second.put());
         },
-        py_string_or_none);
+        py_proxy);
+}
+
+PyObject* job_set_proxy(PyObject* self, PyObject* args) {
+    unsigned long usage = 0;
+    PyObject *list_obj = nullptr, *bypass_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "kOO:set_proxy", &usage, &list_obj, &bypass_obj))
+        return nullptr;
+    WideArg list, bypass;
+    if (!optional_text(list_obj, list, "the proxy list") ||
+        !optional_text(bypass_obj, bypass, "the bypass list"))
+        return nullptr;
+    JobObject* job = job_of(self);
+    return write_property(self, [&] {
+        return job->job->SetProxySettings(static_cast<BG_JOB_PROXY_USAGE>(usage), list.get(),
+                                          bypass.get());
+    });
+}
+
+PyObject* py_reply_progress(const BG_JOB_REPLY_PROGRESS& p) {
+    return Py_BuildValue("(KK)", p.BytesTotal, p.BytesTransferred);
+}
+
+// The reply of an upload-reply job, as bytes (BITS allocates it; freed here).
+struct ReplyData {
+    byte* data = nullptr;
+    UINT64 size = 0;
+    ReplyData() = default;
+    ReplyData(const ReplyData&) = delete;
+    ReplyData& operator=(const ReplyData&) = delete;
+    ~ReplyData() { CoTaskMemFree(data); }
+};
+PyObject* py_reply_data(const ReplyData& r) {
+    if (r.size > static_cast<UINT64>(PY_SSIZE_T_MAX))
+        return PyErr_NoMemory();
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r.data),
+                                     r.data ? static_cast<Py_ssize_t>(r.size) : 0);
+}
+
+PyObject* job_reply_data(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return read_property<ReplyData>(
+        self,
+        [&](ReplyData& r) {
+            return through<IBackgroundCopyJob2>(
+                job, [&](IBackgroundCopyJob2* j2) { return j2->GetReplyData(&r.data, &r.size); });
+        },
+        py_reply_data);
 }
 
 // IBackgroundCopyJob2::SetCredentials(target, scheme, user, password). The password's
@@ -481,8 +631,7 @@ PyObject* job_iface_string(PyObject* self, PyObject*) {
 PyObject* job_set_credentials(PyObject* self, PyObject* args) {
     int target = 0, scheme = 0;
     PyObject *user_obj = nullptr, *password_obj = nullptr;
-    if (!PyArg_ParseTuple(args, "iiUU:set_credentials", &target, &scheme, &user_obj,
-                          &password_obj))
+    if (!PyArg_ParseTuple(args, "iiUU:set_credentials", &target, &scheme, &user_obj, &password_obj))
         return nullptr;
     WideArg user, password;
     if (!user.set(user_obj, "the user name") || !password.set(password_obj, "the password"))
@@ -492,11 +641,10 @@ PyObject* job_set_credentials(PyObject* self, PyObject* args) {
     c.Scheme = static_cast<BG_AUTH_SCHEME>(scheme);
     c.Credentials.Basic.UserName = user.get();
     c.Credentials.Basic.Password = password.get();
-    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    JobObject* job = job_of(self);
     return write_property(self, [&] {
-        ComPtr<IBackgroundCopyJob2> job2;
-        HRESULT hr = job_as(job, job2);
-        return FAILED(hr) ? hr : job2->SetCredentials(&c);
+        return through<IBackgroundCopyJob2>(
+            job, [&](IBackgroundCopyJob2* j2) { return j2->SetCredentials(&c); });
     });
 }
 
@@ -504,13 +652,12 @@ PyObject* job_remove_credentials(PyObject* self, PyObject* args) {
     int target = 0, scheme = 0;
     if (!PyArg_ParseTuple(args, "ii:remove_credentials", &target, &scheme))
         return nullptr;
-    IBackgroundCopyJob* job = reinterpret_cast<JobObject*>(self)->job;
+    JobObject* job = job_of(self);
     return write_property(self, [&] {
-        ComPtr<IBackgroundCopyJob2> job2;
-        HRESULT hr = job_as(job, job2);
-        return FAILED(hr) ? hr
-                          : job2->RemoveCredentials(static_cast<BG_AUTH_TARGET>(target),
-                                                    static_cast<BG_AUTH_SCHEME>(scheme));
+        return through<IBackgroundCopyJob2>(job, [&](IBackgroundCopyJob2* j2) {
+            return j2->RemoveCredentials(static_cast<BG_AUTH_TARGET>(target),
+                                         static_cast<BG_AUTH_SCHEME>(scheme));
+        });
     });
 }
 
@@ -666,6 +813,8 @@ JobObject* as_job(PyObject* self) {
 }
 
 void release_job(JobObject* j) {
+    for (auto& iface : j->ifaces)
+        release_in_mta(static_cast<IUnknown*>(iface.exchange(nullptr)));
     release_in_mta(j->job);
 }
 
@@ -726,6 +875,8 @@ PyObject* job_add_file(PyObject* self, PyObject* args) {
 }
 
 using Job = IBackgroundCopyJob;
+using Job2 = IBackgroundCopyJob2;
+using Job4 = IBackgroundCopyJob4;
 using HttpOptions = IBackgroundCopyJobHttpOptions;
 
 PyMethodDef job_methods[] = {
@@ -749,19 +900,55 @@ PyMethodDef job_methods[] = {
     {"suspend", job_verb<&Job::Suspend>, METH_NOARGS, "Suspend -> HRESULT"},
     {"cancel", job_verb<&Job::Cancel>, METH_NOARGS, "Cancel -> HRESULT"},
     {"complete", job_verb<&Job::Complete>, METH_NOARGS, "Complete -> HRESULT"},
+    {"take_ownership", job_verb<&Job::TakeOwnership>, METH_NOARGS, "TakeOwnership -> HRESULT"},
+    // Settings: a getter and a setter each, one line per BITS method.
     {"set_name", job_set_string<Job, &Job::SetDisplayName>, METH_O, "SetDisplayName(str)"},
-    {"set_description", job_set_string<Job, &Job::SetDescription>, METH_O,
-     "SetDescription(str)"},
-    {"set_priority", job_set_number<BG_JOB_PRIORITY, &Job::SetPriority>, METH_O,
+    {"set_description", job_set_string<Job, &Job::SetDescription>, METH_O, "SetDescription(str)"},
+    {"set_priority", job_set_number<Job, BG_JOB_PRIORITY, &Job::SetPriority>, METH_O,
      "SetPriority(int)"},
+    {"minimum_retry_delay", job_iface_get<Job, ULONG, &Job::GetMinimumRetryDelay>, METH_NOARGS,
+     "GetMinimumRetryDelay -> seconds"},
+    {"set_minimum_retry_delay", job_set_number<Job, ULONG, &Job::SetMinimumRetryDelay>, METH_O,
+     "SetMinimumRetryDelay(seconds)"},
+    {"no_progress_timeout", job_iface_get<Job, ULONG, &Job::GetNoProgressTimeout>, METH_NOARGS,
+     "GetNoProgressTimeout -> seconds"},
+    {"set_no_progress_timeout", job_set_number<Job, ULONG, &Job::SetNoProgressTimeout>, METH_O,
+     "SetNoProgressTimeout(seconds)"},
+    {"error_count", job_iface_get<Job, ULONG, &Job::GetErrorCount>, METH_NOARGS, "GetErrorCount"},
+    {"proxy", job_proxy, METH_NOARGS, "GetProxySettings -> (usage, list, bypass)"},
+    {"set_proxy", job_set_proxy, METH_VARARGS, "SetProxySettings(usage, list, bypass)"},
+    {"maximum_download_time", job_iface_get<Job4, ULONG, &Job4::GetMaximumDownloadTime>,
+     METH_NOARGS, "IBackgroundCopyJob4::GetMaximumDownloadTime -> seconds"},
+    {"set_maximum_download_time", job_set_number<Job4, ULONG, &Job4::SetMaximumDownloadTime>,
+     METH_O, "IBackgroundCopyJob4::SetMaximumDownloadTime(seconds)"},
+    {"peer_caching", job_iface_get<Job4, DWORD, &Job4::GetPeerCachingFlags>, METH_NOARGS,
+     "IBackgroundCopyJob4::GetPeerCachingFlags"},
+    {"set_peer_caching", job_set_number<Job4, DWORD, &Job4::SetPeerCachingFlags>, METH_O,
+     "IBackgroundCopyJob4::SetPeerCachingFlags(flags)"},
+    {"owner_integrity_level", job_iface_get<Job4, ULONG, &Job4::GetOwnerIntegrityLevel>,
+     METH_NOARGS, "IBackgroundCopyJob4::GetOwnerIntegrityLevel"},
+    {"owner_elevated", job_iface_get<Job4, BOOL, &Job4::GetOwnerElevationState, py_bool>,
+     METH_NOARGS, "IBackgroundCopyJob4::GetOwnerElevationState"},
+    {"notify_cmd_line", job_notify_cmd_line, METH_NOARGS,
+     "IBackgroundCopyJob2::GetNotifyCmdLine -> (program, parameters)"},
+    {"set_notify_cmd_line", job_set_notify_cmd_line, METH_VARARGS,
+     "IBackgroundCopyJob2::SetNotifyCmdLine(program, parameters)"},
+    {"reply_file_name", job_iface_string<Job2, &Job2::GetReplyFileName>, METH_NOARGS,
+     "IBackgroundCopyJob2::GetReplyFileName"},
+    {"set_reply_file_name", job_set_string<Job2, &Job2::SetReplyFileName>, METH_O,
+     "IBackgroundCopyJob2::SetReplyFileName(str or None)"},
+    {"reply_progress",
+     job_iface_get<Job2, BG_JOB_REPLY_PROGRESS, &Job2::GetReplyProgress, py_reply_progress>,
+     METH_NOARGS, "IBackgroundCopyJob2::GetReplyProgress -> (total, transferred)"},
+    {"reply_data", job_reply_data, METH_NOARGS, "IBackgroundCopyJob2::GetReplyData -> bytes"},
     {"set_credentials", job_set_credentials, METH_VARARGS,
      "IBackgroundCopyJob2::SetCredentials(target, scheme, user, password)"},
     {"remove_credentials", job_remove_credentials, METH_VARARGS,
      "IBackgroundCopyJob2::RemoveCredentials(target, scheme)"},
-    {"custom_headers", job_iface_string<HttpOptions, &HttpOptions::GetCustomHeaders>,
-     METH_NOARGS, "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
-    {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders, true>,
-     METH_O, "IBackgroundCopyJobHttpOptions::SetCustomHeaders(str or None)"},
+    {"custom_headers", job_iface_string<HttpOptions, &HttpOptions::GetCustomHeaders>, METH_NOARGS,
+     "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
+    {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders>, METH_O,
+     "IBackgroundCopyJobHttpOptions::SetCustomHeaders(str or None)"},
     {nullptr, nullptr, 0, nullptr},
 };
 

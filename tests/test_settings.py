@@ -15,7 +15,17 @@ import pytest
 from conftest import wait_for_state, windows_only
 
 import winbits
-from winbits import AuthScheme, CredentialTarget, JobPriority, JobState
+from winbits import (
+    AuthScheme,
+    CredentialTarget,
+    JobPriority,
+    JobState,
+    JobType,
+    PeerCaching,
+    ProxySettings,
+    ProxyUsage,
+    ReplyProgress,
+)
 from winbits._api import Job, format_headers
 
 PASSWORD = "s3cret-Pa55-" + uuid.uuid4().hex  # found nowhere it should not be
@@ -54,6 +64,23 @@ class _NoCom:
         (lambda j: setattr(j, "custom_headers", {"": "1"}), ValueError),
         (lambda j: setattr(j, "custom_headers", {"X-A": 1}), TypeError),
         (lambda j: setattr(j, "custom_headers", [("X-A", "1")]), TypeError),
+        (lambda j: setattr(j, "minimum_retry_delay", -1), ValueError),
+        (lambda j: setattr(j, "no_progress_timeout", 2**32), ValueError),
+        (lambda j: setattr(j, "maximum_download_time", 1.5), TypeError),
+        (lambda j: setattr(j, "minimum_retry_delay", True), TypeError),
+        (lambda j: setattr(j, "peer_caching", 8), ValueError),
+        (lambda j: setattr(j, "peer_caching", -1), ValueError),
+        (lambda j: setattr(j, "owner_elevated", True), AttributeError),
+        (lambda j: setattr(j, "error_count", 0), AttributeError),
+        (lambda j: setattr(j, "proxy", ProxySettings(ProxyUsage.OVERRIDE)), ValueError),
+        (lambda j: setattr(j, "proxy", ProxySettings(ProxyUsage.NO_PROXY, ("p:1",))), ValueError),
+        (lambda j: setattr(j, "proxy", ProxySettings(ProxyUsage.OVERRIDE, ("a b",))), ValueError),
+        (lambda j: setattr(j, "proxy", ProxySettings(ProxyUsage.OVERRIDE, ("p\0",))), ValueError),
+        (lambda j: setattr(j, "proxy", ProxySettings(ProxyUsage.OVERRIDE, "p:1")), TypeError),  # type: ignore[arg-type]
+        (lambda j: setattr(j, "proxy", 9), ValueError),
+        (lambda j: setattr(j, "notify_command_line", ("", "x")), ValueError),
+        (lambda j: setattr(j, "notify_command_line", "prog.exe"), TypeError),
+        (lambda j: setattr(j, "reply_file_name", 5), TypeError),
     ],
 )
 def test_bad_settings_are_refused_before_any_com_call(call, error):
@@ -212,3 +239,149 @@ def test_a_bad_header_option_is_refused_without_its_value(tmp_path):
         "download", "http://127.0.0.1:9/x", str(tmp_path / "x"), "--header", "tok" + HEADER_VALUE
     )
     assert r.returncode == 1 and "no ':' found" in r.stderr and HEADER_VALUE not in r.stderr
+
+
+@windows_only
+def test_settings_reach_the_double_with_one_call_each(double):
+    job_id = uuid.UUID(double.add_job("before"))
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(job_id)
+        double.clear_calls()
+        job.name = "after"
+        job.description = "what it is for"
+        job.priority = JobPriority.HIGH
+        assert double.calls() == {
+            "Job.SetDisplayName": 1,
+            "Job.SetDescription": 1,
+            "Job.SetPriority": 1,
+        }
+        assert (job.name, job.description, job.priority) == (
+            "after",
+            "what it is for",
+            JobPriority.HIGH,
+        )
+
+
+@windows_only
+def test_a_job_without_job2_or_http_options_says_which_bits_has_them(double):
+    """Jobs that are IBackgroundCopyJob only, as BITS 1.x's were."""
+    double.reset(job_level=1)
+    job_id = uuid.UUID(double.add_job("old"))
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(job_id)
+        with pytest.raises(
+            winbits.NotSupportedError, match=r"IBackgroundCopyJob2 \(BITS 2\.0\)"
+        ) as e:
+            job.set_credentials("alice", PASSWORD)
+        assert PASSWORD not in str(e.value) and PASSWORD not in repr(e.value)
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyJob2 \(BITS 2\.0\)"):
+            job.remove_credentials()
+        with pytest.raises(winbits.NotSupportedError, match=r"HttpOptions \(BITS 2\.5\)"):
+            job.custom_headers = {"X-A": HEADER_VALUE}
+        with pytest.raises(winbits.NotSupportedError, match=r"HttpOptions \(BITS 2\.5\)"):
+            _ = job.custom_headers
+
+
+@windows_only
+def test_every_setting_round_trips_through_the_double_with_one_call_each_way(double):
+    job_id = double.add_job("settings", type=int(JobType.UPLOAD_REPLY))
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        assert job.custom_headers == {}  # none set: S_FALSE and a null string
+        writes = {
+            "minimum_retry_delay": 45,
+            "no_progress_timeout": 2**32 - 1,
+            "maximum_download_time": 3600,
+            "peer_caching": PeerCaching.DISABLE_BRANCH_CACHE,
+            "proxy": ProxySettings(
+                ProxyUsage.OVERRIDE, ("http://p1:8080", "p2:3128"), ("<local>",)
+            ),
+            "notify_command_line": (r"C:\tools\notify.exe", "--job done"),
+            "reply_file_name": r"C:\replies\r.bin",
+            "custom_headers": {"X-One": HEADER_VALUE, "X-Two": "2"},
+        }
+        double.clear_calls()
+        for name, value in writes.items():
+            setattr(job, name, value)
+        for name, value in writes.items():
+            assert getattr(job, name) == value, name
+        job.set_credentials(
+            "carol", PASSWORD, target=CredentialTarget.PROXY, scheme=AuthScheme.NTLM
+        )
+        job.set_credentials("dave", PASSWORD)
+        job.remove_credentials(target=CredentialTarget.PROXY, scheme=AuthScheme.NTLM)
+        assert double.credentials(job_id) == ["1/1/dave"]
+        assert job.owner_integrity_level == 0x2000 and job.owner_elevated is False
+        assert job.error_count == 0
+        assert job.reply_progress == ReplyProgress(5, 5)
+        assert job.reply_data() == b"reply"
+        assert isinstance(job.peer_caching, PeerCaching)
+        calls = double.calls()
+        # Each interface is asked for once per job object: IBackgroundCopyJob4 and 2 here
+        # (the HTTP options were asked for before the count was cleared).
+        assert calls.pop("Job.QueryInterface") == 2
+        assert calls == {
+            **{f"Job.{verb}{m}": 1 for verb in ("Set", "Get") for m in (
+                "MinimumRetryDelay", "NoProgressTimeout", "MaximumDownloadTime",
+                "PeerCachingFlags", "ProxySettings", "NotifyCmdLine", "ReplyFileName")},
+            "Http.SetCustomHeaders": 1,
+            "Http.GetCustomHeaders": 1,
+            "Job.SetCredentials": 2,
+            "Job.RemoveCredentials": 1,
+            "Job.GetOwnerIntegrityLevel": 1,
+            "Job.GetOwnerElevationState": 1,
+            "Job.GetErrorCount": 1,
+            "Job.GetReplyProgress": 1,
+            "Job.GetReplyData": 1,
+            "Job.GetPeerCachingFlags": 2,
+        }  # fmt: skip
+
+
+@windows_only
+def test_a_getter_bits_does_not_implement_reads_none_and_a_setter_raises(double):
+    job_id = uuid.UUID(double.add_job("notimpl"))
+    double.fail("Job.GetMaximumDownloadTime", 0x80004001)
+    double.fail("Job.SetMaximumDownloadTime", 0x80004001)
+    double.fail("Job.GetProxySettings", 0x80004001)
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(job_id)
+        assert job.maximum_download_time is None
+        assert job.proxy is None
+        with pytest.raises(winbits.NotSupportedError) as e:
+            job.maximum_download_time = 10
+        assert e.value.hresult == 0x80004001
+
+
+@windows_only
+def test_bits_own_refusal_comes_through_as_its_error(double):
+    """A reply file name on a job that is not UPLOAD_REPLY: BITS says BG_E_INVALID_STATE."""
+    job_id = uuid.UUID(double.add_job("download"))
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(job_id)
+        with pytest.raises(winbits.InvalidStateError):
+            job.reply_file_name = r"C:\replies\r.bin"
+        with pytest.raises(winbits.InvalidStateError):
+            job.reply_data()
+
+
+@windows_only
+def test_what_wine_does_with_the_settings_it_stubs(bits):
+    """Wine accepts and forgets some settings, and lacks others (docs/testbed.md): what
+    winbits then says, so that a user sees None or NotSupportedError, never a crash."""
+    job = bits.create_job("winbits wine settings test")
+    job.minimum_retry_delay = 77  # accepted; Wine's getter answers a constant
+    job.no_progress_timeout = 1234
+    job.maximum_download_time = 3600
+    job.peer_caching = PeerCaching.DISABLE_BRANCH_CACHE
+    assert isinstance(job.minimum_retry_delay, int)
+    for name, value in (
+        ("proxy", ProxyUsage.NO_PROXY),
+        ("notify_command_line", (r"C:\windows\notepad.exe", "")),
+    ):
+        try:
+            setattr(job, name, value)
+        except winbits.NotSupportedError as e:
+            assert e.hresult == 0x80004001
+        else:
+            assert getattr(job, name) in (value, ProxySettings(ProxyUsage.NO_PROXY))
+    job.cancel()

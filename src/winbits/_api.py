@@ -12,7 +12,7 @@ import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,11 @@ from ._types import (
     JobState,
     JobTimes,
     JobType,
+    PeerCaching,
     PeerStats,
+    ProxySettings,
+    ProxyUsage,
+    ReplyProgress,
     Snapshot,
     as_enum,
     filetime_to_datetime,
@@ -57,6 +61,7 @@ MAX_DESCRIPTION_LENGTH = 1024
 MAX_USERNAME_LENGTH = 300  # BG_BASIC_CREDENTIALS' limits
 MAX_PASSWORD_LENGTH = 65536
 E_NOINTERFACE = 0x80004002
+E_NOTIMPL = 0x80004001
 ERROR_NOT_SUPPORTED = 0x80070032
 ERROR_NOACCESS = 0x800703E6
 BG_S_PARTIAL_COMPLETE = 0x00200017
@@ -150,6 +155,69 @@ class _needs:
             raise NotSupportedError(
                 E_NOINTERFACE, f"this BITS lacks {self.interface} (BITS {self.version})"
             ) from None
+
+
+_JOB2 = _needs("2.0", "IBackgroundCopyJob2")
+_HTTP = _needs("2.5", "IBackgroundCopyJobHttpOptions")
+_JOB4 = _needs("3.0", "IBackgroundCopyJob4")
+_NO_NEEDS = _needs("1.0", "IBackgroundCopyJob")
+MAX_ULONG = 0xFFFFFFFF
+
+
+def _seconds(value: object, what: str) -> int:
+    """A count of seconds BITS keeps in a ULONG."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int of seconds, not {type(value).__name__}")
+    if not 0 <= value <= MAX_ULONG:
+        raise ValueError(f"{what} must be 0 to {MAX_ULONG} seconds, not {value}")
+    return value
+
+
+def _peer_flags(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be PeerCaching flags, not {type(value).__name__}")
+    if value & ~int(PeerCaching(7)) or value < 0:
+        raise ValueError(f"{what} takes PeerCaching flags (1, 2, 4), not {value}")
+    return value
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+class _Setting:
+    """A job setting read live from BITS and, where it has a setter, written through it:
+    one line per property in Job. A getter this BITS does not implement reads None; a
+    setter it does not implement raises NotSupportedError, as does an interface it lacks."""
+
+    def __init__(
+        self,
+        native: str,
+        *,
+        check: Callable[[object, str], object] | None = None,
+        build: Callable[[Any], object] | None = None,
+        needs: _needs = _NO_NEEDS,
+        doc: str = "",
+    ) -> None:
+        self.native, self.check, self.build, self.needs = native, check, build, needs
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, job: Job | None, owner: type | None = None) -> Any:
+        if job is None:
+            return self
+        with self.needs:
+            value = getattr(job._native, self.native)()
+        return value if value is None or self.build is None else self.build(value)
+
+    def __set__(self, job: Job, value: object) -> None:
+        if self.check is None:
+            raise AttributeError(f"{self.name} is read-only")
+        checked = self.check(value, self.name)
+        with self.needs:
+            getattr(job._native, "set_" + self.native)(checked)
 
 
 def bits_version() -> tuple[int, int]:
@@ -308,6 +376,11 @@ class Job:
         """The display name ("" where not implemented)."""
         return self._native.name() or ""
 
+    @name.setter
+    def name(self, value: str) -> None:
+        name = _text(value, "name", MAX_NAME_LENGTH)
+        self._native.set_name(name)
+
     @property
     def description(self) -> str | None:
         """The description ("" where none was set)."""
@@ -319,11 +392,6 @@ class Job:
             if e.hresult != ERROR_NOACCESS:
                 raise
             return ""
-
-    @name.setter
-    def name(self, value: str) -> None:
-        name = _text(value, "name", MAX_NAME_LENGTH)
-        self._native.set_name(name)
 
     @description.setter
     def description(self, value: str) -> None:
@@ -359,6 +427,121 @@ class Job:
         priority = JobPriority(value)  # ValueError outside 0-3
         self._native.set_priority(priority)
 
+    minimum_retry_delay = _Setting(
+        "minimum_retry_delay",
+        check=_seconds,
+        doc="Seconds BITS waits after a transient error before it tries again.",
+    )
+    no_progress_timeout = _Setting(
+        "no_progress_timeout",
+        check=_seconds,
+        doc="Seconds without progress after which a transient error becomes ERROR.",
+    )
+    maximum_download_time = _Setting(
+        "maximum_download_time",
+        check=_seconds,
+        needs=_JOB4,
+        doc="Seconds the job may take in all before it fails (0: no limit; BITS 3.0).",
+    )
+    peer_caching = _Setting(
+        "peer_caching",
+        check=_peer_flags,
+        build=PeerCaching,
+        needs=_JOB4,
+        doc="PeerCaching flags; PeerCaching.DISABLE_BRANCH_CACHE keeps this job's bytes "
+        "from BranchCache peers (BITS 3.0).",
+    )
+    owner_integrity_level = _Setting(
+        "owner_integrity_level", needs=_JOB4, doc="The owner's integrity level (BITS 3.0)."
+    )
+    owner_elevated = _Setting(
+        "owner_elevated", needs=_JOB4, doc="Whether the owner was elevated (BITS 3.0)."
+    )
+    error_count = _Setting("error_count", doc="How many times the job has met an error.")
+    reply_file_name = _Setting(
+        "reply_file_name",
+        check=_optional_text,
+        needs=_JOB2,
+        doc="Where an UPLOAD_REPLY job's reply lands (None: BITS picks; BITS 2.0). Set it "
+        "before the job is resumed.",
+    )
+    reply_progress = _Setting(
+        "reply_progress",
+        build=lambda t: ReplyProgress(size_or_none(t[0]), t[1]),
+        needs=_JOB2,
+        doc="The reply's progress of an UPLOAD_REPLY job (BITS 2.0).",
+    )
+
+    def reply_data(self) -> bytes:
+        """The reply of an UPLOAD_REPLY job, in memory (BITS 2.0)."""
+        with _JOB2:
+            data = self._native.reply_data()
+        if data is None:
+            raise NotSupportedError(E_NOTIMPL, "this BITS does not give reply data")
+        return data
+
+    def take_ownership(self) -> None:
+        """Make the calling user the job's owner (needs administrator rights)."""
+        self._native.take_ownership()
+
+    @property
+    def proxy(self) -> ProxySettings | None:
+        """How the job reaches the server: a ProxySettings; None where not implemented."""
+        raw = self._native.proxy()
+        if raw is None:
+            return None
+        usage, proxies, bypass = raw
+        return ProxySettings(
+            as_enum(ProxyUsage, usage),
+            tuple((proxies or "").split()),
+            tuple((bypass or "").split()),
+        )
+
+    @proxy.setter
+    def proxy(self, value: ProxySettings | ProxyUsage | int) -> None:
+        """A ProxyUsage alone, or ProxySettings(OVERRIDE, proxies, bypass)."""
+        settings = value if isinstance(value, ProxySettings) else ProxySettings(value)
+        usage = settings.usage
+        if isinstance(usage, bool) or not isinstance(usage, int) or usage not in set(ProxyUsage):
+            raise ValueError(f"usage must be a ProxyUsage, not {usage!r}")
+        lists = []
+        for what, items in (("proxies", settings.proxies), ("bypass", settings.bypass)):
+            if isinstance(items, str) or not all(isinstance(i, str) for i in items):
+                raise TypeError(f"{what} must be a sequence of str")
+            for item in items:
+                if not item or any(c.isspace() or c == "\0" for c in item):
+                    raise ValueError(f"a {what} entry must be one word, not {item!r}")
+            lists.append(" ".join(items) or None)
+        if usage == ProxyUsage.OVERRIDE and not lists[0]:
+            raise ValueError("ProxyUsage.OVERRIDE needs at least one proxy")
+        if usage != ProxyUsage.OVERRIDE and any(lists):
+            raise ValueError("proxies and bypass go only with ProxyUsage.OVERRIDE")
+        self._native.set_proxy(int(usage), *lists)
+
+    @property
+    def notify_command_line(self) -> tuple[str, str] | None:
+        """The program BITS starts when the job is transferred or fails, and its
+        parameters; None when none is set or not implemented (BITS 2.0)."""
+        with _JOB2:
+            raw = self._native.notify_cmd_line()
+        if raw is None or raw[0] is None:
+            return None
+        return raw[0], raw[1] or ""
+
+    @notify_command_line.setter
+    def notify_command_line(self, value: tuple[str, str] | None) -> None:
+        if value is None:
+            program, parameters = None, None
+        else:
+            if isinstance(value, str) or len(value) != 2:
+                raise TypeError("notify_command_line is (program, parameters) or None")
+            program = _text(value[0], "program", MAX_PATH)
+            parameters = _text(value[1], "parameters", 4000)
+            if not program:
+                raise ValueError("program must not be empty")
+        with _JOB2:
+            self._native.set_notify_cmd_line(program, parameters)
+
     def set_credentials(
         self,
         username: str,
@@ -380,7 +563,7 @@ class Job:
         if len(password) > MAX_PASSWORD_LENGTH or "\0" in password:
             # Says why without a word of the password itself.
             raise ValueError(f"a password is at most {MAX_PASSWORD_LENGTH} characters, no NUL")
-        with _needs("2.0", "IBackgroundCopyJob2"):
+        with _JOB2:
             self._native.set_credentials(target, scheme, username, password)
 
     def remove_credentials(
@@ -391,14 +574,14 @@ class Job:
     ) -> None:
         """Forget the credentials set for this target and scheme (BITS 2.0)."""
         target, scheme = _auth(target, scheme)
-        with _needs("2.0", "IBackgroundCopyJob2"):
+        with _JOB2:
             self._native.remove_credentials(target, scheme)
 
     @property
     def custom_headers(self) -> dict[str, str]:
         """HTTP headers sent with every request of this job, name to value (BITS 2.5,
         IBackgroundCopyJobHttpOptions); {} when none. winbits never prints the values."""
-        with _needs("2.5", "IBackgroundCopyJobHttpOptions"):
+        with _HTTP:
             text = self._native.custom_headers()
         headers: dict[str, str] = {}
         for line in (text or "").split("\r\n"):
@@ -411,7 +594,7 @@ class Job:
     def custom_headers(self, headers: Mapping[str, str] | None) -> None:
         """Replaces every custom header; {} or None removes them all."""
         text = format_headers(headers or {})
-        with _needs("2.5", "IBackgroundCopyJobHttpOptions"):
+        with _HTTP:
             self._native.set_custom_headers(text or None)
 
     @property

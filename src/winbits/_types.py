@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import uuid
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 from typing import NamedTuple, TypeVar
 
 SIZE_UNKNOWN = 0xFFFFFFFFFFFFFFFF  # BG_SIZE_UNKNOWN
@@ -74,6 +74,25 @@ class AuthScheme(_Named):
     NTLM = 3
     NEGOTIATE = 4
     PASSPORT = 5
+
+
+class ProxyUsage(_Named):
+    """BG_JOB_PROXY_USAGE."""
+
+    PRECONFIG = 0  # the user's Internet settings
+    NO_PROXY = 1
+    OVERRIDE = 2  # the job's own proxy list and bypass list
+    AUTODETECT = 3
+
+
+class PeerCaching(IntFlag):
+    """IBackgroundCopyJob4's peer caching flags. DISABLE_BRANCH_CACHE is the one that
+    matters: since BITS 4.0 peer caching is BranchCache, and CLIENT and SERVER (BITS 3.0's
+    own peer caching) are deprecated and ignored."""
+
+    CLIENT = 1
+    SERVER = 2
+    DISABLE_BRANCH_CACHE = 4
 
 
 class ErrorContext(_Named):
@@ -150,6 +169,22 @@ class JobProgress(NamedTuple):
     @property
     def percent(self) -> float | None:
         return percent(self.bytes_transferred, self.bytes_total)
+
+
+class ProxySettings(NamedTuple):
+    """A job's proxy: how it is chosen, and with OVERRIDE the proxies and the hosts that
+    bypass them (BITS' own syntax, e.g. "<local>")."""
+
+    usage: ProxyUsage | int
+    proxies: tuple[str, ...] = ()
+    bypass: tuple[str, ...] = ()
+
+
+class ReplyProgress(NamedTuple):
+    """The reply of an UPLOAD_REPLY job (total None while unknown)."""
+
+    bytes_total: int | None
+    bytes_transferred: int
 
 
 class FileProgress(NamedTuple):

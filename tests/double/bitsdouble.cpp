@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -45,6 +46,13 @@ struct JobData {
     bool gone = false;  // cancelled or completed: out of the queue
     std::vector<FileData> files;
     IBackgroundCopyJob* object = nullptr;  // the live COM object, reused as servers do
+    // Settings, with Windows' defaults.
+    ULONG retry_delay = 600, no_progress = 1209600, max_time = 7776000, errors = 0;
+    BG_JOB_PROXY_USAGE proxy_usage = BG_JOB_PROXY_USAGE_PRECONFIG;
+    std::wstring proxy_list, proxy_bypass, notify_program, notify_params, reply_name, headers;
+    bool has_notify = false, has_reply_name = false, has_headers = false;
+    DWORD peer_flags = 0, security_flags = 0;
+    std::vector<std::wstring> credentials;  // "target/scheme/user" of each set; no password
 };
 
 struct Fault {
@@ -56,6 +64,7 @@ SRWLOCK g_lock = SRWLOCK_INIT;
 std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
 int g_file_level = 4;  // the highest IBackgroundCopyFileN this "server" implements
+int g_job_level = 4;   // the highest IBackgroundCopyJobN (3 and up: the HTTP options too)
 bool g_admin = false;
 bool g_stable_identity = true;    // hand out the same job object in every enumeration
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
@@ -397,7 +406,67 @@ private:
     std::shared_ptr<JobData> job_;
 };
 
-class Job : public Object<IBackgroundCopyJob> {
+// The job's IBackgroundCopyJobHttpOptions: a part of the job with its own vtable, whose
+// IUnknown is the job's.
+class HttpPart : public IBackgroundCopyJobHttpOptions {
+public:
+    HttpPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
+        : outer_(outer), data_(std::move(data)) {}
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        return outer_->QueryInterface(riid, out);
+    }
+    ULONG STDMETHODCALLTYPE AddRef() override { return outer_->AddRef(); }
+    ULONG STDMETHODCALLTYPE Release() override { return outer_->Release(); }
+#define HTTP_ENTER(name) \
+    ENTER("Http." name); \
+    Locked l;            \
+    if (data_->gone)     \
+    return winbits::kBgNotFound
+    HRESULT STDMETHODCALLTYPE SetCustomHeaders(LPCWSTR v) override {
+        HTTP_ENTER("SetCustomHeaders");
+        data_->has_headers = v != nullptr;
+        data_->headers = v ? v : L"";
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetCustomHeaders(LPWSTR* v) override {
+        HTTP_ENTER("GetCustomHeaders");
+        if (!data_->has_headers) {
+            *v = nullptr;
+            return S_FALSE;  // as Windows: none set
+        }
+        return out_string(data_->headers, v);
+    }
+    HRESULT STDMETHODCALLTYPE SetSecurityFlags(ULONG v) override {
+        HTTP_ENTER("SetSecurityFlags");
+        data_->security_flags = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetSecurityFlags(ULONG* v) override {
+        HTTP_ENTER("GetSecurityFlags");
+        *v = data_->security_flags;
+        return S_OK;
+    }
+#undef HTTP_ENTER
+    HRESULT STDMETHODCALLTYPE SetClientCertificateByID(BG_CERT_STORE_LOCATION, LPCWSTR,
+                                                       BYTE*) override {
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE SetClientCertificateByName(BG_CERT_STORE_LOCATION, LPCWSTR,
+                                                         LPCWSTR) override {
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE RemoveClientCertificate() override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetClientCertificate(BG_CERT_STORE_LOCATION*, LPWSTR*, BYTE**,
+                                                   LPWSTR*) override {
+        return E_NOTIMPL;
+    }
+
+private:
+    IBackgroundCopyJob* outer_;
+    std::shared_ptr<JobData> data_;
+};
+
+class Job : public Object<IBackgroundCopyJob4> {
 public:
     // The job's COM object: the live one where the server keeps identity, else new.
     // Called with g_lock held.
@@ -421,13 +490,36 @@ public:
         }
         return r;
     }
+    // Answers the job interfaces up to g_job_level, and the HTTP options from level 3.
     HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
         static Counter* counter = register_counter("Job.QueryInterface");
-        return query(counter, riid, out, {&__uuidof(IBackgroundCopyJob)});
+        if (out && riid == __uuidof(IBackgroundCopyJobHttpOptions)) {
+            HRESULT fault = enter(*counter);
+            if (FAILED(fault))
+                return fault;
+            *out = nullptr;
+            if (g_job_level < 3)
+                return E_NOINTERFACE;
+            AddRef();
+            *out = static_cast<IBackgroundCopyJobHttpOptions*>(&http_);
+            return S_OK;
+        }
+        const IID* levels[] = {&__uuidof(IBackgroundCopyJob), &__uuidof(IBackgroundCopyJob2),
+                               &__uuidof(IBackgroundCopyJob3), &__uuidof(IBackgroundCopyJob4)};
+        switch (g_job_level) {
+            case 1:
+                return query(counter, riid, out, {levels[0]});
+            case 2:
+                return query(counter, riid, out, {levels[0], levels[1]});
+            case 3:
+                return query(counter, riid, out, {levels[0], levels[1], levels[2]});
+            default:
+                return query(counter, riid, out, {levels[0], levels[1], levels[2], levels[3]});
+        }
     }
 
 private:
-    explicit Job(std::shared_ptr<JobData> data) : data_(std::move(data)) {}
+    explicit Job(std::shared_ptr<JobData> data) : data_(data), http_(this, data) {}
 
 public:
 // A counted job method over the job's data, under the lock; a job out of the queue is
@@ -574,22 +666,151 @@ public:
         return E_NOTIMPL;
     }
     HRESULT STDMETHODCALLTYPE GetNotifyInterface(IUnknown**) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetMinimumRetryDelay(ULONG) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetMinimumRetryDelay(ULONG*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetNoProgressTimeout(ULONG) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetNoProgressTimeout(ULONG*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetErrorCount(ULONG*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetProxySettings(BG_JOB_PROXY_USAGE, const WCHAR*,
-                                               const WCHAR*) override {
-        return E_NOTIMPL;
-    }
-    HRESULT STDMETHODCALLTYPE GetProxySettings(BG_JOB_PROXY_USAGE*, LPWSTR*, LPWSTR*) override {
-        return E_NOTIMPL;
-    }
     HRESULT STDMETHODCALLTYPE TakeOwnership() override { return E_NOTIMPL; }
+
+#define JOB_ENTER(name) \
+    ENTER("Job." name); \
+    Locked l;           \
+    if (data_->gone)    \
+    return winbits::kBgNotFound
+// A counted getter and setter of one field of the job's data.
+#define JOB_FIELD(Name, T, field)                        \
+    HRESULT STDMETHODCALLTYPE Set##Name(T v) override {  \
+        JOB_ENTER("Set" #Name);                          \
+        data_->field = v;                                \
+        return S_OK;                                     \
+    }                                                    \
+    HRESULT STDMETHODCALLTYPE Get##Name(T* v) override { \
+        JOB_ENTER("Get" #Name);                          \
+        *v = data_->field;                               \
+        return S_OK;                                     \
+    }
+    JOB_FIELD(MinimumRetryDelay, ULONG, retry_delay)
+    JOB_FIELD(NoProgressTimeout, ULONG, no_progress)
+    JOB_FIELD(MaximumDownloadTime, ULONG, max_time)
+    JOB_FIELD(PeerCachingFlags, DWORD, peer_flags)
+#undef JOB_FIELD
+    HRESULT STDMETHODCALLTYPE GetErrorCount(ULONG* v) override {
+        JOB_ENTER("GetErrorCount");
+        *v = data_->errors;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetProxySettings(BG_JOB_PROXY_USAGE usage, const WCHAR* list,
+                                               const WCHAR* bypass) override {
+        JOB_ENTER("SetProxySettings");
+        if (usage > BG_JOB_PROXY_USAGE_AUTODETECT)
+            return E_INVALIDARG;
+        data_->proxy_usage = usage;
+        data_->proxy_list = list ? list : L"";
+        data_->proxy_bypass = bypass ? bypass : L"";
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetProxySettings(BG_JOB_PROXY_USAGE* usage, LPWSTR* list,
+                                               LPWSTR* bypass) override {
+        JOB_ENTER("GetProxySettings");
+        *usage = data_->proxy_usage;
+        HRESULT hr = out_string(data_->proxy_list, list);
+        if (SUCCEEDED(hr))
+            hr = out_string(data_->proxy_bypass, bypass);
+        return hr;
+    }
+    // IBackgroundCopyJob2
+    HRESULT STDMETHODCALLTYPE SetNotifyCmdLine(LPCWSTR program, LPCWSTR params) override {
+        JOB_ENTER("SetNotifyCmdLine");
+        data_->has_notify = program != nullptr;
+        data_->notify_program = program ? program : L"";
+        data_->notify_params = params ? params : L"";
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetNotifyCmdLine(LPWSTR* program, LPWSTR* params) override {
+        JOB_ENTER("GetNotifyCmdLine");
+        *program = *params = nullptr;
+        if (!data_->has_notify)
+            return S_OK;
+        HRESULT hr = out_string(data_->notify_program, program);
+        if (SUCCEEDED(hr))
+            hr = out_string(data_->notify_params, params);
+        return hr;
+    }
+    HRESULT STDMETHODCALLTYPE GetReplyProgress(BG_JOB_REPLY_PROGRESS* v) override {
+        JOB_ENTER("GetReplyProgress");
+        if (data_->type != BG_JOB_TYPE_UPLOAD_REPLY)
+            return winbits::kBgInvalidState;
+        v->BytesTotal = 5;
+        v->BytesTransferred = 5;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetReplyData(byte** data, UINT64* size) override {
+        JOB_ENTER("GetReplyData");
+        if (data_->type != BG_JOB_TYPE_UPLOAD_REPLY)
+            return winbits::kBgInvalidState;
+        *data = static_cast<byte*>(CoTaskMemAlloc(5));
+        if (!*data)
+            return E_OUTOFMEMORY;
+        memcpy(*data, "reply", 5);
+        *size = 5;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetReplyFileName(LPCWSTR v) override {
+        JOB_ENTER("SetReplyFileName");
+        if (data_->type != BG_JOB_TYPE_UPLOAD_REPLY)
+            return winbits::kBgInvalidState;
+        data_->has_reply_name = v != nullptr;
+        data_->reply_name = v ? v : L"";
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetReplyFileName(LPWSTR* v) override {
+        JOB_ENTER("GetReplyFileName");
+        if (!data_->has_reply_name) {
+            *v = nullptr;
+            return S_OK;
+        }
+        return out_string(data_->reply_name, v);
+    }
+    HRESULT STDMETHODCALLTYPE SetCredentials(BG_AUTH_CREDENTIALS* c) override {
+        JOB_ENTER("SetCredentials");
+        if (!c || c->Target < BG_AUTH_TARGET_SERVER || c->Target > BG_AUTH_TARGET_PROXY ||
+            c->Scheme < BG_AUTH_SCHEME_BASIC || c->Scheme > BG_AUTH_SCHEME_PASSPORT)
+            return E_INVALIDARG;
+        const wchar_t* user = c->Credentials.Basic.UserName;
+        data_->credentials.push_back(std::to_wstring(c->Target) + L"/" +
+                                     std::to_wstring(c->Scheme) + L"/" + (user ? user : L""));
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE RemoveCredentials(BG_AUTH_TARGET target,
+                                                BG_AUTH_SCHEME scheme) override {
+        JOB_ENTER("RemoveCredentials");
+        std::wstring prefix = std::to_wstring(target) + L"/" + std::to_wstring(scheme) + L"/";
+        auto& c = data_->credentials;
+        auto before = c.size();
+        c.erase(std::remove_if(c.begin(), c.end(),
+                               [&](const std::wstring& e) { return e.rfind(prefix, 0) == 0; }),
+                c.end());
+        return c.size() == before ? S_FALSE : S_OK;
+    }
+    // IBackgroundCopyJob3
+    HRESULT STDMETHODCALLTYPE ReplaceRemotePrefix(LPCWSTR, LPCWSTR) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE AddFileWithRanges(LPCWSTR, LPCWSTR, DWORD, BG_FILE_RANGE*) override {
+        return E_NOTIMPL;
+    }
+    HRESULT STDMETHODCALLTYPE SetFileACLFlags(DWORD) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetFileACLFlags(DWORD*) override { return E_NOTIMPL; }
+    // IBackgroundCopyJob4
+    HRESULT STDMETHODCALLTYPE GetOwnerIntegrityLevel(ULONG* v) override {
+        JOB_ENTER("GetOwnerIntegrityLevel");
+        *v = 0x2000;  // SECURITY_MANDATORY_MEDIUM_RID
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetOwnerElevationState(BOOL* v) override {
+        JOB_ENTER("GetOwnerElevationState");
+        *v = FALSE;
+        return S_OK;
+    }
+#undef JOB_ENTER
 
 private:
     std::shared_ptr<JobData> data_;
+    HttpPart http_;
 };
 
 using JobEnum = Enumerator<IEnumBackgroundCopyJobs, IBackgroundCopyJob>;
@@ -739,14 +960,16 @@ std::wstring wide(PyObject* s) {
 }
 
 PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"file_level", "admin", "stable_identity", "delay_us", nullptr};
-    int level = 4, admin = 0, stable = 1;
+    static const char* names[] = {"file_level", "admin",     "stable_identity",
+                                  "delay_us",   "job_level", nullptr};
+    int level = 4, admin = 0, stable = 1, job_level = 4;
     long delay_us = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippl", const_cast<char**>(names), &level, &admin,
-                                     &stable, &delay_us))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippli", const_cast<char**>(names), &level, &admin,
+                                     &stable, &delay_us, &job_level))
         return nullptr;
-    if (level < 1 || level > 4)
-        return PyErr_Format(PyExc_ValueError, "file_level 1..4");
+    if (level < 1 || level > 4 || job_level < 1 || job_level > 4)
+        return PyErr_Format(PyExc_ValueError, "file_level and job_level 1..4");
+    g_job_level = job_level;
     Locked l;
     g_jobs.clear();
     for (Counter* c = g_counters.load(); c; c = c->next)
@@ -864,6 +1087,30 @@ PyObject* py_job_state(PyObject*, PyObject* args) {
     if (!job)
         return nullptr;
     return Py_BuildValue("(iO)", job->state, job->gone ? Py_True : Py_False);
+}
+
+// The credentials set on a job, as "target/scheme/user" (the double keeps no password).
+PyObject* py_credentials(PyObject*, PyObject* args) {
+    PyObject* job_id;
+    if (!PyArg_ParseTuple(args, "U", &job_id))
+        return nullptr;
+    Locked l;
+    auto job = job_arg(job_id);
+    if (!job)
+        return nullptr;
+    PyObject* list = PyList_New(0);
+    if (!list)
+        return nullptr;
+    for (const auto& c : job->credentials) {
+        PyObject* item = PyUnicode_FromWideChar(c.c_str(), static_cast<Py_ssize_t>(c.size()));
+        if (!item || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return nullptr;
+        }
+        Py_DECREF(item);
+    }
+    return list;
 }
 
 PyObject* py_fail(PyObject*, PyObject* args, PyObject* kw) {
@@ -1112,6 +1359,7 @@ PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, "add_file(job, remote, local, total, transferred, ...)"},
     {"set_state", py_set_state, METH_VARARGS, "set_state(job, state)"},
     {"job_state", py_job_state, METH_VARARGS, "job_state(job) -> (state, gone)"},
+    {"credentials", py_credentials, METH_VARARGS, "credentials(job) -> ['target/scheme/user']"},
     {"fail", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_fail)),
      METH_VARARGS | METH_KEYWORDS, "fail(method, hresult, times=-1)"},
     {"file4_pointer", py_file4_pointer, METH_VARARGS, "file4_pointer(job, index) -> address"},
