@@ -257,7 +257,7 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
             1,
             "",
             "winbits: unknown command 'bogus'; the commands are: "
-            "list, watch, download, cancel, complete, resume, suspend, export\n",
+            "list, watch, download, show, set, cancel, complete, resume, suspend, export\n",
         ),
         (
             ["cancel", "971"],

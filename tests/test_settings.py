@@ -6,6 +6,7 @@ loopback server demands Basic authentication and records the headers it gets."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -385,3 +386,114 @@ def test_what_wine_does_with_the_settings_it_stubs(bits):
         else:
             assert getattr(job, name) in (value, ProxySettings(ProxyUsage.NO_PROXY))
     job.cancel()
+
+
+def cli_double(double, *argv: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `winbits ARGV --clsid <double>`, in this process."""
+    import contextlib
+    import io
+
+    from winbits import _cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = _cli.main([*argv, "--clsid", double.clsid()], out=out)
+    return code, out.getvalue(), err.getvalue()
+
+
+@windows_only
+def test_set_changes_what_its_options_give_and_show_reads_it_back(double):
+    job_id = double.add_job("to set")
+    double.add_file(job_id, "http://h/a.bin", "C:\\a.bin", total=100, transferred=40)
+    code, out, err = cli_double(
+        double, "set", job_id[1:9], "--priority", "low", "--description", "nightly",
+        "--retry-delay", "120", "--no-progress-timeout", "3600", "--max-time", "7200",
+        "--proxy", "http://p:8080", "--proxy-bypass", "<local>", "--no-branchcache",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("set priority, description, minimum_retry_delay, no_progress_timeout,")
+    code, out, _ = cli_double(double, "show", job_id[1:9], "--json")
+    shown = json.loads(out)
+    assert shown["priority"] == "LOW" and shown["description"] == "nightly"
+    assert (shown["minimum_retry_delay"], shown["no_progress_timeout"]) == (120, 3600)
+    assert shown["maximum_download_time"] == 7200
+    assert shown["proxy"] == {
+        "usage": "OVERRIDE",
+        "proxies": ["http://p:8080"],
+        "bypass": ["<local>"],
+    }
+    assert shown["peer_caching"] == ["DISABLE_BRANCH_CACHE"]
+    assert shown["files"][0]["bytes_transferred"] == 40
+    assert shown["id"] == str(uuid.UUID(job_id))
+    code, out, err = cli_double(double, "set", job_id[1:9], "--branchcache", "--no-proxy")
+    assert code == 0, err
+    code, out, _ = cli_double(double, "show", job_id[1:9])
+    assert "Peer caching:" in out and "DISABLE_BRANCH_CACHE" not in out
+    assert "Proxy:" in out and "NO_PROXY" in out
+    assert "http://h/a.bin -> C:\\a.bin: 40 B of 100 B" in out
+
+
+@windows_only
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "nothing to set"),
+        (["--proxy-bypass", "<local>"], "--proxy-bypass goes with --proxy"),
+        (["--no-proxy", "--proxy", "p:1"], "--no-proxy goes alone"),
+        (["--retry-delay", "-5"], "must be 0 to 4294967295 seconds"),
+        (["--max-time", "1.5"], "not a whole number of seconds"),
+    ],
+)
+def test_set_refuses_what_cannot_be_set_in_one_line(double, argv, says):
+    job_id = double.add_job("refuse")
+    double.clear_calls()
+    code, _, err = cli_double(double, "set", job_id, *argv)
+    assert code == 1 and says in err and err.count("\n") == 1, err
+    assert not any(name.startswith("Job.Set") for name in double.calls())
+
+
+@windows_only
+def test_secrets_appear_in_no_output(double):
+    """Credentials and custom headers set, then every kind of output winbits makes:
+    reprs, a failing call's exception, show and show --json, list --json, watch --json
+    and the Prometheus export. Neither the password nor a header value is in any."""
+    job_id = double.add_job("secret", state=1)
+    double.add_file(job_id, "http://h/s.bin", "C:\\s.bin", total=10, transferred=5)
+    outputs = []
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        job.set_credentials("alice", PASSWORD)
+        job.custom_headers = {"X-Token": HEADER_VALUE}
+        outputs += [repr(job), repr(bits), repr(job.properties()), repr(job.files())]
+        double.fail("Job.SetCredentials", 0x80070005)
+        with pytest.raises(winbits.AccessDeniedError) as e:
+            job.set_credentials("alice", PASSWORD)
+        outputs += [str(e.value), repr(e.value), repr(e.value.args)]
+        import traceback
+
+        outputs.append("".join(traceback.format_exception(e.value)))
+    for argv in (["show", job_id], ["show", job_id, "--json"], ["list", "--json"],
+                 ["watch", "--json", "--count", "1"]):  # fmt: skip
+        code, out, err = cli_double(double, *argv)
+        assert code == 0, err
+        outputs += [out, err]
+    assert "X-Token" in outputs[2]  # the header's name is shown; its value is not
+    for text in outputs:
+        assert PASSWORD not in text and HEADER_VALUE not in text, text
+
+
+@windows_only
+def test_the_prometheus_export_holds_no_secret(double, tmp_path):
+    pytest.importorskip("prometheus_client")
+    job_id = double.add_job("secret", state=1)
+    double.add_file(job_id, "http://h/s.bin", "C:\\s.bin", total=10, transferred=5)
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        job.set_credentials("alice", PASSWORD)
+        job.custom_headers = {"X-Token": HEADER_VALUE}
+    target = tmp_path / "bits.prom"
+    code, _, err = cli_double(double, "export", "--prometheus", str(target), "--per-job")
+    assert code == 0, err
+    text = target.read_text(encoding="utf-8")
+    assert "winbits_up 1" in text
+    assert PASSWORD not in text and HEADER_VALUE not in text

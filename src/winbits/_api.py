@@ -25,6 +25,7 @@ from ._types import (
     JobError,
     JobPriority,
     JobProgress,
+    JobProperties,
     JobRecord,
     JobState,
     JobTimes,
@@ -471,6 +472,21 @@ class Job:
         needs=_JOB2,
         doc="The reply's progress of an UPLOAD_REPLY job (BITS 2.0).",
     )
+
+    def properties(self) -> JobProperties:
+        """Every readable property at once, one BITS call each (each richer interface
+        asked for once); None for what this BITS lacks."""
+
+        def read(name: str) -> Any:
+            try:
+                return getattr(self, name)
+            except NotSupportedError:
+                return None
+
+        fields = {f: read(f) for f in JobProperties._fields if f != "custom_header_names"}
+        headers = read("custom_headers")
+        names = None if headers is None else tuple(headers)
+        return JobProperties(**fields, custom_header_names=names)
 
     def reply_data(self) -> bytes:
         """The reply of an UPLOAD_REPLY job, in memory (BITS 2.0)."""

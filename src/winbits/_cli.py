@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import enum
 import getpass
 import json
 import math
@@ -33,16 +34,36 @@ from ._api import MAX_NAME_LENGTH, Job, Manager, connect, format_headers
 from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoundError
 from ._types import (
     AuthScheme,
+    FileProgress,
+    FileRecord,
+    JobError,
     JobPriority,
+    JobProgress,
+    JobProperties,
     JobRecord,
     JobState,
+    JobTimes,
+    PeerCaching,
+    ProxySettings,
+    ProxyUsage,
     Snapshot,
     peer_share,
     percent,
     visible,
 )
 
-COMMANDS = ("list", "watch", "download", "cancel", "complete", "resume", "suspend", "export")
+COMMANDS = (
+    "list",
+    "watch",
+    "download",
+    "show",
+    "set",
+    "cancel",
+    "complete",
+    "resume",
+    "suspend",
+    "export",
+)
 VERBS = {
     "cancel": "cancelled",
     "complete": "completed",
@@ -87,20 +108,55 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "created": iso(job.times.created) if job.times else None,
         "modified": iso(job.times.modified) if job.times else None,
         "transfer_completed": iso(job.times.transfer_completed) if job.times else None,
-        "files": [
-            {
-                "remote_name": f.remote_name,
-                "local_name": f.local_name,
-                "bytes_total": f.progress.bytes_total,
-                "bytes_transferred": f.progress.bytes_transferred,
-                "completed": f.progress.completed,
-                "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
-                "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
-                "peer_percent": None if f.peer_stats is None else f.peer_stats.peer_share,
-            }
-            for f in job.files
-        ],
+        "files": [file_json(f) for f in job.files],
     }
+
+
+def file_json(f: FileRecord) -> dict[str, Any]:
+    return {
+        "remote_name": f.remote_name,
+        "local_name": f.local_name,
+        "bytes_total": f.progress.bytes_total,
+        "bytes_transferred": f.progress.bytes_transferred,
+        "completed": f.progress.completed,
+        "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
+        "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
+        "peer_percent": None if f.peer_stats is None else f.peer_stats.peer_share,
+    }
+
+
+def file_records(job: Job) -> list[FileRecord]:
+    """The job's files as records, read live (a file whose progress BITS does not give
+    reads as nothing moved)."""
+    records = []
+    for f in job.files():
+        progress = f.progress or FileProgress(None, 0, False)
+        records.append(FileRecord(f.remote_name, f.local_name, progress, f.peer_download_stats()))
+    return records
+
+
+def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, Any]:
+    """`show --json`: every property of one job, its files as in list --json. Custom
+    headers by name only."""
+    out: dict[str, Any] = {}
+    for name, value in props._asdict().items():
+        if name == "id" or isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, (JobProgress, JobError)):
+            value = value._asdict()
+        elif isinstance(value, JobTimes):
+            value = {k: iso(v) for k, v in value._asdict().items()}
+        elif isinstance(value, ProxySettings):
+            value = {"usage": str(value.usage), "proxies": value.proxies, "bypass": value.bypass}
+        elif isinstance(value, PeerCaching):
+            value = [m.name for m in PeerCaching if m in value]
+        elif isinstance(value, enum.Enum):
+            value = str(value)
+        out[name] = value
+    if props.error is not None:
+        out["error"]["context"] = str(props.error.context)
+    out["files"] = [file_json(f) for f in files]
+    return out
 
 
 def snapshot_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
@@ -548,14 +604,40 @@ def _can_prompt() -> bool:
     return True
 
 
-def apply_settings(job: Job, args: argparse.Namespace, password: str | None) -> None:
-    """The job settings of download's options, before any file is added."""
+def job_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """(property, value) for each job setting the options give (download and set)."""
+    changes: list[tuple[str, object]] = []
     if args.priority is not None:
-        job.priority = JobPriority[args.priority.upper()]
-    if args.headers:
+        changes.append(("priority", JobPriority[args.priority.upper()]))
+    if getattr(args, "description", None) is not None:
+        changes.append(("description", args.description))
+    for name in ("minimum_retry_delay", "no_progress_timeout", "maximum_download_time"):
+        if getattr(args, name) is not None:
+            changes.append((name, getattr(args, name)))
+    proxy = _proxy_setting(args)
+    if proxy is not None:
+        changes.append(("proxy", proxy))
+    return changes
+
+
+def apply_settings(job: Job, args: argparse.Namespace, password: str | None) -> list[str]:
+    """The job settings of the options, before any file is added; -> what was set."""
+    done = []
+    for name, value in job_settings(args):
+        setattr(job, name, value)
+        done.append(name)
+    if args.branchcache is not None:
+        flags = job.peer_caching or PeerCaching(0)
+        off = PeerCaching.DISABLE_BRANCH_CACHE
+        job.peer_caching = (flags & ~off) if args.branchcache else (flags | off)
+        done.append("peer_caching")
+    if getattr(args, "headers", None):
         job.custom_headers = dict(args.headers)
-    if args.user is not None and password is not None:
+        done.append("custom_headers")
+    if getattr(args, "user", None) is not None and password is not None:
         job.set_credentials(args.user, password, scheme=AuthScheme[args.auth_scheme.upper()])
+        done.append("credentials")
+    return done
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -710,6 +792,90 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _show_value(value: object) -> str:
+    """One property's value as `show` prints it."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, JobProgress):
+        return (
+            f"{format_bytes(value.bytes_transferred)} of {format_bytes(value.bytes_total)}, "
+            f"{value.files_transferred} of {value.files_total} file(s)"
+        )
+    if isinstance(value, JobTimes):
+        return ", ".join(f"{k} {iso(v) or '-'}" for k, v in value._asdict().items())
+    if isinstance(value, JobError):
+        return f"{visible(value.message)} (HRESULT 0x{value.hresult:08X}, {value.context})"
+    if isinstance(value, ProxySettings):
+        text = str(value.usage)
+        if value.proxies:
+            text += " " + " ".join(value.proxies)
+        if value.bypass:
+            text += " (bypass: " + " ".join(value.bypass) + ")"
+        return text
+    if isinstance(value, PeerCaching):
+        return "|".join(m.name or "" for m in PeerCaching if m in value) or "0"
+    if isinstance(value, tuple):
+        return " ".join(visible(str(v)) for v in value) if value else "-"
+    return visible(str(value))
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    with _connect(args) as bits:
+        job = find_job(bits, args.id, args.all_users)
+        props = job.properties()
+        files = file_records(job)
+    if args.json:
+        out.write(json.dumps(properties_json(props, files), indent=2) + "\n")
+        return 0
+    rows = [
+        (name.replace("_", " ").capitalize(), _show_value(v)) for name, v in props._asdict().items()
+    ]
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        out.write(f"{label + ':':<{width}} {value}\n")
+    out.write(f"Files ({len(files)}):\n")
+    for f in files:
+        p = f.progress
+        peers = (
+            ""
+            if f.peer_stats is None
+            else (
+                f", {format_bytes(f.peer_stats.from_origin)} from origin, "
+                f"{format_bytes(f.peer_stats.from_peers)} from peers"
+            )
+        )
+        out.write(
+            f"  {visible(f.remote_name)} -> {visible(f.local_name)}: "
+            f"{format_bytes(p.bytes_transferred)} of {format_bytes(p.bytes_total)}"
+            f"{' (complete)' if p.completed else ''}{peers}\n"
+        )
+    return 0
+
+
+def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
+    if not job_settings(args) and args.branchcache is None:
+        raise UsageError("nothing to set: give at least one option (see winbits set --help)")
+    with _connect(args) as bits:
+        job = find_job(bits, args.id, args.all_users)
+        done = apply_settings(job, args, None)
+        out.write(f"set {', '.join(done)} of {job.id} {visible(job.name)}\n")
+    return 0
+
+
+def _proxy_setting(args: argparse.Namespace) -> ProxySettings | None:
+    if args.no_proxy and (args.proxy or args.proxy_bypass):
+        raise UsageError("--no-proxy goes alone, without --proxy or --proxy-bypass")
+    if args.no_proxy:
+        return ProxySettings(ProxyUsage.NO_PROXY)
+    if args.proxy_bypass and not args.proxy:
+        raise UsageError("--proxy-bypass goes with --proxy")
+    if args.proxy:
+        return ProxySettings(ProxyUsage.OVERRIDE, tuple(args.proxy), tuple(args.proxy_bypass or ()))
+    return None
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from ._prometheus import Health, write_textfile
@@ -786,7 +952,77 @@ def _positive(text: str) -> float:
     return value
 
 
+def _ulong_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"must be 0 to 4294967295 seconds: {text!r}")
+    return value
+
+
+def _settings_parser() -> _Parser:
+    """The job settings that download and set share."""
+    p = _Parser(add_help=False)
+    p.add_argument(
+        "--priority",
+        choices=[m.name.lower() for m in JobPriority],
+        help="how BITS ranks the job against others (default: normal)",
+    )
+    p.add_argument(
+        "--retry-delay",
+        dest="minimum_retry_delay",
+        type=_ulong_seconds,
+        metavar="SECONDS",
+        help="wait this long after a transient error before trying again",
+    )
+    p.add_argument(
+        "--no-progress-timeout",
+        type=_ulong_seconds,
+        metavar="SECONDS",
+        help="BITS gives up after this long without progress (the job goes to ERROR)",
+    )
+    p.add_argument(
+        "--max-time",
+        dest="maximum_download_time",
+        type=_ulong_seconds,
+        metavar="SECONDS",
+        help="the most the whole job may take (BITS 3.0; 0: no limit)",
+    )
+    p.add_argument(
+        "--proxy",
+        action="append",
+        metavar="PROXY",
+        help="use this proxy (repeatable), e.g. http://proxy:8080",
+    )
+    p.add_argument(
+        "--proxy-bypass",
+        action="append",
+        metavar="HOST",
+        help="hosts reached without --proxy (repeatable; '<local>' for local names)",
+    )
+    p.add_argument("--no-proxy", action="store_true", help="connect directly, never by proxy")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--no-branchcache",
+        dest="branchcache",
+        action="store_false",
+        default=None,
+        help="take no bytes from BranchCache peers for this job (BITS 3.0)",
+    )
+    cache.add_argument(
+        "--branchcache",
+        dest="branchcache",
+        action="store_true",
+        default=None,
+        help="let the job use BranchCache again",
+    )
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
+    settings = _settings_parser()
     clsid = _Parser(add_help=False)
     clsid.add_argument("--clsid", help="connect to another COM class (a test double)")
     users = _Parser(add_help=False)
@@ -823,7 +1059,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "download",
-        parents=[clsid],
+        parents=[clsid, settings],
         help="download URLs through BITS",
         description="Creates a BITS job, shows its progress, completes it and "
         "prints the bytes from origin and from peers. Ctrl-C, an error, --timeout or "
@@ -848,11 +1084,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="the job's display name (default: winbits download FILE)")
     p.add_argument(
-        "--priority",
-        choices=[m.name.lower() for m in JobPriority],
-        help="how BITS ranks the job against others (default: normal)",
-    )
-    p.add_argument(
         "--header",
         dest="headers",
         action="append",
@@ -874,6 +1105,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="how --user's credentials are sent (default: basic)",
     )
     p.set_defaults(run=cmd_download)
+
+    p = sub.add_parser(
+        "show",
+        parents=[clsid, users],
+        help="every property of one job and its files",
+        description="Like bitsadmin /info /verbose: every setting BITS gives for the job, "
+        "then its files. Custom headers are shown by name, never their values.",
+    )
+    p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(run=cmd_show)
+
+    p = sub.add_parser(
+        "set",
+        parents=[clsid, users, settings],
+        help="change the settings of a job",
+        description="Sets what the options give; BITS' own refusal (a job in the wrong "
+        "state, a setting this BITS lacks) is one line and exit code 1.",
+    )
+    p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+    p.add_argument("--description", help="the job's description (at most 1,024 characters)")
+    p.set_defaults(run=cmd_set)
 
     for verb in VERBS:
         p = sub.add_parser(verb, parents=[clsid, users], help=f"{verb} a job by id (or id prefix)")

@@ -232,6 +232,34 @@ class JobError(NamedTuple):
     local_name: str | None
 
 
+class JobProperties(NamedTuple):
+    """Every readable property of one job (Job.properties()); None where this BITS does
+    not implement it or lacks the interface. Custom headers by name only: their values
+    are secrets and never part of a record that may be printed."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    type: JobType | int | None
+    state: JobState | int
+    priority: JobPriority | int | None
+    owner: str | None
+    progress: JobProgress | None
+    times: JobTimes | None
+    error: JobError | None
+    error_count: int | None
+    minimum_retry_delay: int | None
+    no_progress_timeout: int | None
+    proxy: ProxySettings | None
+    maximum_download_time: int | None
+    peer_caching: PeerCaching | None
+    owner_integrity_level: int | None
+    owner_elevated: bool | None
+    notify_command_line: tuple[str, str] | None
+    reply_file_name: str | None
+    custom_header_names: tuple[str, ...] | None
+
+
 class FileRecord(NamedTuple):
     """A file as one snapshot saw it."""
 
