@@ -5,6 +5,7 @@ shows is one the command knows (its --help)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -20,7 +21,7 @@ BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, re.S | re.M)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
 
 
-def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -28,28 +29,42 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=300,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
     )
 
 
 def test_the_readme_has_the_blocks_this_test_runs():
-    assert len(PYTHON) == 2
+    assert len(PYTHON) == 3
     assert "https://example.com/big.iso" in PYTHON[0]
+    assert "DOWNLOAD_PASSWORD" in PYTHON[1]  # "Driving a job"
     assert all("import time" in code for code in PYTHON if "time." in code)
 
 
 @windows_only
 @pytest.mark.parametrize("index", range(len(PYTHON)))
-def test_a_python_block_runs(index, serve, tmp_path):
+def test_a_python_block_runs(index, server, serve, tmp_path):
     payload = make_payload(300_000, seed=11)
     code = PYTHON[index]
     code = code.replace("https://example.com/big.iso", serve("big.iso", payload))
     code = code.replace(r"C:\Downloads\big.iso", str(tmp_path / "big.iso"))
-    r = run_python(code, tmp_path)
+    # The settings block: the server asks for the password, the header must arrive.
+    env = {"DOWNLOAD_PASSWORD": "readme-pw", "DOWNLOAD_KEY": "readme-key"}
+    if "DOWNLOAD_PASSWORD" in code:
+        server.logins["/big.iso"] = "alice:readme-pw"
+    before = len(server.headers_seen)
+    try:
+        r = run_python(code, tmp_path, env)
+    finally:
+        server.logins.clear()
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     if "big.iso" in PYTHON[index]:
         assert (tmp_path / "big.iso").read_bytes() == payload
+    if index == 0:
         assert r.stdout.strip().splitlines()[-1].startswith("(")  # bits_version()
+    if "DOWNLOAD_KEY" in code:
+        assert r.stdout.strip() == "('X-Api-Key',)"
+        assert any(h.get("X-Api-Key") == "readme-key" for h in server.headers_seen[before:])
 
 
 def shown_commands() -> list[list[str]]:

@@ -794,7 +794,7 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
 
 def _show_value(value: object) -> str:
     """One property's value as `show` prints it."""
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -829,8 +829,13 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(properties_json(props, files), indent=2) + "\n")
         return 0
+    seconds = {"minimum_retry_delay", "no_progress_timeout", "maximum_download_time"}
     rows = [
-        (name.replace("_", " ").capitalize(), _show_value(v)) for name, v in props._asdict().items()
+        (
+            name.replace("_", " ").capitalize(),
+            _show_value(v) + (" s" if name in seconds and v is not None else ""),
+        )
+        for name, v in props._asdict().items()
     ]
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
