@@ -468,6 +468,14 @@ JobObject* job_of(PyObject* self) {
     return reinterpret_cast<JobObject*>(self);
 }
 
+// A method without arguments through one of the job's interfaces; None, or the error.
+template <class I, HRESULT (STDMETHODCALLTYPE I::*Verb)()>
+PyObject* job_verb_through(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return write_property(self,
+                          [&] { return through<I>(job, [&](I* i) { return (i->*Verb)(); }); });
+}
+
 // A getter of a number, enum or struct through the job or one of its interfaces.
 template <class I, class T, HRESULT (STDMETHODCALLTYPE I::*Get)(T*),
           PyObject* (*Build)(const T&) = py_uint<T>>
@@ -592,6 +600,56 @@ PyObject* job_set_proxy(PyObject* self, PyObject* args) {
     return write_property(self, [&] {
         return job->job->SetProxySettings(static_cast<BG_JOB_PROXY_USAGE>(usage), list.get(),
                                           bypass.get());
+    });
+}
+
+// The client certificate (HttpOptions): (store location, store name, SHA-1 hash, subject)
+struct ClientCertificate {
+    BG_CERT_STORE_LOCATION location = BG_CERT_STORE_LOCATION_CURRENT_USER;
+    CoTaskString store, subject;
+    BYTE* hash = nullptr;  // 20 bytes, CoTaskMemAlloc'd
+    ClientCertificate() = default;
+    ClientCertificate(const ClientCertificate&) = delete;
+    ClientCertificate& operator=(const ClientCertificate&) = delete;
+    ~ClientCertificate() { CoTaskMemFree(hash); }
+};
+PyObject* py_client_certificate(const ClientCertificate& c) {
+    PyRef hash(c.hash ? PyBytes_FromStringAndSize(reinterpret_cast<const char*>(c.hash), 20)
+                      : Py_NewRef(Py_None));
+    if (!hash)
+        return nullptr;
+    return Py_BuildValue("(kNNN)", static_cast<unsigned long>(c.location),
+                         py_string_or_none(c.store), hash.release(), py_string_or_none(c.subject));
+}
+
+PyObject* job_client_certificate(PyObject* self, PyObject*) {
+    JobObject* job = job_of(self);
+    return read_property<ClientCertificate>(
+        self,
+        [&](ClientCertificate& c) {
+            return through<IBackgroundCopyJobHttpOptions>(
+                job, [&](IBackgroundCopyJobHttpOptions* h) {
+                    return h->GetClientCertificate(&c.location, c.store.put(), &c.hash,
+                                                   c.subject.put());
+                });
+        },
+        py_client_certificate);
+}
+
+PyObject* job_set_client_certificate(PyObject* self, PyObject* args) {
+    unsigned long location = 0;
+    PyObject *store_obj = nullptr, *subject_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "kUU:set_client_certificate", &location, &store_obj, &subject_obj))
+        return nullptr;
+    WideArg store, subject;
+    if (!store.set(store_obj, "store") || !subject.set(subject_obj, "subject"))
+        return nullptr;
+    JobObject* job = job_of(self);
+    return write_property(self, [&] {
+        return through<IBackgroundCopyJobHttpOptions>(job, [&](IBackgroundCopyJobHttpOptions* h) {
+            return h->SetClientCertificateByName(static_cast<BG_CERT_STORE_LOCATION>(location),
+                                                 store.get(), subject.get());
+        });
     });
 }
 
@@ -945,6 +1003,17 @@ PyMethodDef job_methods[] = {
      "IBackgroundCopyJob2::SetCredentials(target, scheme, user, password)"},
     {"remove_credentials", job_remove_credentials, METH_VARARGS,
      "IBackgroundCopyJob2::RemoveCredentials(target, scheme)"},
+    {"security_flags", job_iface_get<HttpOptions, ULONG, &HttpOptions::GetSecurityFlags>,
+     METH_NOARGS, "IBackgroundCopyJobHttpOptions::GetSecurityFlags"},
+    {"set_security_flags", job_set_number<HttpOptions, ULONG, &HttpOptions::SetSecurityFlags>,
+     METH_O, "IBackgroundCopyJobHttpOptions::SetSecurityFlags(flags)"},
+    {"client_certificate", job_client_certificate, METH_NOARGS,
+     "IBackgroundCopyJobHttpOptions::GetClientCertificate -> (location, store, hash, subject)"},
+    {"set_client_certificate", job_set_client_certificate, METH_VARARGS,
+     "IBackgroundCopyJobHttpOptions::SetClientCertificateByName(location, store, subject)"},
+    {"remove_client_certificate",
+     job_verb_through<HttpOptions, &HttpOptions::RemoveClientCertificate>, METH_NOARGS,
+     "IBackgroundCopyJobHttpOptions::RemoveClientCertificate"},
     {"custom_headers", job_iface_string<HttpOptions, &HttpOptions::GetCustomHeaders>, METH_NOARGS,
      "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
     {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders>, METH_O,

@@ -18,6 +18,8 @@ from conftest import wait_for_state, windows_only
 import winbits
 from winbits import (
     AuthScheme,
+    CertStoreLocation,
+    ClientCertificate,
     CredentialTarget,
     JobPriority,
     JobState,
@@ -26,6 +28,7 @@ from winbits import (
     ProxySettings,
     ProxyUsage,
     ReplyProgress,
+    SecurityFlags,
 )
 from winbits._api import Job, format_headers
 
@@ -82,6 +85,13 @@ class _NoCom:
         (lambda j: setattr(j, "notify_command_line", ("", "x")), ValueError),
         (lambda j: setattr(j, "notify_command_line", "prog.exe"), TypeError),
         (lambda j: setattr(j, "reply_file_name", 5), TypeError),
+        (lambda j: setattr(j, "security_flags", 0x300), ValueError),
+        (lambda j: setattr(j, "security_flags", 0x400), ValueError),
+        (lambda j: setattr(j, "security_flags", "0x1"), TypeError),
+        (lambda j: j.set_client_certificate(""), ValueError),
+        (lambda j: j.set_client_certificate("CN=a", store=""), ValueError),
+        (lambda j: j.set_client_certificate("CN=a", location=9), ValueError),
+        (lambda j: j.set_client_certificate(b"CN=a"), TypeError),
     ],
 )
 def test_bad_settings_are_refused_before_any_com_call(call, error):
@@ -197,6 +207,22 @@ def test_download_with_user_password_env_and_header(bits, server, serve, tmp_pat
     seen = server.headers_seen[before:]
     assert seen and all(h.get("X-Winbits-Test") == HEADER_VALUE for h in seen)
     assert PASSWORD not in r.stdout + r.stderr and HEADER_VALUE not in r.stdout + r.stderr
+
+
+@windows_only
+def test_show_reads_every_property_of_a_real_job_and_no_header_value(bits):
+    job = bits.create_job("winbits show test")
+    job.custom_headers = {"X-Winbits-Test": HEADER_VALUE}
+    job.description = "shown"
+    r = run_cli("show", str(job.id), "--json")
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["custom_header_names"] == ["X-Winbits-Test"]
+    assert shown["description"] == "shown" and shown["state"] == "SUSPENDED"
+    text = run_cli("show", str(job.id)[:8])
+    assert text.returncode == 0, text.stderr
+    assert "Custom header names:   X-Winbits-Test" in text.stdout
+    assert HEADER_VALUE not in r.stdout + text.stdout + r.stderr + text.stderr
 
 
 @windows_only
@@ -375,6 +401,8 @@ def test_what_wine_does_with_the_settings_it_stubs(bits):
     job.maximum_download_time = 3600
     job.peer_caching = PeerCaching.DISABLE_BRANCH_CACHE
     assert isinstance(job.minimum_retry_delay, int)
+    job.security_flags = SecurityFlags.ENABLE_CRL_CHECK  # Wine keeps it, and uses it not
+    assert job.security_flags == SecurityFlags.ENABLE_CRL_CHECK
     for name, value in (
         ("proxy", ProxyUsage.NO_PROXY),
         ("notify_command_line", (r"C:\windows\notepad.exe", "")),
@@ -497,3 +525,26 @@ def test_the_prometheus_export_holds_no_secret(double, tmp_path):
     text = target.read_text(encoding="utf-8")
     assert "winbits_up 1" in text
     assert PASSWORD not in text and HEADER_VALUE not in text
+
+
+@windows_only
+def test_https_options_round_trip_through_the_double(double):
+    job_id = double.add_job("https")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        assert job.client_certificate is None  # none set: BITS says RPC_X_BAD_STUB_DATA
+        flags = SecurityFlags.ENABLE_CRL_CHECK | SecurityFlags.REDIRECT_POLICY_DISALLOW
+        job.security_flags = flags
+        assert job.security_flags == flags and isinstance(job.security_flags, SecurityFlags)
+        job.set_client_certificate("CN=agent", location=CertStoreLocation.LOCAL_MACHINE)
+        assert job.client_certificate == ClientCertificate(
+            CertStoreLocation.LOCAL_MACHINE, "MY", bytes(range(20)), "CN=agent"
+        )
+        props = job.properties()
+        assert props.security_flags == flags and props.client_certificate is not None
+        assert props.client_certificate.subject == "CN=agent"
+        job.remove_client_certificate()
+        assert job.client_certificate is None
+        code, out, err = cli_double(double, "show", job_id, "--json")
+        assert code == 0, err
+        assert json.loads(out)["security_flags"] == ["ENABLE_CRL_CHECK", "REDIRECT_POLICY_DISALLOW"]

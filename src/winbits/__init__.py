@@ -23,6 +23,8 @@ from ._errors import (
 )
 from ._types import (
     AuthScheme,
+    CertStoreLocation,
+    ClientCertificate,
     CredentialTarget,
     ErrorContext,
     FileProgress,
@@ -40,6 +42,7 @@ from ._types import (
     ProxySettings,
     ProxyUsage,
     ReplyProgress,
+    SecurityFlags,
     Snapshot,
 )
 
@@ -49,6 +52,8 @@ __all__ = [
     "AccessDeniedError",
     "AuthScheme",
     "BitsError",
+    "CertStoreLocation",
+    "ClientCertificate",
     "CredentialTarget",
     "ErrorContext",
     "File",
@@ -74,6 +79,7 @@ __all__ = [
     "ProxySettings",
     "ProxyUsage",
     "ReplyProgress",
+    "SecurityFlags",
     "ServiceUnavailableError",
     "Snapshot",
     "bits_version",

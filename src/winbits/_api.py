@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import BitsError, NotSupportedError, PartialCompleteError, from_hresult
 from ._types import (
     AuthScheme,
+    CertStoreLocation,
+    ClientCertificate,
     CredentialTarget,
     ErrorContext,
     FileProgress,
@@ -35,6 +37,7 @@ from ._types import (
     ProxySettings,
     ProxyUsage,
     ReplyProgress,
+    SecurityFlags,
     Snapshot,
     as_enum,
     filetime_to_datetime,
@@ -63,6 +66,10 @@ MAX_USERNAME_LENGTH = 300  # BG_BASIC_CREDENTIALS' limits
 MAX_PASSWORD_LENGTH = 65536
 E_NOINTERFACE = 0x80004002
 E_NOTIMPL = 0x80004001
+# GetClientCertificate when the job has none: RPC_X_BAD_STUB_DATA (Windows), or
+# RPC_X_NULL_REF_POINTER where the server sets no out value and the stub cannot send it
+# back (Wine's E_NOTIMPL).
+NO_CLIENT_CERTIFICATE = (0x800706F7, 0x800706F4)
 ERROR_NOT_SUPPORTED = 0x80070032
 ERROR_NOACCESS = 0x800703E6
 BG_S_PARTIAL_COMPLETE = 0x00200017
@@ -179,6 +186,20 @@ def _peer_flags(value: object, what: str) -> int:
         raise TypeError(f"{what} must be PeerCaching flags, not {type(value).__name__}")
     if value & ~int(PeerCaching(7)) or value < 0:
         raise ValueError(f"{what} takes PeerCaching flags (1, 2, 4), not {value}")
+    return value
+
+
+_REDIRECT_MASK = 0x700
+
+
+def _security_flags(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be SecurityFlags, not {type(value).__name__}")
+    known = 0xB1F  # every SecurityFlags bit
+    if value < 0 or value & ~known or (value & _REDIRECT_MASK) not in (0, 0x100, 0x200):
+        raise ValueError(
+            f"{what} takes SecurityFlags, with at most one redirect policy: {value:#x}"
+        )
     return value
 
 
@@ -459,6 +480,55 @@ class Job:
         "owner_elevated", needs=_JOB4, doc="Whether the owner was elevated (BITS 3.0)."
     )
     error_count = _Setting("error_count", doc="How many times the job has met an error.")
+    security_flags = _Setting(
+        "security_flags",
+        check=_security_flags,
+        build=SecurityFlags,
+        needs=_HTTP,
+        doc="SecurityFlags: certificate checks and the redirect policy (BITS 2.5).",
+    )
+
+    @property
+    def client_certificate(self) -> ClientCertificate | None:
+        """The certificate the job presents to HTTPS servers; None when none is set
+        or this BITS does not give it (BITS 2.5)."""
+        try:
+            with _HTTP:
+                raw = self._native.client_certificate()
+        except BitsError as e:
+            if e.hresult not in NO_CLIENT_CERTIFICATE:
+                raise
+            return None
+        if raw is None:
+            return None
+        location, store, sha1, subject = raw
+        return ClientCertificate(
+            as_enum(CertStoreLocation, location), store or "", sha1, subject or ""
+        )
+
+    def set_client_certificate(
+        self,
+        subject: str,
+        *,
+        store: str = "MY",
+        location: CertStoreLocation | int = CertStoreLocation.CURRENT_USER,
+    ) -> None:
+        """Present the certificate with this simple subject name, from the named store
+        (BITS 2.5, SetClientCertificateByName)."""
+        _text(subject, "subject")
+        _text(store, "store")
+        if not subject or not store:
+            raise ValueError("subject and store must not be empty")
+        if isinstance(location, bool) or location not in set(CertStoreLocation):
+            raise ValueError(f"location must be a CertStoreLocation, not {location!r}")
+        with _HTTP:
+            self._native.set_client_certificate(int(location), store, subject)
+
+    def remove_client_certificate(self) -> None:
+        """Present no client certificate (BITS 2.5)."""
+        with _HTTP:
+            self._native.remove_client_certificate()
+
     reply_file_name = _Setting(
         "reply_file_name",
         check=_optional_text,

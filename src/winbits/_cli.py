@@ -34,6 +34,7 @@ from ._api import MAX_NAME_LENGTH, Job, Manager, connect, format_headers
 from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoundError
 from ._types import (
     AuthScheme,
+    ClientCertificate,
     FileProgress,
     FileRecord,
     JobError,
@@ -46,6 +47,7 @@ from ._types import (
     PeerCaching,
     ProxySettings,
     ProxyUsage,
+    SecurityFlags,
     Snapshot,
     peer_share,
     percent,
@@ -135,6 +137,11 @@ def file_records(job: Job) -> list[FileRecord]:
     return records
 
 
+def flag_names(value: enum.IntFlag) -> list[str]:
+    """The names of the flags set in value."""
+    return [m.name or "" for m in type(value) if m in value]
+
+
 def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, Any]:
     """`show --json`: every property of one job, its files as in list --json. Custom
     headers by name only."""
@@ -148,8 +155,11 @@ def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, 
             value = {k: iso(v) for k, v in value._asdict().items()}
         elif isinstance(value, ProxySettings):
             value = {"usage": str(value.usage), "proxies": value.proxies, "bypass": value.bypass}
-        elif isinstance(value, PeerCaching):
-            value = [m.name for m in PeerCaching if m in value]
+        elif isinstance(value, (PeerCaching, SecurityFlags)):
+            value = flag_names(value)
+        elif isinstance(value, ClientCertificate):
+            sha1 = None if value.sha1 is None else value.sha1.hex()
+            value = {**value._asdict(), "location": str(value.location), "sha1": sha1}
         elif isinstance(value, enum.Enum):
             value = str(value)
         out[name] = value
@@ -814,8 +824,10 @@ def _show_value(value: object) -> str:
         if value.bypass:
             text += " (bypass: " + " ".join(value.bypass) + ")"
         return text
-    if isinstance(value, PeerCaching):
-        return "|".join(m.name or "" for m in PeerCaching if m in value) or "0"
+    if isinstance(value, (PeerCaching, SecurityFlags)):
+        return "|".join(flag_names(value)) or "0"
+    if isinstance(value, ClientCertificate):
+        return f"{visible(value.subject)} in {value.location} {visible(value.store)}"
     if isinstance(value, tuple):
         return " ".join(visible(str(v)) for v in value) if value else "-"
     return visible(str(value))

@@ -95,6 +95,33 @@ class PeerCaching(IntFlag):
     DISABLE_BRANCH_CACHE = 4
 
 
+class SecurityFlags(IntFlag):
+    """IBackgroundCopyJobHttpOptions' security flags: certificate checks to relax or add,
+    and what a redirect does (ALLOW_SILENT is 0, the default)."""
+
+    ENABLE_CRL_CHECK = 0x1
+    IGNORE_CERT_CN_INVALID = 0x2
+    IGNORE_CERT_DATE_INVALID = 0x4
+    IGNORE_UNKNOWN_CA = 0x8
+    IGNORE_CERT_WRONG_USAGE = 0x10
+    REDIRECT_POLICY_ALLOW_REPORT = 0x100  # follow, and update the file's remote name
+    REDIRECT_POLICY_DISALLOW = 0x200  # a redirect puts the job in ERROR
+    REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP = 0x800
+
+
+class CertStoreLocation(_Named):
+    """BG_CERT_STORE_LOCATION: where the client certificate's store is."""
+
+    CURRENT_USER = 0
+    LOCAL_MACHINE = 1
+    CURRENT_SERVICE = 2
+    SERVICES = 3
+    USERS = 4
+    CURRENT_USER_GROUP_POLICY = 5
+    LOCAL_MACHINE_GROUP_POLICY = 6
+    LOCAL_MACHINE_ENTERPRISE = 7
+
+
 class ErrorContext(_Named):
     """BG_ERROR_CONTEXT: where a job's error came from."""
 
@@ -180,6 +207,15 @@ class ProxySettings(NamedTuple):
     bypass: tuple[str, ...] = ()
 
 
+class ClientCertificate(NamedTuple):
+    """The certificate a job presents to an HTTPS server."""
+
+    location: CertStoreLocation | int
+    store: str
+    sha1: bytes | None
+    subject: str
+
+
 class ReplyProgress(NamedTuple):
     """The reply of an UPLOAD_REPLY job (total None while unknown)."""
 
@@ -257,6 +293,8 @@ class JobProperties(NamedTuple):
     owner_elevated: bool | None
     notify_command_line: tuple[str, str] | None
     reply_file_name: str | None
+    security_flags: SecurityFlags | None
+    client_certificate: ClientCertificate | None
     custom_header_names: tuple[str, ...] | None
 
 

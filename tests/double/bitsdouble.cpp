@@ -53,6 +53,9 @@ struct JobData {
     bool has_notify = false, has_reply_name = false, has_headers = false;
     DWORD peer_flags = 0, security_flags = 0;
     std::vector<std::wstring> credentials;  // "target/scheme/user" of each set; no password
+    bool has_certificate = false;
+    BG_CERT_STORE_LOCATION cert_location = BG_CERT_STORE_LOCATION_CURRENT_USER;
+    std::wstring cert_store, cert_subject;
 };
 
 struct Fault {
@@ -451,15 +454,47 @@ public:
                                                        BYTE*) override {
         return E_NOTIMPL;
     }
-    HRESULT STDMETHODCALLTYPE SetClientCertificateByName(BG_CERT_STORE_LOCATION, LPCWSTR,
-                                                         LPCWSTR) override {
-        return E_NOTIMPL;
+#define HTTP_ENTER(name) \
+    ENTER("Http." name); \
+    Locked l;            \
+    if (data_->gone)     \
+    return winbits::kBgNotFound
+    HRESULT STDMETHODCALLTYPE SetClientCertificateByName(BG_CERT_STORE_LOCATION location,
+                                                         LPCWSTR store, LPCWSTR subject) override {
+        HTTP_ENTER("SetClientCertificateByName");
+        if (location > BG_CERT_STORE_LOCATION_LOCAL_MACHINE_ENTERPRISE || !store || !subject)
+            return E_INVALIDARG;
+        data_->has_certificate = true;
+        data_->cert_location = location;
+        data_->cert_store = store;
+        data_->cert_subject = subject;
+        return S_OK;
     }
-    HRESULT STDMETHODCALLTYPE RemoveClientCertificate() override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetClientCertificate(BG_CERT_STORE_LOCATION*, LPWSTR*, BYTE**,
-                                                   LPWSTR*) override {
-        return E_NOTIMPL;
+    HRESULT STDMETHODCALLTYPE RemoveClientCertificate() override {
+        HTTP_ENTER("RemoveClientCertificate");
+        bool had = data_->has_certificate;
+        data_->has_certificate = false;
+        return had ? S_OK : S_FALSE;
     }
+    HRESULT STDMETHODCALLTYPE GetClientCertificate(BG_CERT_STORE_LOCATION* location, LPWSTR* store,
+                                                   BYTE** hash, LPWSTR* subject) override {
+        HTTP_ENTER("GetClientCertificate");
+        *store = *subject = nullptr;
+        *hash = nullptr;
+        if (!data_->has_certificate)
+            return HRESULT_FROM_WIN32(RPC_X_BAD_STUB_DATA);  // none set, as Windows answers
+        *location = data_->cert_location;
+        *hash = static_cast<BYTE*>(CoTaskMemAlloc(20));
+        if (!*hash)
+            return E_OUTOFMEMORY;
+        for (int i = 0; i < 20; ++i)
+            (*hash)[i] = static_cast<BYTE>(i);
+        HRESULT hr = out_string(data_->cert_store, store);
+        if (SUCCEEDED(hr))
+            hr = out_string(data_->cert_subject, subject);
+        return hr;
+    }
+#undef HTTP_ENTER
 
 private:
     IBackgroundCopyJob* outer_;
