@@ -203,7 +203,12 @@ void Connection::reconnect(unsigned seen) noexcept {
 FileHandle::~FileHandle() {
     release_in_mta(file4_.load());
     release_in_mta(file3_.load());
+    release_in_mta(file2_.load());
     release_in_mta(file_.Detach());
+}
+
+HRESULT FileHandle::file2(Connection& c, IBackgroundCopyFile2** out) noexcept {
+    return query_once(file_.Get(), file2_, c.lacks_file2, out);
 }
 
 HRESULT FileHandle::file3(Connection& c, IBackgroundCopyFile3** out) noexcept {

@@ -187,6 +187,7 @@ public:
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
     // Interfaces this server lacks, learnt once and not asked for again.
+    std::atomic<bool> lacks_file2{false};
     std::atomic<bool> lacks_file3{false};
     std::atomic<bool> lacks_file4{false};
     std::atomic<bool> lacks_owner{false};  // GetOwner is E_NOTIMPL (Wine)
@@ -209,11 +210,13 @@ public:
     ~FileHandle();
     IBackgroundCopyFile* file() const { return file_.Get(); }
     // S_OK with a borrowed pointer, or E_NOINTERFACE when the server lacks it.
+    HRESULT file2(Connection& c, IBackgroundCopyFile2** out) noexcept;
     HRESULT file3(Connection& c, IBackgroundCopyFile3** out) noexcept;
     HRESULT file4(Connection& c, IBackgroundCopyFile4** out) noexcept;
 
 private:
     ComPtr<IBackgroundCopyFile> file_;
+    std::atomic<IBackgroundCopyFile2*> file2_{nullptr};
     std::atomic<IBackgroundCopyFile3*> file3_{nullptr};
     std::atomic<IBackgroundCopyFile4*> file4_{nullptr};
 };

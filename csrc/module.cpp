@@ -48,7 +48,7 @@ struct JobObject {
     ManagerObject* manager;
     unsigned generation;
     IBackgroundCopyJob* job;
-    std::atomic<void*> ifaces[3];  // Job2, Job4, HttpOptions: asked for once (through<I>)
+    std::atomic<void*> ifaces[4];  // Job2, Job4, HttpOptions, Job3: asked for once (through<I>)
 };
 
 struct FileObject {
@@ -439,6 +439,8 @@ template <>
 constexpr int kJobSlot<IBackgroundCopyJob4> = 1;
 template <>
 constexpr int kJobSlot<IBackgroundCopyJobHttpOptions> = 2;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob3> = 3;
 
 template <class I, class Fn>
 HRESULT through(JobObject* j, Fn fn) {
@@ -932,6 +934,37 @@ PyObject* job_add_file(PyObject* self, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// IBackgroundCopyJob3::AddFileWithRanges(url, path, [(offset, length)]); the facade has
+// checked the ranges.
+PyObject* job_add_file_ranges(PyObject* self, PyObject* args) {
+    PyObject *url_obj = nullptr, *path_obj = nullptr, *ranges_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "UUO!:add_file_ranges", &url_obj, &path_obj, &PyList_Type,
+                          &ranges_obj))
+        return nullptr;
+    WideArg url, path;
+    if (!url.set(url_obj, "url") || !path.set(path_obj, "path"))
+        return nullptr;
+    Py_ssize_t n = PyList_Size(ranges_obj);
+    std::vector<BG_FILE_RANGE> ranges;
+    try {
+        ranges.resize(static_cast<size_t>(n));
+    } catch (const std::bad_alloc&) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* item = PyList_GetItem(ranges_obj, i);  // borrowed
+        if (!PyArg_ParseTuple(item, "KK:range", &ranges[i].InitialOffset, &ranges[i].Length))
+            return nullptr;
+    }
+    JobObject* job = job_of(self);
+    return write_property(self, [&] {
+        return through<IBackgroundCopyJob3>(job, [&](IBackgroundCopyJob3* j3) {
+            return j3->AddFileWithRanges(url.get(), path.get(), static_cast<DWORD>(n),
+                                         ranges.data());
+        });
+    });
+}
+
 using Job = IBackgroundCopyJob;
 using Job2 = IBackgroundCopyJob2;
 using Job4 = IBackgroundCopyJob4;
@@ -954,6 +987,8 @@ PyMethodDef job_methods[] = {
     {"error", job_error, METH_NOARGS, "GetError -> tuple or None"},
     {"files", job_files, METH_NOARGS, "EnumFiles -> list of File"},
     {"add_file", job_add_file, METH_VARARGS, "AddFile(url, path)"},
+    {"add_file_ranges", job_add_file_ranges, METH_VARARGS,
+     "IBackgroundCopyJob3::AddFileWithRanges(url, path, [(offset, length)])"},
     {"resume", job_verb<&Job::Resume>, METH_NOARGS, "Resume -> HRESULT"},
     {"suspend", job_verb<&Job::Suspend>, METH_NOARGS, "Suspend -> HRESULT"},
     {"cancel", job_verb<&Job::Cancel>, METH_NOARGS, "Cancel -> HRESULT"},
@@ -1063,6 +1098,94 @@ HRESULT read_peer_stats(IBackgroundCopyFile4* f4, PeerStats* s) {
     return f4->GetPeerDownloadStats(&s->from_origin, &s->from_peers);
 }
 
+// fn(iface) with the file as one of its richer interfaces (asked for once per file);
+// E_NOINTERFACE, for the facade to name the BITS version, where the server lacks it.
+template <class I, HRESULT (FileHandle::*Query)(Connection&, I**) noexcept, class Fn>
+HRESULT file_through(FileObject* f, Fn fn) {
+    I* iface = nullptr;
+    HRESULT hr = (f->handle->*Query)(*f->manager->conn, &iface);
+    return FAILED(hr) ? hr : fn(iface);
+}
+
+template <class I, HRESULT (FileHandle::*Query)(Connection&, I**) noexcept, class T,
+          HRESULT (STDMETHODCALLTYPE I::*Get)(T*), PyObject* (*Build)(const T&)>
+PyObject* file_iface_get(PyObject* self, PyObject*) {
+    FileObject* f = as_file(self);
+    return read_property<T>(
+        self, [&](T& v) { return file_through<I, Query>(f, [&](I* i) { return (i->*Get)(&v); }); },
+        Build);
+}
+
+template <class I, HRESULT (FileHandle::*Query)(Connection&, I**) noexcept,
+          HRESULT (STDMETHODCALLTYPE I::*Get)(LPWSTR*)>
+PyObject* file_iface_string(PyObject* self, PyObject*) {
+    FileObject* f = as_file(self);
+    return read_property<CoTaskString>(
+        self,
+        [&](CoTaskString& s) {
+            return file_through<I, Query>(f, [&](I* i) { return (i->*Get)(s.put()); });
+        },
+        py_string_or_none);
+}
+
+PyObject* file_set_remote_name(PyObject* self, PyObject* arg) {
+    WideArg url;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "url must be str");
+        return nullptr;
+    }
+    if (!url.set(arg, "url"))
+        return nullptr;
+    FileObject* f = as_file(self);
+    return write_property(self, [&] {
+        return file_through<IBackgroundCopyFile2, &FileHandle::file2>(
+            f, [&](IBackgroundCopyFile2* f2) { return f2->SetRemoteName(url.get()); });
+    });
+}
+
+PyObject* file_set_validation_state(PyObject* self, PyObject* arg) {
+    int valid = PyObject_IsTrue(arg);
+    if (valid < 0)
+        return nullptr;
+    FileObject* f = as_file(self);
+    return write_property(self, [&] {
+        return file_through<IBackgroundCopyFile3, &FileHandle::file3>(
+            f, [&](IBackgroundCopyFile3* f3) { return f3->SetValidationState(valid); });
+    });
+}
+
+// File2::GetFileRanges: [(offset, length)], length 2^64-1 for "to the end".
+struct FileRanges {
+    DWORD count = 0;
+    BG_FILE_RANGE* ranges = nullptr;
+    FileRanges() = default;
+    FileRanges(const FileRanges&) = delete;
+    FileRanges& operator=(const FileRanges&) = delete;
+    ~FileRanges() { CoTaskMemFree(ranges); }
+};
+PyObject* py_file_ranges(const FileRanges& r) {
+    PyRef list(PyList_New(0));
+    if (!list)
+        return nullptr;
+    for (DWORD i = 0; r.ranges && i < r.count; ++i) {
+        PyRef item(Py_BuildValue("(KK)", r.ranges[i].InitialOffset, r.ranges[i].Length));
+        if (!item || PyList_Append(list.get(), item.get()) < 0)
+            return nullptr;
+    }
+    return list.release();
+}
+PyObject* file_ranges(PyObject* self, PyObject*) {
+    FileObject* f = as_file(self);
+    return read_property<FileRanges>(
+        self,
+        [&](FileRanges& r) {
+            return file_through<IBackgroundCopyFile2, &FileHandle::file2>(
+                f,
+                [&](IBackgroundCopyFile2* f2) { return f2->GetFileRanges(&r.count, &r.ranges); });
+        },
+        py_file_ranges);
+}
+
 using File = IBackgroundCopyFile;
 
 PyMethodDef file_methods[] = {
@@ -1073,6 +1196,19 @@ PyMethodDef file_methods[] = {
     {"downloaded_from_peer",
      file_extra<IBackgroundCopyFile3, &FileHandle::file3, BOOL, read_from_peer, py_bool>,
      METH_NOARGS, "IBackgroundCopyFile3::IsDownloadedFromPeer, None where absent"},
+    {"ranges", file_ranges, METH_NOARGS,
+     "IBackgroundCopyFile2::GetFileRanges -> [(offset, length)]"},
+    {"set_remote_name", file_set_remote_name, METH_O, "IBackgroundCopyFile2::SetRemoteName(url)"},
+    {"temporary_name",
+     file_iface_string<IBackgroundCopyFile3, &FileHandle::file3,
+                       &IBackgroundCopyFile3::GetTemporaryName>,
+     METH_NOARGS, "IBackgroundCopyFile3::GetTemporaryName"},
+    {"validation_state",
+     file_iface_get<IBackgroundCopyFile3, &FileHandle::file3, BOOL,
+                    &IBackgroundCopyFile3::GetValidationState, py_bool>,
+     METH_NOARGS, "IBackgroundCopyFile3::GetValidationState"},
+    {"set_validation_state", file_set_validation_state, METH_O,
+     "IBackgroundCopyFile3::SetValidationState(bool)"},
     {"peer_stats",
      file_extra<IBackgroundCopyFile4, &FileHandle::file4, PeerStats, read_peer_stats,
                 py_peer_stats>,

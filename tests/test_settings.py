@@ -21,6 +21,7 @@ from winbits import (
     CertStoreLocation,
     ClientCertificate,
     CredentialTarget,
+    FileRange,
     JobPriority,
     JobState,
     JobType,
@@ -92,10 +93,20 @@ class _NoCom:
         (lambda j: j.set_client_certificate("CN=a", store=""), ValueError),
         (lambda j: j.set_client_certificate("CN=a", location=9), ValueError),
         (lambda j: j.set_client_certificate(b"CN=a"), TypeError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0, 10), (5, 10)]), ValueError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(-1, 10)]), ValueError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0, 0)]), ValueError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(2**64 - 1, 2)]), ValueError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0, None), (10, 5)]), ValueError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[]), ValueError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges="0-10"), TypeError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0,)]), TypeError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0, 1.5)]), TypeError),
+        (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(True, 1)]), TypeError),
     ],
 )
 def test_bad_settings_are_refused_before_any_com_call(call, error):
-    job = Job(_NoCom())  # type: ignore[arg-type]
+    job = Job(_NoCom(), int(JobType.DOWNLOAD))  # type: ignore[arg-type]
     with pytest.raises(error) as caught:
         call(job)
     assert "pw" not in str(caught.value).replace("password", "")  # no secret in the text
@@ -548,3 +559,81 @@ def test_https_options_round_trip_through_the_double(double):
         code, out, err = cli_double(double, "show", job_id, "--json")
         assert code == 0, err
         assert json.loads(out)["security_flags"] == ["ENABLE_CRL_CHECK", "REDIRECT_POLICY_DISALLOW"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda f: setattr(f, "remote_name", "ftp://h/x"), ValueError),
+        (lambda f: setattr(f, "remote_name", None), TypeError),
+        (lambda f: setattr(f, "validation_state", 1), TypeError),
+    ],
+)
+def test_bad_file_settings_are_refused_before_any_com_call(call, error):
+    with pytest.raises(error):
+        call(winbits.File(_NoCom()))  # type: ignore[arg-type]
+
+
+@windows_only
+def test_ranges_mirrors_and_validation_through_the_double(double, tmp_path):
+    job_id = double.add_job("ranges")
+    done = double.add_job("done", state=6)
+    double.add_file(
+        done, "http://h/done.bin", "C:\\done.bin", total=5, transferred=5, completed=True
+    )
+    local = str(tmp_path / "part.bin")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        job.add_file("http://h/big.iso", local, ranges=[(1000, 10), (0, 100), (5000, None)])
+        (f,) = job.files()
+        assert f.ranges == [FileRange(0, 100), FileRange(1000, 10), FileRange(5000, None)]
+        f.remote_name = "http://mirror/big.iso"
+        assert f.remote_name == "http://mirror/big.iso"
+        assert f.temporary_name == local + ".bits.tmp"
+        assert f.validation_state is False
+        with pytest.raises(winbits.InvalidStateError):  # BITS: only a transferred file
+            f.validation_state = True
+        (g,) = bits.get_job(uuid.UUID(done)).files()
+        g.validation_state = True
+        assert g.validation_state is True
+        assert g.ranges == []
+
+
+@windows_only
+def test_file_and_job_interfaces_this_bits_lacks_are_named(double, tmp_path):
+    double.reset(file_level=1, job_level=2)
+    job_id = double.add_job("old")
+    double.add_file(job_id, "http://h/a", "C:\\a")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyJob3 \(BITS 3\.0\)"):
+            job.add_file("http://h/b", str(tmp_path / "b"), ranges=[(0, 1)])
+        (f,) = job.files()
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyFile2 \(BITS 2\.0\)"):
+            f.remote_name = "http://mirror/a"
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyFile3 \(BITS 3\.0\)"):
+            _ = f.temporary_name
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyJob4 \(BITS 3\.0\)"):
+            job.peer_caching = PeerCaching.DISABLE_BRANCH_CACHE
+        assert job.properties().peer_caching is None  # properties() reads None for it
+
+
+@windows_only
+def test_an_upload_sends_an_existing_file_and_refuses_a_missing_one(double, tmp_path):
+    report = tmp_path / "report.txt"
+    report.write_text("to the server")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.create_job("upload", JobType.UPLOAD_REPLY)
+        job.add_file("http://h/upload", str(report))  # exists: no overwrite check
+        double.clear_calls()
+        with pytest.raises(FileNotFoundError):
+            job.add_file("http://h/upload", str(tmp_path / "missing.txt"))
+        with pytest.raises(ValueError, match="ranges are for downloads"):
+            job.add_file("http://h/upload", str(report), ranges=[(0, 1)])
+        assert double.calls() == {}  # the type was known from create_job
+        (f,) = job.files()
+        assert f.local_name == str(report)
+        job.reply_file_name = str(tmp_path / "reply.txt")
+        assert job.reply_file_name == str(tmp_path / "reply.txt")
+        job.cancel()
+    assert report.read_text() == "to the server"

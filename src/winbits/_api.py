@@ -6,13 +6,14 @@ remembered because they never change. Arguments are checked here, before any COM
 
 from __future__ import annotations
 
+import itertools
 import ntpath
 import os
 import sys
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from ._types import (
     CredentialTarget,
     ErrorContext,
     FileProgress,
+    FileRange,
     JobError,
     JobPriority,
     JobProgress,
@@ -167,7 +169,42 @@ class _needs:
 
 _JOB2 = _needs("2.0", "IBackgroundCopyJob2")
 _HTTP = _needs("2.5", "IBackgroundCopyJobHttpOptions")
+_JOB3 = _needs("3.0", "IBackgroundCopyJob3")
 _JOB4 = _needs("3.0", "IBackgroundCopyJob4")
+_FILE2 = _needs("2.0", "IBackgroundCopyFile2")
+_FILE3 = _needs("3.0", "IBackgroundCopyFile3")
+MAX_UINT64 = 2**64 - 1
+LENGTH_TO_EOF = MAX_UINT64  # BG_LENGTH_TO_EOF
+
+
+def _file_ranges(ranges: object) -> list[tuple[int, int]]:
+    """(offset, length) pairs for AddFileWithRanges: whole numbers, not overlapping,
+    within 64 bits; a length of None (to the end of the file) only for the last."""
+    if isinstance(ranges, (str, bytes)) or not isinstance(ranges, Sequence):
+        raise TypeError("ranges must be a sequence of (offset, length) pairs")
+    out = []
+    for item in ranges:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise TypeError(f"a range is an (offset, length) pair, not {item!r}")
+        offset, length = item
+        for what, v in (("offset", offset), ("length", length)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise TypeError(f"a range's {what} must be an int, not {v!r}")
+        if offset is None or offset < 0 or (length is not None and length <= 0):
+            raise ValueError(f"a range needs an offset >= 0 and a length > 0: {item!r}")
+        end = MAX_UINT64 if length is None else offset + length
+        if end > MAX_UINT64 or (length is not None and length >= LENGTH_TO_EOF):
+            raise ValueError(f"a range must end within 64 bits: {item!r}")
+        out.append((offset, LENGTH_TO_EOF if length is None else length, end))
+    if not out:
+        raise ValueError("ranges must not be empty (leave it out for the whole file)")
+    out.sort()
+    for (_, _, end), (offset, _, _) in itertools.pairwise(out):
+        if offset < end:
+            raise ValueError("ranges must not overlap")
+    return [(offset, length) for offset, length, _ in out]
+
+
 _NO_NEEDS = _needs("1.0", "IBackgroundCopyJob")
 MAX_ULONG = 0xFFFFFFFF
 
@@ -304,7 +341,7 @@ class Manager:
         _text(name, "name", MAX_NAME_LENGTH)
         if not isinstance(type, int) or isinstance(type, bool) or type not in set(JobType):
             raise ValueError(f"type must be a JobType, not {type!r}")
-        return Job(self._native.create_job(name, int(type)))
+        return Job(self._native.create_job(name, int(type)), int(type))
 
     def snapshot(self, all_users: bool = False, *, threads: int = DEFAULT_THREADS) -> Snapshot:
         """Every job, file and peer count in one walk done in C++ with the GIL released,
@@ -372,11 +409,12 @@ class Job:
     """A BITS job. Properties are read live from BITS; None where this BITS does not
     implement them (E_NOTIMPL)."""
 
-    __slots__ = ("_id", "_native")
+    __slots__ = ("_id", "_native", "_type")
 
-    def __init__(self, native: native_types.Job) -> None:
+    def __init__(self, native: native_types.Job, job_type: int | None = None) -> None:
         self._native = native
         self._id: uuid.UUID | None = None
+        self._type = job_type
 
     def __repr__(self) -> str:
         return f"<winbits.Job {self.id}>"
@@ -718,10 +756,19 @@ class Job:
     def files(self) -> list[File]:
         return [File(f) for f in self._native.files()]
 
-    def add_file(self, url: str, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    def add_file(
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        ranges: Sequence[tuple[int, int | None]] | None = None,
+    ) -> None:
         """Add a download of ``url`` to the absolute local ``path``. An existing file at
         ``path`` is not overwritten unless ``overwrite=True`` (BITS would replace it at
-        complete())."""
+        complete()). ``ranges`` downloads only those (offset, length) parts, length None
+        for "to the end" (BITS 3.0). In an UPLOAD or UPLOAD_REPLY job, ``path`` is an
+        existing file that BITS sends to ``url``."""
         _text(url, "url")
         if len(url) > MAX_URL_LENGTH:
             raise ValueError(f"url is {len(url)} characters; BITS takes {MAX_URL_LENGTH} at most")
@@ -734,9 +781,25 @@ class Job:
             raise ValueError(f"path is {len(local)} characters; BITS takes {MAX_PATH} at most")
         if local.startswith(("\\\\?\\", "\\\\.\\")) or any(c in local for c in "*?"):
             raise ValueError(f"BITS takes no wildcards and no \\\\?\\ prefix in a path: {local!r}")
-        if not overwrite and os.path.exists(local):
+        checked = None if ranges is None else _file_ranges(ranges)
+        if self._job_type() in (JobType.UPLOAD, JobType.UPLOAD_REPLY):
+            if checked is not None:
+                raise ValueError("ranges are for downloads; an upload sends the whole file")
+            if not os.path.isfile(local):
+                raise FileNotFoundError(f"{local} is not a file to upload")
+        elif not overwrite and os.path.exists(local):
             raise FileExistsError(f"{local} exists; pass overwrite=True to replace it")
-        self._native.add_file(url, local)
+        if checked is None:
+            self._native.add_file(url, local)
+        else:
+            with _JOB3:
+                self._native.add_file_ranges(url, local, checked)
+
+    def _job_type(self) -> int | None:
+        """The job's type, read once: it never changes."""
+        if self._type is None:
+            self._type = self._native.type()
+        return self._type
 
     def resume(self) -> None:
         """Start or continue the transfer."""
@@ -788,10 +851,46 @@ class File:
         """The URL ("" where not implemented)."""
         return self._native.remote_name() or ""
 
+    @remote_name.setter
+    def remote_name(self, url: str) -> None:
+        """Fetch the file from another URL, a mirror (BITS 2.0). The job must not be
+        transferring; BITS' refusal comes through as its error."""
+        _text(url, "url", MAX_URL_LENGTH)
+        _check_url(url)
+        with _FILE2:
+            self._native.set_remote_name(url)
+
     @property
     def local_name(self) -> str:
         """The local path ("" where not implemented)."""
         return self._native.local_name() or ""
+
+    @property
+    def ranges(self) -> list[FileRange]:
+        """The parts of the file the job downloads; [] for the whole file (BITS 2.0)."""
+        with _FILE2:
+            raw = self._native.ranges()
+        return [FileRange(o, None if n == LENGTH_TO_EOF else n) for o, n in raw or ()]
+
+    @property
+    def temporary_name(self) -> str | None:
+        """Where BITS keeps the file until the job is completed (BITS 3.0)."""
+        with _FILE3:
+            return self._native.temporary_name()
+
+    @property
+    def validation_state(self) -> bool | None:
+        """Whether the downloaded content was marked valid (BITS 3.0); set it once the
+        file is transferred, for peer caching to share the file."""
+        with _FILE3:
+            return self._native.validation_state()
+
+    @validation_state.setter
+    def validation_state(self, valid: bool) -> None:
+        if not isinstance(valid, bool):
+            raise TypeError(f"validation_state must be a bool, not {type(valid).__name__}")
+        with _FILE3:
+            self._native.set_validation_state(valid)
 
     @property
     def progress(self) -> FileProgress | None:

@@ -223,6 +223,13 @@ class ReplyProgress(NamedTuple):
     bytes_transferred: int
 
 
+class FileRange(NamedTuple):
+    """A part of a file a job downloads: length None means to the end of the file."""
+
+    offset: int
+    length: int | None
+
+
 class FileProgress(NamedTuple):
     """A file's progress: bytes (total None while unknown) and whether it is complete."""
 

@@ -31,6 +31,8 @@ struct FileData {
     bool completed = false;
     bool from_peer = false;
     UINT64 from_origin = 0, from_peers = 0;
+    std::vector<BG_FILE_RANGE> ranges;  // AddFileWithRanges
+    bool valid = false;                 // File3's validation state
 };
 
 struct JobData {
@@ -290,11 +292,49 @@ public:
         p->Completed = f.completed;
         return S_OK;
     }
-    HRESULT STDMETHODCALLTYPE GetFileRanges(DWORD*, BG_FILE_RANGE**) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetRemoteName(LPCWSTR) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetValidationState(BOOL) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetValidationState(BOOL*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE GetFileRanges(DWORD* count, BG_FILE_RANGE** ranges) override {
+        ENTER("File.GetFileRanges");
+        Locked l;
+        const auto& r = data().ranges;
+        *count = 0;
+        *ranges = nullptr;
+        if (r.empty())
+            return S_OK;
+        *ranges = static_cast<BG_FILE_RANGE*>(CoTaskMemAlloc(r.size() * sizeof(BG_FILE_RANGE)));
+        if (!*ranges)
+            return E_OUTOFMEMORY;
+        std::copy(r.begin(), r.end(), *ranges);
+        *count = static_cast<DWORD>(r.size());
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetRemoteName(LPCWSTR v) override {
+        ENTER("File.SetRemoteName");
+        Locked l;
+        if (!v || !*v)
+            return E_INVALIDARG;
+        data().remote = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetTemporaryName(LPWSTR* v) override {
+        ENTER("File.GetTemporaryName");
+        Locked l;
+        return out_string(data().local + L".bits.tmp", v);
+    }
+    HRESULT STDMETHODCALLTYPE SetValidationState(BOOL v) override {
+        ENTER("File.SetValidationState");
+        Locked l;
+        FileData& f = data();
+        if (!f.completed)
+            return winbits::kBgInvalidState;  // BITS: only once the file is transferred
+        f.valid = v != FALSE;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetValidationState(BOOL* v) override {
+        ENTER("File.GetValidationState");
+        Locked l;
+        *v = data().valid;
+        return S_OK;
+    }
     HRESULT STDMETHODCALLTYPE IsDownloadedFromPeer(BOOL* v) override {
         ENTER("File.IsDownloadedFromPeer");
         Locked l;
@@ -825,8 +865,17 @@ public:
     }
     // IBackgroundCopyJob3
     HRESULT STDMETHODCALLTYPE ReplaceRemotePrefix(LPCWSTR, LPCWSTR) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE AddFileWithRanges(LPCWSTR, LPCWSTR, DWORD, BG_FILE_RANGE*) override {
-        return E_NOTIMPL;
+    HRESULT STDMETHODCALLTYPE AddFileWithRanges(LPCWSTR url, LPCWSTR local, DWORD count,
+                                                BG_FILE_RANGE* ranges) override {
+        JOB_ENTER("AddFileWithRanges");
+        if (!url || !local || (count && !ranges))
+            return E_INVALIDARG;
+        FileData f;
+        f.remote = url;
+        f.local = local;
+        f.ranges.assign(ranges, ranges + count);
+        data_->files.push_back(f);
+        return S_OK;
     }
     HRESULT STDMETHODCALLTYPE SetFileACLFlags(DWORD) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE GetFileACLFlags(DWORD*) override { return E_NOTIMPL; }
