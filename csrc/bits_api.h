@@ -38,6 +38,8 @@ __CRT_UUID_DECL(IBackgroundCopyFile4, 0xef7e0655, 0x7888, 0x4960, 0xb0, 0xe5, 0x
                 0xe0, 0x34, 0x92)
 #endif
 
+#include <bits5_0.h>  // IBackgroundCopyJob5 (both the SDK and mingw have it)
+
 namespace winbits {
 
 // BITS' own HRESULTs (bitsmsg.h), named here so no header version matters.

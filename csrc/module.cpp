@@ -48,7 +48,7 @@ struct JobObject {
     ManagerObject* manager;
     unsigned generation;
     IBackgroundCopyJob* job;
-    std::atomic<void*> ifaces[4];  // Job2, Job4, HttpOptions, Job3: asked for once (through<I>)
+    std::atomic<void*> ifaces[5];  // Job2, Job4, HttpOptions, Job3, Job5: asked for once
 };
 
 struct FileObject {
@@ -441,6 +441,8 @@ template <>
 constexpr int kJobSlot<IBackgroundCopyJobHttpOptions> = 2;
 template <>
 constexpr int kJobSlot<IBackgroundCopyJob3> = 3;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob5> = 4;
 
 template <class I, class Fn>
 HRESULT through(JobObject* j, Fn fn) {
@@ -965,6 +967,101 @@ PyObject* job_add_file_ranges(PyObject* self, PyObject* args) {
     });
 }
 
+// IBackgroundCopyJob5's properties: one union, its member chosen by the property's id.
+struct JobProperty {
+    BITS_JOB_PROPERTY_ID id{};
+    BITS_JOB_PROPERTY_VALUE value{};
+};
+PyObject* py_job_property(const JobProperty& p) {
+    switch (p.id) {
+        case BITS_JOB_PROPERTY_ID_COST_FLAGS:
+        case BITS_JOB_PROPERTY_MINIMUM_NOTIFICATION_INTERVAL_MS:
+            return PyLong_FromUnsignedLong(p.value.Dword);
+        case BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS:
+            return PyLong_FromUnsignedLong(static_cast<unsigned long>(p.value.Target));
+        case BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE:
+            return PyLong_FromUnsignedLongLong(p.value.Uint64);
+        case BITS_JOB_PROPERTY_DYNAMIC_CONTENT:
+        case BITS_JOB_PROPERTY_HIGH_PERFORMANCE:
+        case BITS_JOB_PROPERTY_ON_DEMAND_MODE:
+            return PyBool_FromLong(p.value.Enable);
+        default:
+            PyErr_Format(PyExc_ValueError, "no job property %d", static_cast<int>(p.id));
+            return nullptr;
+    }
+}
+
+bool property_id(PyObject* arg, BITS_JOB_PROPERTY_ID* id) {
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return false;
+    switch (v) {
+        case 1:
+        case 3:
+        case 4:
+        case 5:
+        case 7:
+        case 9:
+        case 10:
+            *id = static_cast<BITS_JOB_PROPERTY_ID>(v);
+            return true;
+        default:
+            PyErr_Format(PyExc_ValueError, "no job property %ld", v);
+            return false;
+    }
+}
+
+PyObject* job_property(PyObject* self, PyObject* arg) {
+    JobProperty p;
+    if (!property_id(arg, &p.id))
+        return nullptr;
+    JobObject* job = job_of(self);
+    return read_property<JobProperty>(
+        self,
+        [&](JobProperty& out) {
+            out.id = p.id;
+            return through<IBackgroundCopyJob5>(
+                job, [&](IBackgroundCopyJob5* j5) { return j5->GetProperty(out.id, &out.value); });
+        },
+        py_job_property);
+}
+
+PyObject* job_set_property(PyObject* self, PyObject* args) {
+    PyObject *id_obj = nullptr, *value_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "OO:set_property", &id_obj, &value_obj))
+        return nullptr;
+    JobProperty p;
+    if (!property_id(id_obj, &p.id))
+        return nullptr;
+    unsigned long long v = PyLong_AsUnsignedLongLong(value_obj);
+    if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred())
+        return nullptr;
+    switch (p.id) {
+        case BITS_JOB_PROPERTY_MAX_DOWNLOAD_SIZE:
+            p.value.Uint64 = v;
+            break;
+        case BITS_JOB_PROPERTY_DYNAMIC_CONTENT:
+        case BITS_JOB_PROPERTY_HIGH_PERFORMANCE:
+        case BITS_JOB_PROPERTY_ON_DEMAND_MODE:
+            p.value.Enable = v ? TRUE : FALSE;
+            break;
+        case BITS_JOB_PROPERTY_USE_STORED_CREDENTIALS:
+            p.value.Target = static_cast<BG_AUTH_TARGET>(v);
+            break;
+        default:
+            if (v > 0xFFFFFFFFull) {
+                PyErr_SetString(PyExc_OverflowError, "the value does not fit 32 bits");
+                return nullptr;
+            }
+            p.value.Dword = static_cast<DWORD>(v);
+    }
+    JobObject* job = job_of(self);
+    return write_property(self, [&] {
+        return through<IBackgroundCopyJob5>(
+            job, [&](IBackgroundCopyJob5* j5) { return j5->SetProperty(p.id, p.value); });
+    });
+}
+
 using Job = IBackgroundCopyJob;
 using Job2 = IBackgroundCopyJob2;
 using Job4 = IBackgroundCopyJob4;
@@ -987,6 +1084,8 @@ PyMethodDef job_methods[] = {
     {"error", job_error, METH_NOARGS, "GetError -> tuple or None"},
     {"files", job_files, METH_NOARGS, "EnumFiles -> list of File"},
     {"add_file", job_add_file, METH_VARARGS, "AddFile(url, path)"},
+    {"property", job_property, METH_O, "IBackgroundCopyJob5::GetProperty(id) -> int or bool"},
+    {"set_property", job_set_property, METH_VARARGS, "IBackgroundCopyJob5::SetProperty(id, value)"},
     {"add_file_ranges", job_add_file_ranges, METH_VARARGS,
      "IBackgroundCopyJob3::AddFileWithRanges(url, path, [(offset, length)])"},
     {"resume", job_verb<&Job::Resume>, METH_NOARGS, "Resume -> HRESULT"},

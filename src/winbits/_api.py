@@ -22,6 +22,7 @@ from ._types import (
     AuthScheme,
     CertStoreLocation,
     ClientCertificate,
+    CostFlags,
     CredentialTarget,
     ErrorContext,
     FileProgress,
@@ -171,6 +172,7 @@ _JOB2 = _needs("2.0", "IBackgroundCopyJob2")
 _HTTP = _needs("2.5", "IBackgroundCopyJobHttpOptions")
 _JOB3 = _needs("3.0", "IBackgroundCopyJob3")
 _JOB4 = _needs("3.0", "IBackgroundCopyJob4")
+_JOB5 = _needs("5.0", "IBackgroundCopyJob5")
 _FILE2 = _needs("2.0", "IBackgroundCopyFile2")
 _FILE3 = _needs("3.0", "IBackgroundCopyFile3")
 MAX_UINT64 = 2**64 - 1
@@ -240,6 +242,38 @@ def _security_flags(value: object, what: str) -> int:
     return value
 
 
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _cost_flags(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be CostFlags, not {type(value).__name__}")
+    if value <= 0 or value & ~0x800000FF:
+        raise ValueError(f"{what} takes CostFlags (at least one network cost): {value:#x}")
+    return value
+
+
+def _uint64(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_UINT64:
+        raise ValueError(f"{what} must be 0 to 2**64 - 1, not {value}")
+    return value
+
+
+def _milliseconds(value: object, what: str) -> int:
+    return _seconds(value, what)  # the same ULONG range, in milliseconds
+
+
+def _stored_target(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in set(CredentialTarget):
+        raise ValueError(f"{what} takes a CredentialTarget, not {value!r}")
+    return value
+
+
 def _optional_text(value: object, what: str) -> str | None:
     return None if value is None else _text(value, what)
 
@@ -256,9 +290,11 @@ class _Setting:
         check: Callable[[object, str], object] | None = None,
         build: Callable[[Any], object] | None = None,
         needs: _needs = _NO_NEEDS,
+        args: tuple[int, ...] = (),
         doc: str = "",
     ) -> None:
         self.native, self.check, self.build, self.needs = native, check, build, needs
+        self.args = args  # leading arguments of both calls: a Job5 property's id
         self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -268,7 +304,7 @@ class _Setting:
         if job is None:
             return self
         with self.needs:
-            value = getattr(job._native, self.native)()
+            value = getattr(job._native, self.native)(*self.args)
         return value if value is None or self.build is None else self.build(value)
 
     def __set__(self, job: Job, value: object) -> None:
@@ -276,7 +312,7 @@ class _Setting:
             raise AttributeError(f"{self.name} is read-only")
         checked = self.check(value, self.name)
         with self.needs:
-            getattr(job._native, "set_" + self.native)(checked)
+            getattr(job._native, "set_" + self.native)(*self.args, checked)
 
 
 def bits_version() -> tuple[int, int]:
@@ -525,6 +561,38 @@ class Job:
         needs=_HTTP,
         doc="SecurityFlags: certificate checks and the redirect policy (BITS 2.5).",
     )
+
+    # IBackgroundCopyJob5's properties: (id, check, build) each, one line apiece.
+    transfer_policy = _Setting(
+        "property", args=(1,), check=_cost_flags, build=CostFlags, needs=_JOB5,
+        doc="The network costs the job may transfer on: CostFlags (BITS 5.0).",
+    )  # fmt: skip
+    dynamic_content = _Setting(
+        "property", args=(3,), check=_flag, needs=_JOB5,
+        doc="Content with no size or ranges, as a dynamic web page (BITS 5.0). Set it "
+        "before files are added.",
+    )  # fmt: skip
+    high_performance = _Setting(
+        "property", args=(4,), check=_flag, needs=_JOB5,
+        doc="Use more of the network when the machine is otherwise idle (BITS 5.0).",
+    )  # fmt: skip
+    max_download_size = _Setting(
+        "property", args=(5,), check=_uint64, needs=_JOB5,
+        doc="The largest file, in bytes, the job will download (BITS 5.0).",
+    )  # fmt: skip
+    use_stored_credentials = _Setting(
+        "property", args=(7,), check=_stored_target,
+        build=lambda v: as_enum(CredentialTarget, v) if v else None, needs=_JOB5,
+        doc="Use the user's stored Windows credentials for this CredentialTarget (BITS 5.0).",
+    )  # fmt: skip
+    on_demand = _Setting(
+        "property", args=(10,), check=_flag, needs=_JOB5,
+        doc="Download on demand, the parts a reader asks for (newer Windows 10 BITS).",
+    )  # fmt: skip
+    minimum_notification_interval = _Setting(
+        "property", args=(9,), check=_milliseconds, needs=_JOB5,
+        doc="Milliseconds between progress notifications at least (newer Windows 10 BITS).",
+    )  # fmt: skip
 
     @property
     def client_certificate(self) -> ClientCertificate | None:

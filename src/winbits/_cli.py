@@ -35,6 +35,7 @@ from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoun
 from ._types import (
     AuthScheme,
     ClientCertificate,
+    CostFlags,
     FileProgress,
     FileRecord,
     JobError,
@@ -155,6 +156,8 @@ def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, 
             value = {k: iso(v) for k, v in value._asdict().items()}
         elif isinstance(value, ProxySettings):
             value = {"usage": str(value.usage), "proxies": value.proxies, "bypass": value.bypass}
+        elif isinstance(value, CostFlags):
+            value = int(value)  # its members overlap: the number says it exactly
         elif isinstance(value, (PeerCaching, SecurityFlags)):
             value = flag_names(value)
         elif isinstance(value, ClientCertificate):
@@ -627,6 +630,11 @@ def job_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
     proxy = _proxy_setting(args)
     if proxy is not None:
         changes.append(("proxy", proxy))
+    if args.transfer_policy is not None:
+        policy = CostFlags["TRANSFER_" + args.transfer_policy.upper().replace("-", "_")]
+        changes.append(("transfer_policy", policy))
+    if getattr(args, "dynamic", False):
+        changes.append(("dynamic_content", True))
     return changes
 
 
@@ -824,6 +832,8 @@ def _show_value(value: object) -> str:
         if value.bypass:
             text += " (bypass: " + " ".join(value.bypass) + ")"
         return text
+    if isinstance(value, CostFlags):
+        return f"0x{int(value):08X}"
     if isinstance(value, (PeerCaching, SecurityFlags)):
         return "|".join(flag_names(value)) or "0"
     if isinstance(value, ClientCertificate):
@@ -1020,6 +1030,12 @@ def _settings_parser() -> _Parser:
         help="hosts reached without --proxy (repeatable; '<local>' for local names)",
     )
     p.add_argument("--no-proxy", action="store_true", help="connect directly, never by proxy")
+    p.add_argument(
+        "--transfer-policy",
+        choices=["always", "unrestricted", "standard", "no-surcharge", "not-roaming"],
+        help="on which networks the job transfers, by cost (BITS 5.0): standard waits "
+        "near a data cap and when roaming",
+    )
     cache = p.add_mutually_exclusive_group()
     cache.add_argument(
         "--no-branchcache",
@@ -1100,6 +1116,11 @@ def build_parser() -> argparse.ArgumentParser:
         "0: wait as long as BITS does)",
     )
     p.add_argument("--name", help="the job's display name (default: winbits download FILE)")
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="the server's content has no fixed size (a dynamic page): no ranges (BITS 5.0)",
+    )
     p.add_argument(
         "--header",
         dest="headers",

@@ -109,6 +109,27 @@ class SecurityFlags(IntFlag):
     REDIRECT_POLICY_ALLOW_HTTPS_TO_HTTP = 0x800
 
 
+class CostFlags(IntFlag):
+    """BITS_COST_STATE_*: the network costs a job may transfer on (BITS 5.0). The
+    TRANSFER_* members are the usual sets; TRANSFER_STANDARD, for example, waits while
+    the user is near a data cap or roaming."""
+
+    UNRESTRICTED = 0x1
+    CAPPED_USAGE_UNKNOWN = 0x2
+    BELOW_CAP = 0x4
+    NEAR_CAP = 0x8
+    OVERCAP_CHARGED = 0x10
+    OVERCAP_THROTTLED = 0x20
+    USAGE_BASED = 0x40
+    ROAMING = 0x80
+    IGNORE_CONGESTION = 0x80000000
+    TRANSFER_NOT_ROAMING = 0x8000007F
+    TRANSFER_NO_SURCHARGE = 0x8000006F
+    TRANSFER_STANDARD = 0x80000067
+    TRANSFER_UNRESTRICTED = 0x80000021
+    TRANSFER_ALWAYS = 0x800000FF
+
+
 class CertStoreLocation(_Named):
     """BG_CERT_STORE_LOCATION: where the client certificate's store is."""
 
@@ -302,6 +323,13 @@ class JobProperties(NamedTuple):
     reply_file_name: str | None
     security_flags: SecurityFlags | None
     client_certificate: ClientCertificate | None
+    transfer_policy: CostFlags | None
+    dynamic_content: bool | None
+    high_performance: bool | None
+    max_download_size: int | None
+    use_stored_credentials: CredentialTarget | int | None
+    on_demand: bool | None
+    minimum_notification_interval: int | None
     custom_header_names: tuple[str, ...] | None
 
 

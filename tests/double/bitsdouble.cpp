@@ -55,6 +55,7 @@ struct JobData {
     bool has_notify = false, has_reply_name = false, has_headers = false;
     DWORD peer_flags = 0, security_flags = 0;
     std::vector<std::wstring> credentials;  // "target/scheme/user" of each set; no password
+    std::map<int, BITS_JOB_PROPERTY_VALUE> properties;  // IBackgroundCopyJob5
     bool has_certificate = false;
     BG_CERT_STORE_LOCATION cert_location = BG_CERT_STORE_LOCATION_CURRENT_USER;
     std::wstring cert_store, cert_subject;
@@ -69,7 +70,7 @@ SRWLOCK g_lock = SRWLOCK_INIT;
 std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
 int g_file_level = 4;  // the highest IBackgroundCopyFileN this "server" implements
-int g_job_level = 4;   // the highest IBackgroundCopyJobN (3 and up: the HTTP options too)
+int g_job_level = 5;   // the highest IBackgroundCopyJobN (3 and up: the HTTP options too)
 bool g_admin = false;
 bool g_stable_identity = true;    // hand out the same job object in every enumeration
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
@@ -541,7 +542,7 @@ private:
     std::shared_ptr<JobData> data_;
 };
 
-class Job : public Object<IBackgroundCopyJob4> {
+class Job : public Object<IBackgroundCopyJob5> {
 public:
     // The job's COM object: the live one where the server keeps identity, else new.
     // Called with g_lock held.
@@ -580,7 +581,8 @@ public:
             return S_OK;
         }
         const IID* levels[] = {&__uuidof(IBackgroundCopyJob), &__uuidof(IBackgroundCopyJob2),
-                               &__uuidof(IBackgroundCopyJob3), &__uuidof(IBackgroundCopyJob4)};
+                               &__uuidof(IBackgroundCopyJob3), &__uuidof(IBackgroundCopyJob4),
+                               &__uuidof(IBackgroundCopyJob5)};
         switch (g_job_level) {
             case 1:
                 return query(counter, riid, out, {levels[0]});
@@ -588,8 +590,11 @@ public:
                 return query(counter, riid, out, {levels[0], levels[1]});
             case 3:
                 return query(counter, riid, out, {levels[0], levels[1], levels[2]});
-            default:
+            case 4:
                 return query(counter, riid, out, {levels[0], levels[1], levels[2], levels[3]});
+            default:
+                return query(counter, riid, out,
+                             {levels[0], levels[1], levels[2], levels[3], levels[4]});
         }
     }
 
@@ -885,6 +890,29 @@ public:
         *v = 0x2000;  // SECURITY_MANDATORY_MEDIUM_RID
         return S_OK;
     }
+    // IBackgroundCopyJob5: the properties BITS 5.0 knows, kept by id.
+    HRESULT STDMETHODCALLTYPE SetProperty(BITS_JOB_PROPERTY_ID id,
+                                          BITS_JOB_PROPERTY_VALUE v) override {
+        JOB_ENTER("SetProperty");
+        if (id < BITS_JOB_PROPERTY_ID_COST_FLAGS || id > BITS_JOB_PROPERTY_ON_DEMAND_MODE ||
+            id == BITS_JOB_PROPERTY_NOTIFICATION_CLSID)
+            return E_INVALIDARG;
+        data_->properties[id] = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetProperty(BITS_JOB_PROPERTY_ID id,
+                                          BITS_JOB_PROPERTY_VALUE* v) override {
+        JOB_ENTER("GetProperty");
+        auto found = data_->properties.find(id);
+        if (found != data_->properties.end()) {
+            *v = found->second;
+            return S_OK;
+        }
+        *v = BITS_JOB_PROPERTY_VALUE{};
+        if (id == BITS_JOB_PROPERTY_ID_COST_FLAGS)
+            v->Dword = BITS_COST_STATE_TRANSFER_ALWAYS;
+        return S_OK;
+    }
     HRESULT STDMETHODCALLTYPE GetOwnerElevationState(BOOL* v) override {
         JOB_ENTER("GetOwnerElevationState");
         *v = FALSE;
@@ -1046,13 +1074,13 @@ std::wstring wide(PyObject* s) {
 PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     static const char* names[] = {"file_level", "admin",     "stable_identity",
                                   "delay_us",   "job_level", nullptr};
-    int level = 4, admin = 0, stable = 1, job_level = 4;
+    int level = 4, admin = 0, stable = 1, job_level = 5;
     long delay_us = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippli", const_cast<char**>(names), &level, &admin,
                                      &stable, &delay_us, &job_level))
         return nullptr;
-    if (level < 1 || level > 4 || job_level < 1 || job_level > 4)
-        return PyErr_Format(PyExc_ValueError, "file_level and job_level 1..4");
+    if (level < 1 || level > 4 || job_level < 1 || job_level > 5)
+        return PyErr_Format(PyExc_ValueError, "file_level 1..4, job_level 1..5");
     g_job_level = job_level;
     Locked l;
     g_jobs.clear();
