@@ -60,6 +60,26 @@ private:
     T* p_ = nullptr;
 };
 
+// A buffer that BITS allocated with CoTaskMemAlloc (a reply, ranges, a hash); freed when
+// it goes out of scope.
+template <class T>
+class CoTaskPtr {
+public:
+    CoTaskPtr() = default;
+    CoTaskPtr(const CoTaskPtr&) = delete;
+    CoTaskPtr& operator=(const CoTaskPtr&) = delete;
+    ~CoTaskPtr() { CoTaskMemFree(p_); }
+    T** put() {
+        CoTaskMemFree(p_);
+        p_ = nullptr;
+        return &p_;
+    }
+    const T* get() const { return p_; }
+
+private:
+    T* p_ = nullptr;
+};
+
 // A string that BITS allocated with CoTaskMemAlloc; freed when it goes out of scope.
 class CoTaskString {
 public:

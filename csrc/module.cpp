@@ -611,15 +611,12 @@ PyObject* job_set_proxy(PyObject* self, PyObject* args) {
 struct ClientCertificate {
     BG_CERT_STORE_LOCATION location = BG_CERT_STORE_LOCATION_CURRENT_USER;
     CoTaskString store, subject;
-    BYTE* hash = nullptr;  // 20 bytes, CoTaskMemAlloc'd
-    ClientCertificate() = default;
-    ClientCertificate(const ClientCertificate&) = delete;
-    ClientCertificate& operator=(const ClientCertificate&) = delete;
-    ~ClientCertificate() { CoTaskMemFree(hash); }
+    CoTaskPtr<BYTE> hash;  // 20 bytes
 };
 PyObject* py_client_certificate(const ClientCertificate& c) {
-    PyRef hash(c.hash ? PyBytes_FromStringAndSize(reinterpret_cast<const char*>(c.hash), 20)
-                      : Py_NewRef(Py_None));
+    PyRef hash(c.hash.get()
+                   ? PyBytes_FromStringAndSize(reinterpret_cast<const char*>(c.hash.get()), 20)
+                   : Py_NewRef(Py_None));
     if (!hash)
         return nullptr;
     return Py_BuildValue("(kNNN)", static_cast<unsigned long>(c.location),
@@ -633,7 +630,7 @@ PyObject* job_client_certificate(PyObject* self, PyObject*) {
         [&](ClientCertificate& c) {
             return through<IBackgroundCopyJobHttpOptions>(
                 job, [&](IBackgroundCopyJobHttpOptions* h) {
-                    return h->GetClientCertificate(&c.location, c.store.put(), &c.hash,
+                    return h->GetClientCertificate(&c.location, c.store.put(), c.hash.put(),
                                                    c.subject.put());
                 });
         },
@@ -663,18 +660,14 @@ PyObject* py_reply_progress(const BG_JOB_REPLY_PROGRESS& p) {
 
 // The reply of an upload-reply job, as bytes (BITS allocates it; freed here).
 struct ReplyData {
-    byte* data = nullptr;
+    CoTaskPtr<byte> data;
     UINT64 size = 0;
-    ReplyData() = default;
-    ReplyData(const ReplyData&) = delete;
-    ReplyData& operator=(const ReplyData&) = delete;
-    ~ReplyData() { CoTaskMemFree(data); }
 };
 PyObject* py_reply_data(const ReplyData& r) {
     if (r.size > static_cast<UINT64>(PY_SSIZE_T_MAX))
         return PyErr_NoMemory();
-    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r.data),
-                                     r.data ? static_cast<Py_ssize_t>(r.size) : 0);
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r.data.get()),
+                                     r.data.get() ? static_cast<Py_ssize_t>(r.size) : 0);
 }
 
 PyObject* job_reply_data(PyObject* self, PyObject*) {
@@ -682,8 +675,9 @@ PyObject* job_reply_data(PyObject* self, PyObject*) {
     return read_property<ReplyData>(
         self,
         [&](ReplyData& r) {
-            return through<IBackgroundCopyJob2>(
-                job, [&](IBackgroundCopyJob2* j2) { return j2->GetReplyData(&r.data, &r.size); });
+            return through<IBackgroundCopyJob2>(job, [&](IBackgroundCopyJob2* j2) {
+                return j2->GetReplyData(r.data.put(), &r.size);
+            });
         },
         py_reply_data);
 }
@@ -1256,18 +1250,15 @@ PyObject* file_set_validation_state(PyObject* self, PyObject* arg) {
 // File2::GetFileRanges: [(offset, length)], length 2^64-1 for "to the end".
 struct FileRanges {
     DWORD count = 0;
-    BG_FILE_RANGE* ranges = nullptr;
-    FileRanges() = default;
-    FileRanges(const FileRanges&) = delete;
-    FileRanges& operator=(const FileRanges&) = delete;
-    ~FileRanges() { CoTaskMemFree(ranges); }
+    CoTaskPtr<BG_FILE_RANGE> ranges;
 };
 PyObject* py_file_ranges(const FileRanges& r) {
     PyRef list(PyList_New(0));
     if (!list)
         return nullptr;
-    for (DWORD i = 0; r.ranges && i < r.count; ++i) {
-        PyRef item(Py_BuildValue("(KK)", r.ranges[i].InitialOffset, r.ranges[i].Length));
+    const BG_FILE_RANGE* ranges = r.ranges.get();
+    for (DWORD i = 0; ranges && i < r.count; ++i) {
+        PyRef item(Py_BuildValue("(KK)", ranges[i].InitialOffset, ranges[i].Length));
         if (!item || PyList_Append(list.get(), item.get()) < 0)
             return nullptr;
     }
@@ -1279,8 +1270,9 @@ PyObject* file_ranges(PyObject* self, PyObject*) {
         self,
         [&](FileRanges& r) {
             return file_through<IBackgroundCopyFile2, &FileHandle::file2>(
-                f,
-                [&](IBackgroundCopyFile2* f2) { return f2->GetFileRanges(&r.count, &r.ranges); });
+                f, [&](IBackgroundCopyFile2* f2) {
+                    return f2->GetFileRanges(&r.count, r.ranges.put());
+                });
         },
         py_file_ranges);
 }

@@ -211,61 +211,52 @@ _NO_NEEDS = _needs("1.0", "IBackgroundCopyJob")
 MAX_ULONG = 0xFFFFFFFF
 
 
-def _seconds(value: object, what: str) -> int:
-    """A count of seconds BITS keeps in a ULONG."""
+def _number(value: object, what: str, kind: str, allowed: int = MAX_UINT64) -> int:
+    """value as an int from 0 to allowed; TypeError naming `kind` for a non-int (a bool
+    too), ValueError outside the range."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int of seconds, not {type(value).__name__}")
-    if not 0 <= value <= MAX_ULONG:
-        raise ValueError(f"{what} must be 0 to {MAX_ULONG} seconds, not {value}")
+        raise TypeError(f"{what} must be {kind}, not {type(value).__name__}")
+    if not 0 <= value <= allowed:
+        raise ValueError(f"{what} must be 0 to {allowed}, not {value}")
     return value
+
+
+def _seconds(value: object, what: str) -> int:
+    """A count of seconds (or milliseconds) BITS keeps in a ULONG."""
+    return _number(value, what, "a whole number", MAX_ULONG)
+
+
+def _uint64(value: object, what: str) -> int:
+    return _number(value, what, "an int")
 
 
 def _peer_flags(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be PeerCaching flags, not {type(value).__name__}")
-    if value & ~int(PeerCaching(7)) or value < 0:
-        raise ValueError(f"{what} takes PeerCaching flags (1, 2, 4), not {value}")
-    return value
-
-
-_REDIRECT_MASK = 0x700
+    return _number(value, what, "PeerCaching flags", int(PeerCaching(7)))
 
 
 def _security_flags(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be SecurityFlags, not {type(value).__name__}")
-    known = 0xB1F  # every SecurityFlags bit
-    if value < 0 or value & ~known or (value & _REDIRECT_MASK) not in (0, 0x100, 0x200):
-        raise ValueError(
-            f"{what} takes SecurityFlags, with at most one redirect policy: {value:#x}"
-        )
+    value = _number(value, what, "SecurityFlags", MAX_ULONG)
+    if value & ~0xB1F or (value & 0x700) not in (0, 0x100, 0x200):  # 0x700: redirects
+        raise ValueError(f"{what} takes SecurityFlags, with one redirect policy: {value:#x}")
     return value
+
+
+def _cost_flags(value: object, what: str) -> int:
+    value = _number(value, what, "CostFlags", MAX_ULONG)
+    if value == 0 or value & ~0x800000FF:
+        raise ValueError(f"{what} takes CostFlags (at least one network cost): {value:#x}")
+    return value
+
+
+def _job5(property_id: int, **kw: Any) -> _Setting:
+    """An IBackgroundCopyJob5 property (BITS_JOB_PROPERTY_ID property_id) as a setting."""
+    return _Setting("property", args=(property_id,), needs=_JOB5, **kw)
 
 
 def _flag(value: object, what: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
     return value
-
-
-def _cost_flags(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be CostFlags, not {type(value).__name__}")
-    if value <= 0 or value & ~0x800000FF:
-        raise ValueError(f"{what} takes CostFlags (at least one network cost): {value:#x}")
-    return value
-
-
-def _uint64(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= MAX_UINT64:
-        raise ValueError(f"{what} must be 0 to 2**64 - 1, not {value}")
-    return value
-
-
-def _milliseconds(value: object, what: str) -> int:
-    return _seconds(value, what)  # the same ULONG range, in milliseconds
 
 
 def _stored_target(value: object, what: str) -> int:
@@ -563,34 +554,34 @@ class Job:
     )
 
     # IBackgroundCopyJob5's properties: (id, check, build) each, one line apiece.
-    transfer_policy = _Setting(
-        "property", args=(1,), check=_cost_flags, build=CostFlags, needs=_JOB5,
+    transfer_policy = _job5(
+        1, check=_cost_flags, build=CostFlags,
         doc="The network costs the job may transfer on: CostFlags (BITS 5.0).",
     )  # fmt: skip
-    dynamic_content = _Setting(
-        "property", args=(3,), check=_flag, needs=_JOB5,
+    dynamic_content = _job5(
+        3, check=_flag,
         doc="Content with no size or ranges, as a dynamic web page (BITS 5.0). Set it "
         "before files are added.",
     )  # fmt: skip
-    high_performance = _Setting(
-        "property", args=(4,), check=_flag, needs=_JOB5,
+    high_performance = _job5(
+        4, check=_flag,
         doc="Use more of the network when the machine is otherwise idle (BITS 5.0).",
     )  # fmt: skip
-    max_download_size = _Setting(
-        "property", args=(5,), check=_uint64, needs=_JOB5,
+    max_download_size = _job5(
+        5, check=_uint64,
         doc="The largest file, in bytes, the job will download (BITS 5.0).",
     )  # fmt: skip
-    use_stored_credentials = _Setting(
-        "property", args=(7,), check=_stored_target,
-        build=lambda v: as_enum(CredentialTarget, v) if v else None, needs=_JOB5,
+    use_stored_credentials = _job5(
+        7, check=_stored_target,
+        build=lambda v: as_enum(CredentialTarget, v) if v else None,
         doc="Use the user's stored Windows credentials for this CredentialTarget (BITS 5.0).",
     )  # fmt: skip
-    on_demand = _Setting(
-        "property", args=(10,), check=_flag, needs=_JOB5,
+    on_demand = _job5(
+        10, check=_flag,
         doc="Download on demand, the parts a reader asks for (newer Windows 10 BITS).",
     )  # fmt: skip
-    minimum_notification_interval = _Setting(
-        "property", args=(9,), check=_milliseconds, needs=_JOB5,
+    minimum_notification_interval = _job5(
+        9, check=_seconds,
         doc="Milliseconds between progress notifications at least (newer Windows 10 BITS).",
     )  # fmt: skip
 
