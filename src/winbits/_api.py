@@ -14,8 +14,9 @@ import threading
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from enum import IntEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from ._errors import BitsError, NotSupportedError, PartialCompleteError, from_hresult
 from ._types import (
@@ -67,6 +68,9 @@ MAX_NAME_LENGTH = 256  # a job's display name
 MAX_DESCRIPTION_LENGTH = 1024
 MAX_USERNAME_LENGTH = 300  # BG_BASIC_CREDENTIALS' limits
 MAX_PASSWORD_LENGTH = 65536
+MAX_ULONG = 0xFFFFFFFF
+MAX_UINT64 = 2**64 - 1
+LENGTH_TO_EOF = MAX_UINT64  # BG_LENGTH_TO_EOF
 E_NOINTERFACE = 0x80004002
 E_NOTIMPL = 0x80004001
 # GetClientCertificate when the job has none: RPC_X_BAD_STUB_DATA (Windows), or
@@ -79,8 +83,12 @@ BG_S_PARTIAL_COMPLETE = 0x00200017
 BG_S_UNABLE_TO_DELETE_FILES = 0x0020001A
 
 
-def _check_url(url: str) -> None:
-    """What BITS can fetch: http and https URLs with a host, and UNC paths (SMB)."""
+def _check_url(url: object) -> None:
+    """What BITS can fetch: http and https URLs with a host, and UNC paths (SMB), of at
+    most MAX_URL_LENGTH characters."""
+    url = _text(url, "url")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"url is {len(url)} characters; BITS takes {MAX_URL_LENGTH} at most")
     if url.startswith("\\\\"):
         parts = url[2:].split("\\")
         if len(parts) < 3 or not all(parts[:2]) or any(c in url for c in '/*?"<>|'):
@@ -122,10 +130,15 @@ def _text(value: object, what: str, limit: int | None = None) -> str:
     return value
 
 
+def _is_member(value: object, cls: type[IntEnum]) -> TypeGuard[int]:
+    """Whether value is one of cls's numbers (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value in set(cls)
+
+
 def _auth(target: object, scheme: object) -> tuple[int, int]:
     """(target, scheme) as BITS' numbers; ValueError for one BITS does not know."""
     for value, cls in ((target, CredentialTarget), (scheme, AuthScheme)):
-        if isinstance(value, bool) or not isinstance(value, int) or value not in set(cls):
+        if not _is_member(value, cls):
             raise ValueError(f"{cls.__name__} must be one of {[m.name for m in cls]}: {value!r}")
     return int(target), int(scheme)  # type: ignore[call-overload]
 
@@ -168,6 +181,7 @@ class _needs:
             ) from None
 
 
+_NO_NEEDS = _needs("1.0", "IBackgroundCopyJob")
 _JOB2 = _needs("2.0", "IBackgroundCopyJob2")
 _HTTP = _needs("2.5", "IBackgroundCopyJobHttpOptions")
 _JOB3 = _needs("3.0", "IBackgroundCopyJob3")
@@ -175,8 +189,6 @@ _JOB4 = _needs("3.0", "IBackgroundCopyJob4")
 _JOB5 = _needs("5.0", "IBackgroundCopyJob5")
 _FILE2 = _needs("2.0", "IBackgroundCopyFile2")
 _FILE3 = _needs("3.0", "IBackgroundCopyFile3")
-MAX_UINT64 = 2**64 - 1
-LENGTH_TO_EOF = MAX_UINT64  # BG_LENGTH_TO_EOF
 
 
 def _file_ranges(ranges: object) -> list[tuple[int, int]]:
@@ -205,10 +217,6 @@ def _file_ranges(ranges: object) -> list[tuple[int, int]]:
         if offset < end:
             raise ValueError("ranges must not overlap")
     return [(offset, length) for offset, length, _ in out]
-
-
-_NO_NEEDS = _needs("1.0", "IBackgroundCopyJob")
-MAX_ULONG = 0xFFFFFFFF
 
 
 def _number(value: object, what: str, kind: str, allowed: int = MAX_UINT64) -> int:
@@ -260,7 +268,7 @@ def _flag(value: object, what: str) -> bool:
 
 
 def _stored_target(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in set(CredentialTarget):
+    if not _is_member(value, CredentialTarget):
         raise ValueError(f"{what} takes a CredentialTarget, not {value!r}")
     return value
 
@@ -366,7 +374,7 @@ class Manager:
         """A new job, SUSPENDED: add files, then resume(). ``name`` is at most 256
         characters (BITS' limit)."""
         _text(name, "name", MAX_NAME_LENGTH)
-        if not isinstance(type, int) or isinstance(type, bool) or type not in set(JobType):
+        if not _is_member(type, JobType):
             raise ValueError(f"type must be a JobType, not {type!r}")
         return Job(self._native.create_job(name, int(type)), int(type))
 
@@ -616,7 +624,7 @@ class Job:
         _text(store, "store")
         if not subject or not store:
             raise ValueError("subject and store must not be empty")
-        if isinstance(location, bool) or location not in set(CertStoreLocation):
+        if not _is_member(location, CertStoreLocation):
             raise ValueError(f"location must be a CertStoreLocation, not {location!r}")
         with _HTTP:
             self._native.set_client_certificate(int(location), store, subject)
@@ -685,7 +693,7 @@ class Job:
         """A ProxyUsage alone, or ProxySettings(OVERRIDE, proxies, bypass)."""
         settings = value if isinstance(value, ProxySettings) else ProxySettings(value)
         usage = settings.usage
-        if isinstance(usage, bool) or not isinstance(usage, int) or usage not in set(ProxyUsage):
+        if not _is_member(usage, ProxyUsage):
             raise ValueError(f"usage must be a ProxyUsage, not {usage!r}")
         lists = []
         for what, items in (("proxies", settings.proxies), ("bypass", settings.bypass)):
@@ -828,9 +836,6 @@ class Job:
         complete()). ``ranges`` downloads only those (offset, length) parts, length None
         for "to the end" (BITS 3.0). In an UPLOAD or UPLOAD_REPLY job, ``path`` is an
         existing file that BITS sends to ``url``."""
-        _text(url, "url")
-        if len(url) > MAX_URL_LENGTH:
-            raise ValueError(f"url is {len(url)} characters; BITS takes {MAX_URL_LENGTH} at most")
         _check_url(url)
         local = os.fspath(path)
         _text(local, "path")
@@ -914,7 +919,6 @@ class File:
     def remote_name(self, url: str) -> None:
         """Fetch the file from another URL, a mirror (BITS 2.0). The job must not be
         transferring; BITS' refusal comes through as its error."""
-        _text(url, "url", MAX_URL_LENGTH)
         _check_url(url)
         with _FILE2:
             self._native.set_remote_name(url)

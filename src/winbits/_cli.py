@@ -638,10 +638,16 @@ def job_settings(args: argparse.Namespace) -> list[tuple[str, object]]:
     return changes
 
 
-def apply_settings(job: Job, args: argparse.Namespace, password: str | None) -> list[str]:
-    """The job settings of the options, before any file is added; -> what was set."""
+def apply_settings(
+    job: Job,
+    args: argparse.Namespace,
+    password: str | None,
+    changes: list[tuple[str, object]] | None = None,
+) -> list[str]:
+    """The job settings of the options (job_settings(args) unless given), before any
+    file is added; -> what was set."""
     done = []
-    for name, value in job_settings(args):
+    for name, value in job_settings(args) if changes is None else changes:
         setattr(job, name, value)
         done.append(name)
     if args.branchcache is not None:
@@ -882,11 +888,12 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
-    if not job_settings(args) and args.branchcache is None:
+    changes = job_settings(args)
+    if not changes and args.branchcache is None:
         raise UsageError("nothing to set: give at least one option (see winbits set --help)")
     with _connect(args) as bits:
         job = find_job(bits, args.id, args.all_users)
-        done = apply_settings(job, args, None)
+        done = apply_settings(job, args, None, changes)
         out.write(f"set {', '.join(done)} of {job.id} {visible(job.name)}\n")
     return 0
 
