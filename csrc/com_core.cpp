@@ -21,7 +21,8 @@ MtaWorker g_worker;
 DWORD WINAPI worker_main(void*) {
     CoInitializeEx(nullptr, COINIT_MULTITHREADED);  // our own thread: never left
     for (;;) {
-        WaitForSingleObject(g_worker.wake, INFINITE);
+        if (WaitForSingleObject(g_worker.wake, INFINITE) != WAIT_OBJECT_0)
+            return 1;  // cannot happen once start_worker has made the events
         g_worker.result = g_worker.call(g_worker.context);
         SetEvent(g_worker.done);
     }
@@ -31,21 +32,24 @@ DWORD WINAPI worker_main(void*) {
 HRESULT start_worker() {
     if (g_worker.done)
         return S_OK;
-    HANDLE wake = CreateEventW(nullptr, FALSE, FALSE, nullptr);
-    HANDLE done = CreateEventW(nullptr, TRUE, FALSE, nullptr);
-    HANDLE thread =
-        (wake && done) ? CreateThread(nullptr, 0, worker_main, nullptr, 0, nullptr) : nullptr;
+    // The events are in place before the thread starts: it waits on g_worker.wake at
+    // once, and a wait on a handle not yet stored fails, after which it would run a
+    // request that is not there (seen under Wine: a call through null).
+    g_worker.wake = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    g_worker.done = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    HANDLE thread = (g_worker.wake && g_worker.done)
+                        ? CreateThread(nullptr, 0, worker_main, nullptr, 0, nullptr)
+                        : nullptr;
     if (!thread) {
         HRESULT hr = HRESULT_FROM_WIN32(GetLastError());
-        if (wake)
-            CloseHandle(wake);
-        if (done)
-            CloseHandle(done);
+        for (HANDLE* h : {&g_worker.wake, &g_worker.done}) {
+            if (*h)
+                CloseHandle(*h);
+            *h = nullptr;
+        }
         return hr;
     }
     CloseHandle(thread);  // it runs until the process ends
-    g_worker.wake = wake;
-    g_worker.done = done;
     return S_OK;
 }
 

@@ -6,6 +6,7 @@ run under Wine through tools/wine.py test.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import importlib
 import os
@@ -99,6 +100,35 @@ def serve(server: rangeserver.RangeServer) -> Callable[..., str]:
 EXIT_BITS_GONE = 75
 _DONE = os.environ.get("WINBITS_TESTS_DONE")
 _failed: set[str] = set()
+
+
+# A test that hangs would hold up the whole session until tools/wine.py's limit: after this
+# many seconds its threads' stacks are printed and the process ends (exit code 1), and
+# the run goes on in a fresh session as for any other failure.
+TEST_DEADLINE = 420
+_stderr: list[Any] = []  # the real standard error, not the one pytest captures
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _stderr.append(os.fdopen(os.dup(2), "w"))  # capture is off here
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    faulthandler.dump_traceback_later(TEST_DEADLINE, exit=True, file=_stderr[0])
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Under Wine, the process that first makes BITS start hands its standard handles on
+    # to the service, which outlives it: a test that reads a child's output through a
+    # pipe would then wait forever if that child were the first (seen here). So this
+    # process starts BITS before any test does.
+    if running_on_wine():
+        _bits_answers()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

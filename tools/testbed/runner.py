@@ -140,16 +140,15 @@ def test(args: argparse.Namespace) -> int:
                 if not gone and attempt > 1:
                     break
                 why = (
-                    "a Python process crashed"
+                    "BITS is gone"
+                    if code == EXIT_BITS_GONE
+                    else "a Python process crashed"
                     if PYTHON_CRASH in seen
-                    else "BITS is gone"
-                    if gone
-                    else "tests failed (named above)"
+                    else "a process crashed (Wine's crash line)"
+                    if WINE_CRASH in seen
+                    else "tests failed or hung (named above)"
                 )
-                log(
-                    f"{version}: {why} (Wine crash line seen: {WINE_CRASH in seen}); "
-                    "the tests not passed yet, once more in a fresh Wine"
-                )
+                log(f"{version}: {why}; the tests not passed yet, once more in a fresh Wine")
                 stop_wine()
             if code != 0:
                 failures.append(version)
