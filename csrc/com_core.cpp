@@ -55,7 +55,17 @@ HRESULT start_worker() {
 
 }  // namespace
 
-HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
+namespace {
+
+// Set on a thread while its batch runs on the worker. The thread dispatches its window
+// messages and incoming COM calls meanwhile, and what they run may call winbits again:
+// such a call cannot run before the one it interrupted ends (the worker is busy with
+// it), so it fails with ERROR_POSSIBLE_DEADLOCK rather than wait forever. Releases are
+// not refused: they wait in t_deferred until the interrupted batch ends.
+thread_local bool t_waiting = false;
+thread_local std::vector<IUnknown*> t_deferred;
+
+HRESULT submit(HRESULT (*call)(void*), void* context) noexcept {
     AcquireSRWLockExclusive(&g_worker.submit);
     HRESULT hr = start_worker();
     if (SUCCEEDED(hr)) {
@@ -63,13 +73,42 @@ HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
         g_worker.context = context;
         ResetEvent(g_worker.done);
         SetEvent(g_worker.wake);
-        // A plain wait: it does not dispatch the caller's messages. A pumping wait
-        // (CoWaitForMultipleHandles) was tried; why a pythoncom main STA then failed
-        // now and then under Wine is still open (docs/architecture.md).
-        WaitForSingleObject(g_worker.done, INFINITE);
+        // A thread in a single-threaded apartment must keep dispatching while it waits,
+        // or its windows freeze and COM calls into it block. Where these flags are not
+        // known (before Windows 8), a plain wait.
+        DWORD index;
+        t_waiting = true;
+        if (FAILED(CoWaitForMultipleHandles(COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES,
+                                            INFINITE, 1, &g_worker.done, &index)))
+            WaitForSingleObject(g_worker.done, INFINITE);
+        t_waiting = false;
         hr = g_worker.result;
     }
     ReleaseSRWLockExclusive(&g_worker.submit);
+    return hr;
+}
+
+}  // namespace
+
+bool waiting_for_mta_worker() noexcept {
+    return t_waiting;
+}
+
+HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
+    if (t_waiting)
+        return HRESULT_FROM_WIN32(ERROR_POSSIBLE_DEADLOCK);
+    HRESULT hr = submit(call, context);
+    while (!t_deferred.empty()) {  // released by what ran during the wait
+        std::vector<IUnknown*> batch;
+        batch.swap(t_deferred);
+        submit(
+            [](void* c) {
+                for (IUnknown* p : *static_cast<std::vector<IUnknown*>*>(c))
+                    p->Release();
+                return S_OK;
+            },
+            &batch);
+    }
     return hr;
 }
 
@@ -135,6 +174,16 @@ HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomi
 void release_in_mta(IUnknown* p) noexcept {
     if (!p)
         return;
+    if (t_waiting) {
+        try {
+            t_deferred.push_back(p);
+            return;
+        } catch (const std::bad_alloc&) {
+            // no room to defer: released here, from the waiting thread, as a last resort
+            p->Release();
+            return;
+        }
+    }
     in_mta([p] {
         p->Release();
         return S_OK;

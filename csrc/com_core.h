@@ -124,10 +124,16 @@ private:
 //    the process) when the caller sits in a single-threaded (or the neutral) apartment
 //    the application chose, as `import pythoncom` does: MTA proxies cannot be called
 //    from there (RPC_E_WRONG_THREAD), and changing the caller's apartment is not ours
-//    to do. Such callers' batches run one at a time.
+//    to do. Such callers' batches run one at a time, and the caller dispatches its
+//    messages while it waits (CoWaitForMultipleHandles).
 // winbits never calls CoInitializeSecurity: that is process-wide and the application's.
 
 HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept;
+
+// Whether this thread is waiting for its own batch on the MTA worker, and so is running
+// a window message or COM call dispatched during that wait. A lock held across a batch
+// must not be taken then (poller_poll checks).
+bool waiting_for_mta_worker() noexcept;
 
 // Calls fn(); no C++ exception leaves: out of memory becomes E_OUTOFMEMORY, anything
 // else E_UNEXPECTED.

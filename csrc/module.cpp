@@ -1391,7 +1391,9 @@ PyObject* poller_poll(PyObject* self, PyObject* args) {
     if (!check_open(p->manager))
         return nullptr;
     Poller* poller = p->poller;
-    HRESULT hr;
+    HRESULT hr = HRESULT_FROM_WIN32(ERROR_POSSIBLE_DEADLOCK);
+    if (waiting_for_mta_worker())  // its lock may be held by the poll this one interrupted
+        return raise_hresult(state_of(self), p->manager->conn, hr);
     // The poller's lock is only ever taken with the GIL released (no lock-order
     // deadlock), and held until Python has read the results.
     Py_BEGIN_ALLOW_THREADS

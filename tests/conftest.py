@@ -6,6 +6,7 @@ run under Wine through tools/wine.py test.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import gc
 import importlib
@@ -63,8 +64,6 @@ def _load_double():
 def running_on_wine() -> bool:
     if sys.platform != "win32":
         return False
-    import ctypes  # test code only: asks ntdll whether it is Wine's
-
     return hasattr(ctypes.WinDLL("ntdll"), "wine_get_version")
 
 
@@ -126,9 +125,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # Under Wine, the process that first makes BITS start hands its standard handles on
     # to the service, which outlives it: a test that reads a child's output through a
     # pipe would then wait forever if that child were the first (seen here). So this
-    # process starts BITS before any test does.
+    # process starts BITS before any test does. The same holds for Wine's desktop
+    # process (explorer.exe /desktop), started by the first process that needs a window
+    # or its messages: a child that pumps messages while it waits would start it.
     if running_on_wine():
         _bits_answers()
+        ctypes.windll.user32.GetDesktopWindow()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import gc
 import importlib.util
+import os
 import subprocess
 import sys
 import threading
@@ -247,6 +248,70 @@ def test_a_program_whose_main_thread_pythoncom_made_an_sta():
         stdin=subprocess.DEVNULL,
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_a_gui_thread_dispatches_its_messages_while_its_batch_runs(double):
+    # While the main STA's batch runs on winbits' MTA worker (each call of the double
+    # blocks 0.4 s), another thread sends its window a message. The window procedure
+    # runs during the batch, not after it; a winbits call made from there is refused
+    # (the worker is busy with the batch it interrupted), and a Job whose last reference
+    # it drops is released once that batch ends.
+    if importlib.util.find_spec("win32gui") is None:
+        pytest.skip("no pywin32 here")
+    code = """
+import ctypes, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import pythoncom, win32con, win32gui, winbits, _bitsdouble
+_bitsdouble.register()
+_bitsdouble.reset()
+_bitsdouble.add_job("one")
+bits = winbits.connect(_bitsdouble.clsid())
+held = [bits.jobs()[0]]
+_bitsdouble.reset(delay_us=400_000)
+_bitsdouble.add_job("two")
+seen = []
+
+def on_message(hwnd, msg, wparam, lparam):
+    seen.append(wparam)
+    try:
+        bits.jobs()
+    except winbits.BitsError as e:
+        seen.append(hex(e.hresult))
+    held.clear()  # the last reference to a Job, dropped mid-batch
+    return 0
+
+wc = win32gui.WNDCLASS()
+wc.lpszClassName = "winbits-test"
+wc.lpfnWndProc = {win32con.WM_USER: on_message}
+# A message-only window: Wine without a display refuses a top-level one (seen here).
+hwnd = win32gui.CreateWindow(
+    win32gui.RegisterClass(wc), "t", 0, 0, 0, 0, 0, win32con.HWND_MESSAGE, 0, 0, None
+)
+assert hwnd
+go = threading.Event()
+
+def send():
+    go.wait()
+    time.sleep(0.2)
+    ctypes.windll.user32.SendMessageW(hwnd, win32con.WM_USER, 7, 0)
+
+threading.Thread(target=send, daemon=True).start()
+go.set()
+n = len(bits.jobs())
+during = list(seen)
+bits.close()
+del bits
+print(n, during, _bitsdouble.live())
+"""
+    r = subprocess.run(
+        [sys.executable, "-c", code, os.path.dirname(double.__file__)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "1 [7, '0x8007046b'] 0"  # ERROR_POSSIBLE_DEADLOCK
 
 
 # --- the GIL, sub-interpreters, process-wide state --------------------------------------

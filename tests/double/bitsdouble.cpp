@@ -1361,10 +1361,10 @@ PyObject* py_peer_stats_floor(PyObject*, PyObject*) {
 }
 
 // --- Allocation failures, as CPython's own _testcapi.set_nomemory does it ---------------
-// While on, allocations number [start, stop) of the MEM and OBJ domains fail (stop 0: every
-// one from start on), so that a test can fail each allocation of a call in turn. The
-// allocator API is not in the limited API this double is built with; it is found in the
-// interpreter's DLL (sys.dllhandle), with the layout CPython documents for it.
+// While on, allocations number [start, stop) of the MEM and OBJ domains made by the thread
+// that armed it fail (stop 0: every one from start on), so that a test can fail each allocation of
+// a call in turn. The allocator API is not in the limited API this double is built with; it is
+// found in the interpreter's DLL (sys.dllhandle), with the layout CPython documents for it.
 
 struct Allocator {  // PyMemAllocatorEx
     void* ctx;
@@ -1382,10 +1382,14 @@ struct NoMemory {
     std::atomic<long> count{0};
     long start = 0, stop = 0;
     bool on = false;
+    DWORD thread = 0;  // only the thread that armed it: another test's server thread
+                       // allocating meanwhile must not die of it (seen here)
 };
 NoMemory g_nomem;
 
 bool allocation_fails() {
+    if (GetCurrentThreadId() != g_nomem.thread)
+        return false;
     long n = g_nomem.count.fetch_add(1);
     return n >= g_nomem.start && (g_nomem.stop == 0 || n < g_nomem.stop);
 }
@@ -1439,6 +1443,7 @@ PyObject* py_nomemory(PyObject*, PyObject* args) {
     g_nomem.start = start;
     g_nomem.stop = stop;
     g_nomem.count = 0;
+    g_nomem.thread = GetCurrentThreadId();
     if (!g_nomem.on) {
         g_nomem.get(kDomainMem, &g_nomem.base_mem);
         g_nomem.get(kDomainObj, &g_nomem.base_obj);
