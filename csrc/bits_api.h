@@ -1,6 +1,6 @@
 // The BITS declarations winbits compiles against: the Windows SDK's headers where they
-// exist (MSVC), and our own IBackgroundCopyFile3/4 where they do not (mingw-w64 ships
-// neither bits4_0.h nor IBackgroundCopyFile3).
+// exist (MSVC), and our own IBackgroundCopyFile3/4/5 and IBackgroundCopyJobHttpOptions2
+// where they do not (mingw-w64 ships neither bits4_0.h nor bits10_2.h).
 #pragma once
 
 #ifndef WIN32_LEAN_AND_MEAN
@@ -39,6 +39,37 @@ __CRT_UUID_DECL(IBackgroundCopyFile4, 0xef7e0655, 0x7888, 0x4960, 0xb0, 0xe5, 0x
 #endif
 
 #include <bits5_0.h>  // IBackgroundCopyJob5 (both the SDK and mingw have it)
+
+#if !__has_include(<bits4_0.h>)
+// mingw's bits5_0.h has Job5 but not File5 (slots 13-14; docs/bits.md).
+typedef enum { BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS = 1 } BITS_FILE_PROPERTY_ID;
+typedef union {
+    LPWSTR String;
+} BITS_FILE_PROPERTY_VALUE;
+
+MIDL_INTERFACE("85c1657f-dafc-40e8-8834-df18ea25717e")
+IBackgroundCopyFile5 : public IBackgroundCopyFile4 {
+    virtual HRESULT STDMETHODCALLTYPE SetProperty(BITS_FILE_PROPERTY_ID id,
+                                                  BITS_FILE_PROPERTY_VALUE value) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetProperty(BITS_FILE_PROPERTY_ID id,
+                                                  BITS_FILE_PROPERTY_VALUE * value) = 0;
+};
+__CRT_UUID_DECL(IBackgroundCopyFile5, 0x85c1657f, 0xdafc, 0x40e8, 0x88, 0x34, 0xdf, 0x18, 0xea,
+                0x25, 0x71, 0x7e)
+#endif
+
+#if __has_include(<bits10_2.h>)
+#include <bits10_2.h>  // IBackgroundCopyJobHttpOptions2
+#else
+// BITS 10.2 (Windows 10 1809): the HTTP verb, slots 11-12 after HttpOptions' 3-10.
+MIDL_INTERFACE("b591a192-a405-4fc3-8323-4c5c542578fc")
+IBackgroundCopyJobHttpOptions2 : public IBackgroundCopyJobHttpOptions {
+    virtual HRESULT STDMETHODCALLTYPE SetHttpMethod(LPCWSTR method) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetHttpMethod(LPWSTR * method) = 0;
+};
+__CRT_UUID_DECL(IBackgroundCopyJobHttpOptions2, 0xb591a192, 0xa405, 0x4fc3, 0x83, 0x23, 0x4c, 0x5c,
+                0x54, 0x25, 0x78, 0xfc)
+#endif
 
 namespace winbits {
 

@@ -145,7 +145,7 @@ std::wstring trimmed(const wchar_t* text) {
     return s;
 }
 
-// IBackgroundCopyFile3/4 asked for once per file; a server that lacks one is remembered
+// IBackgroundCopyFile2-5 asked for once per file; a server that lacks one is remembered
 // on the connection so that no other file asks again.
 template <class I>
 HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomic<bool>& lacks,
@@ -254,6 +254,7 @@ void Connection::reconnect(unsigned seen) noexcept {
 // --- FileHandle ---------------------------------------------------------------------
 
 FileHandle::~FileHandle() {
+    release_in_mta(file5_.load());
     release_in_mta(file4_.load());
     release_in_mta(file3_.load());
     release_in_mta(file2_.load());
@@ -270,6 +271,10 @@ HRESULT FileHandle::file3(Connection& c, IBackgroundCopyFile3** out) noexcept {
 
 HRESULT FileHandle::file4(Connection& c, IBackgroundCopyFile4** out) noexcept {
     return query_once(file_.Get(), file4_, c.lacks_file4, out);
+}
+
+HRESULT FileHandle::file5(Connection& c, IBackgroundCopyFile5** out) noexcept {
+    return query_once(file_.Get(), file5_, c.lacks_file5, out);
 }
 
 // --- Walks and reads ----------------------------------------------------------------

@@ -216,6 +216,7 @@ public:
     std::atomic<bool> lacks_file2{false};
     std::atomic<bool> lacks_file3{false};
     std::atomic<bool> lacks_file4{false};
+    std::atomic<bool> lacks_file5{false};
     std::atomic<bool> lacks_owner{false};  // GetOwner is E_NOTIMPL (Wine)
     std::atomic<bool> lacks_times{false};  // GetTimes is E_NOTIMPL (Wine)
 
@@ -239,12 +240,14 @@ public:
     HRESULT file2(Connection& c, IBackgroundCopyFile2** out) noexcept;
     HRESULT file3(Connection& c, IBackgroundCopyFile3** out) noexcept;
     HRESULT file4(Connection& c, IBackgroundCopyFile4** out) noexcept;
+    HRESULT file5(Connection& c, IBackgroundCopyFile5** out) noexcept;
 
 private:
     ComPtr<IBackgroundCopyFile> file_;
     std::atomic<IBackgroundCopyFile2*> file2_{nullptr};
     std::atomic<IBackgroundCopyFile3*> file3_{nullptr};
     std::atomic<IBackgroundCopyFile4*> file4_{nullptr};
+    std::atomic<IBackgroundCopyFile5*> file5_{nullptr};
 };
 
 // --- Walks and reads ----------------------------------------------------------------

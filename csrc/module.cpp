@@ -48,7 +48,7 @@ struct JobObject {
     ManagerObject* manager;
     unsigned generation;
     IBackgroundCopyJob* job;
-    std::atomic<void*> ifaces[5];  // Job2, Job4, HttpOptions, Job3, Job5: asked for once
+    std::atomic<void*> ifaces[6];  // Job2, Job4, HttpOptions, Job3, Job5, HttpOptions2: once
 };
 
 struct FileObject {
@@ -443,6 +443,8 @@ template <>
 constexpr int kJobSlot<IBackgroundCopyJob3> = 3;
 template <>
 constexpr int kJobSlot<IBackgroundCopyJob5> = 4;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJobHttpOptions2> = 5;
 
 template <class I, class Fn>
 HRESULT through(JobObject* j, Fn fn) {
@@ -1060,6 +1062,7 @@ using Job = IBackgroundCopyJob;
 using Job2 = IBackgroundCopyJob2;
 using Job4 = IBackgroundCopyJob4;
 using HttpOptions = IBackgroundCopyJobHttpOptions;
+using HttpOptions2 = IBackgroundCopyJobHttpOptions2;
 
 PyMethodDef job_methods[] = {
     {"id", job_get<GUID, &Job::GetId, py_guid>, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
@@ -1142,6 +1145,10 @@ PyMethodDef job_methods[] = {
     {"remove_client_certificate",
      job_verb_through<HttpOptions, &HttpOptions::RemoveClientCertificate>, METH_NOARGS,
      "IBackgroundCopyJobHttpOptions::RemoveClientCertificate"},
+    {"http_method", job_iface_string<HttpOptions2, &HttpOptions2::GetHttpMethod>, METH_NOARGS,
+     "IBackgroundCopyJobHttpOptions2::GetHttpMethod -> str"},
+    {"set_http_method", job_set_string<HttpOptions2, &HttpOptions2::SetHttpMethod>, METH_O,
+     "IBackgroundCopyJobHttpOptions2::SetHttpMethod(str)"},
     {"custom_headers", job_iface_string<HttpOptions, &HttpOptions::GetCustomHeaders>, METH_NOARGS,
      "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
     {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders>, METH_O,
@@ -1277,6 +1284,26 @@ PyObject* file_ranges(PyObject* self, PyObject*) {
         py_file_ranges);
 }
 
+// File5::GetProperty(HTTP_RESPONSE_HEADERS): the last response's headers, one string.
+HRESULT read_response_headers(IBackgroundCopyFile5* f5, CoTaskString* s) {
+    BITS_FILE_PROPERTY_VALUE v{};
+    HRESULT hr = f5->GetProperty(BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS, &v);
+    if (SUCCEEDED(hr))
+        *s->put() = v.String;  // ours to free from here on
+    return hr;
+}
+
+PyObject* file_response_headers(PyObject* self, PyObject*) {
+    FileObject* f = as_file(self);
+    return read_property<CoTaskString>(
+        self,
+        [&](CoTaskString& s) {
+            return file_through<IBackgroundCopyFile5, &FileHandle::file5>(
+                f, [&](IBackgroundCopyFile5* f5) { return read_response_headers(f5, &s); });
+        },
+        py_string_or_none);
+}
+
 using File = IBackgroundCopyFile;
 
 PyMethodDef file_methods[] = {
@@ -1300,6 +1327,8 @@ PyMethodDef file_methods[] = {
      METH_NOARGS, "IBackgroundCopyFile3::GetValidationState"},
     {"set_validation_state", file_set_validation_state, METH_O,
      "IBackgroundCopyFile3::SetValidationState(bool)"},
+    {"http_response_headers", file_response_headers, METH_NOARGS,
+     "IBackgroundCopyFile5::GetProperty(HTTP_RESPONSE_HEADERS) -> str or None"},
     {"peer_stats",
      file_extra<IBackgroundCopyFile4, &FileHandle::file4, PeerStats, read_peer_stats,
                 py_peer_stats>,

@@ -172,6 +172,26 @@ def test_properties_wine_lacks_read_as_none(bits):
     assert (job.owner, job.priority, job.times) == (None, None, None)
 
 
+def test_the_http_method_and_response_headers_or_the_version_that_has_them(
+    bits, serve, tmp_path
+):
+    job, payload, _ = download(bits, serve, tmp_path, "headers.bin", 4096)
+    (f,) = job.files()
+    try:
+        if running_on_wine():  # Wine's BITS has neither interface
+            with pytest.raises(winbits.NotSupportedError, match=r"HttpOptions2 \(BITS 10\.2\)"):
+                _ = job.http_method
+            with pytest.raises(winbits.NotSupportedError, match=r"File5 \(BITS 5\.0\)"):
+                _ = f.http_response_headers
+            assert job.properties().http_method is None
+        else:
+            assert job.http_method == "GET"
+            # the last answer: the whole file, or the last range BITS asked for
+            assert 0 < int(f.http_response_headers["Content-Length"]) <= len(payload)
+    finally:
+        job.cancel()
+
+
 def test_bits_version():
     version = winbits.bits_version()
     assert version == (1, 0) if running_on_wine() else version >= (1, 0)

@@ -103,6 +103,10 @@ class _NoCom:
         (lambda j: setattr(j, "use_stored_credentials", 3), ValueError),
         (lambda j: setattr(j, "minimum_notification_interval", 2**32), ValueError),
         (lambda j: setattr(j, "on_demand", "yes"), TypeError),
+        (lambda j: setattr(j, "http_method", ""), ValueError),
+        (lambda j: setattr(j, "http_method", "GET /x"), ValueError),
+        (lambda j: setattr(j, "http_method", "PUT\r\n"), ValueError),
+        (lambda j: setattr(j, "http_method", None), TypeError),
         (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0, 10), (5, 10)]), ValueError),
         (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(-1, 10)]), ValueError),
         (lambda j: j.add_file("http://h/x", "C:\\x", ranges=[(0, 0)]), ValueError),
@@ -688,3 +692,61 @@ def test_a_job_without_job5_reads_none_in_properties_and_names_bits_5(double):
         props = job.properties()
         assert props.transfer_policy is None and props.on_demand is None
         assert props.peer_caching == PeerCaching(0)  # Job4 is there
+
+
+@windows_only
+def test_the_http_method_round_trips_and_needs_http_options_2(double):
+    job_id = double.add_job("verb")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        upload = bits.create_job("up", JobType.UPLOAD)
+        double.clear_calls()
+        assert job.http_method == "GET"  # the defaults of each type
+        assert upload.http_method == "BITS_POST"
+        job.http_method = "PUT"
+        assert job.http_method == "PUT"
+        assert double.calls() == {  # HttpOptions2 asked for once per job object
+            "Job.QueryInterface": 2,
+            "Http.GetHttpMethod": 3,
+            "Http.SetHttpMethod": 1,
+        }
+        assert job.properties().http_method == "PUT"
+        upload.cancel()
+    double.reset(job_level=4)
+    old = double.add_job("old")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(old))
+        match = r"IBackgroundCopyJobHttpOptions2 \(BITS 10\.2\)"
+        with pytest.raises(winbits.NotSupportedError, match=match):
+            job.http_method = "PUT"
+        assert job.properties().http_method is None
+
+
+@windows_only
+def test_a_files_response_headers_read_as_a_dict_and_need_file5(double):
+    job_id = double.add_job("headers")
+    answer = (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\n"
+        "Set-Cookie: b=2\r\nETag: \"x:y\"\r\n\r\n"
+    )
+    double.add_file(job_id, "http://h/a", "C:\\a", response_headers=answer)
+    double.add_file(job_id, "http://h/b", "C:\\b")
+    with winbits.connect(double.clsid()) as bits:
+        first, second = bits.get_job(uuid.UUID(job_id)).files()
+        double.clear_calls()
+        assert first.http_response_headers == {
+            "Content-Type": "text/plain",
+            "Set-Cookie": "a=1, b=2",
+            "ETag": '"x:y"',
+        }
+        assert second.http_response_headers == {}  # no answer yet
+        assert first.http_response_headers["ETag"] == '"x:y"'
+        assert double.calls() == {"File.QueryInterface": 2, "File.GetProperty": 3}
+        assert double.strings()[1] == 0  # every string handed out was freed
+    double.reset(file_level=4)
+    job_id = double.add_job("old")
+    double.add_file(job_id, "http://h/a", "C:\\a")
+    with winbits.connect(double.clsid()) as bits:
+        (f,) = bits.get_job(uuid.UUID(job_id)).files()
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyFile5 \(BITS 5\.0\)"):
+            _ = f.http_response_headers

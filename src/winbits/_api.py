@@ -184,11 +184,32 @@ class _needs:
 _NO_NEEDS = _needs("1.0", "IBackgroundCopyJob")
 _JOB2 = _needs("2.0", "IBackgroundCopyJob2")
 _HTTP = _needs("2.5", "IBackgroundCopyJobHttpOptions")
+_HTTP2 = _needs("10.2", "IBackgroundCopyJobHttpOptions2")
 _JOB3 = _needs("3.0", "IBackgroundCopyJob3")
 _JOB4 = _needs("3.0", "IBackgroundCopyJob4")
 _JOB5 = _needs("5.0", "IBackgroundCopyJob5")
 _FILE2 = _needs("2.0", "IBackgroundCopyFile2")
 _FILE3 = _needs("3.0", "IBackgroundCopyFile3")
+_FILE5 = _needs("5.0", "IBackgroundCopyFile5")
+
+
+def parse_headers(text: str | None) -> dict[str, str]:
+    """CRLF-separated "Name: value" lines as a dict; a line without a colon (a status
+    line) is skipped, and a header given twice keeps both values, joined by ", "."""
+    headers: dict[str, str] = {}
+    for line in (text or "").split("\r\n"):
+        name, sep, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if sep and name:
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _http_method(value: object, what: str) -> str:
+    text = _text(value, what)
+    if not text or not _TOKEN.issuperset(text):
+        raise ValueError(f"{what} must be an HTTP method (a token such as GET), not {text!r}")
+    return text
 
 
 def _file_ranges(ranges: object) -> list[tuple[int, int]]:
@@ -561,6 +582,14 @@ class Job:
         doc="SecurityFlags: certificate checks and the redirect policy (BITS 2.5).",
     )
 
+    http_method = _Setting(
+        "http_method",
+        check=_http_method,
+        needs=_HTTP2,
+        doc="The HTTP verb of the job's requests: GET for downloads, BITS_POST for uploads "
+        "unless set (BITS 10.2, Windows 10 1809). Set it before the job is resumed.",
+    )
+
     # IBackgroundCopyJob5's properties: (id, check, build) each, one line apiece.
     transfer_policy = _job5(
         1, check=_cost_flags, build=CostFlags,
@@ -773,13 +802,7 @@ class Job:
         """HTTP headers sent with every request of this job, name to value (BITS 2.5,
         IBackgroundCopyJobHttpOptions); {} when none. winbits never prints the values."""
         with _HTTP:
-            text = self._native.custom_headers()
-        headers: dict[str, str] = {}
-        for line in (text or "").split("\r\n"):
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip()] = value.strip()
-        return headers
+            return parse_headers(self._native.custom_headers())
 
     @custom_headers.setter
     def custom_headers(self, headers: Mapping[str, str] | None) -> None:
@@ -954,6 +977,13 @@ class File:
             raise TypeError(f"validation_state must be a bool, not {type(valid).__name__}")
         with _FILE3:
             self._native.set_validation_state(valid)
+
+    @property
+    def http_response_headers(self) -> dict[str, str]:
+        """The headers of the server's last answer for this file, name to value; {}
+        before BITS has one (BITS 5.0, IBackgroundCopyFile5)."""
+        with _FILE5:
+            return parse_headers(self._native.http_response_headers())
 
     @property
     def progress(self) -> FileProgress | None:

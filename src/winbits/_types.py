@@ -330,6 +330,7 @@ class JobProperties(NamedTuple):
     use_stored_credentials: CredentialTarget | int | None
     on_demand: bool | None
     minimum_notification_interval: int | None
+    http_method: str | None
     custom_header_names: tuple[str, ...] | None
 
 

@@ -1,6 +1,6 @@
 // _bitsdouble: an in-process C++ COM test double of BITS for winbits' tests. It
 // implements the manager, both enumerators, jobs, errors and files up to
-// IBackgroundCopyFile4 over data the test sets, counts calls per method and live
+// IBackgroundCopyFile5 over data the test sets, counts calls per method and live
 // objects, and returns a chosen HRESULT from a chosen method. It is registered under
 // its own CLSID so that winbits.connect(clsid=...) reaches it by the same code path as
 // the real service. Test code only: never shipped in the wheel.
@@ -33,6 +33,7 @@ struct FileData {
     UINT64 from_origin = 0, from_peers = 0;
     std::vector<BG_FILE_RANGE> ranges;  // AddFileWithRanges
     bool valid = false;                 // File3's validation state
+    std::wstring response_headers;      // File5's HTTP_RESPONSE_HEADERS; empty: none
 };
 
 struct JobData {
@@ -51,7 +52,8 @@ struct JobData {
     // Settings, with Windows' defaults.
     ULONG retry_delay = 600, no_progress = 1209600, max_time = 7776000, errors = 0;
     BG_JOB_PROXY_USAGE proxy_usage = BG_JOB_PROXY_USAGE_PRECONFIG;
-    std::wstring proxy_list, proxy_bypass, notify_program, notify_params, reply_name, headers;
+    std::wstring proxy_list, proxy_bypass, notify_program, notify_params, reply_name, headers,
+        http_method;  // empty: the default of the job's type
     bool has_notify = false, has_reply_name = false, has_headers = false;
     DWORD peer_flags = 0, security_flags = 0;
     std::vector<std::wstring> credentials;  // "target/scheme/user" of each set; no password
@@ -69,8 +71,9 @@ struct Fault {
 SRWLOCK g_lock = SRWLOCK_INIT;
 std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
-int g_file_level = 4;  // the highest IBackgroundCopyFileN this "server" implements
-int g_job_level = 5;   // the highest IBackgroundCopyJobN (3 and up: the HTTP options too)
+int g_file_level = 5;  // the highest IBackgroundCopyFileN this "server" implements
+int g_job_level = 5;   // the highest IBackgroundCopyJobN (3 and up: the HTTP options too;
+                       // 5: HttpOptions2 too)
 bool g_admin = false;
 bool g_stable_identity = true;    // hand out the same job object in every enumeration
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
@@ -251,7 +254,7 @@ protected:
 
 // --- Files ------------------------------------------------------------------------------
 
-class File : public Object<IBackgroundCopyFile4> {
+class File : public Object<IBackgroundCopyFile5> {
 public:
     File(std::shared_ptr<JobData> job, size_t index) : job_(std::move(job)), index_(index) {}
 
@@ -259,7 +262,8 @@ public:
         // Only the interfaces of this server's level exist, as on an older BITS.
         static const IID* const levels[] = {
             &__uuidof(IBackgroundCopyFile), &__uuidof(IBackgroundCopyFile2),
-            &__uuidof(IBackgroundCopyFile3), &__uuidof(IBackgroundCopyFile4)};
+            &__uuidof(IBackgroundCopyFile3), &__uuidof(IBackgroundCopyFile4),
+            &__uuidof(IBackgroundCopyFile5)};
         if (!out)
             return E_POINTER;
         *out = nullptr;
@@ -268,7 +272,7 @@ public:
             *out = static_cast<IUnknown*>(this);
         for (int i = 0; i < g_file_level; ++i)
             if (riid == *levels[i])
-                *out = static_cast<IBackgroundCopyFile4*>(this);
+                *out = static_cast<IBackgroundCopyFile5*>(this);
         if (!*out)
             return E_NOINTERFACE;
         AddRef();
@@ -348,6 +352,21 @@ public:
         *origin = data().from_origin;
         *peers = data().from_peers;
         return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetProperty(BITS_FILE_PROPERTY_ID,
+                                          BITS_FILE_PROPERTY_VALUE) override {
+        ENTER("File.SetProperty");
+        return E_INVALIDARG;  // BITS: the response headers are read-only
+    }
+    HRESULT STDMETHODCALLTYPE GetProperty(BITS_FILE_PROPERTY_ID id,
+                                          BITS_FILE_PROPERTY_VALUE* v) override {
+        ENTER("File.GetProperty");
+        Locked l;
+        v->String = nullptr;
+        if (id != BITS_FILE_PROPERTY_ID_HTTP_RESPONSE_HEADERS)
+            return E_INVALIDARG;
+        const std::wstring& h = data().response_headers;
+        return h.empty() ? S_OK : out_string(h, &v->String);  // none yet: a null string
     }
 
 private:
@@ -452,7 +471,7 @@ private:
 
 // The job's IBackgroundCopyJobHttpOptions: a part of the job with its own vtable, whose
 // IUnknown is the job's.
-class HttpPart : public IBackgroundCopyJobHttpOptions {
+class HttpPart : public IBackgroundCopyJobHttpOptions2 {
 public:
     HttpPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
         : outer_(outer), data_(std::move(data)) {}
@@ -489,6 +508,19 @@ public:
         HTTP_ENTER("GetSecurityFlags");
         *v = data_->security_flags;
         return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetHttpMethod(LPCWSTR v) override {
+        HTTP_ENTER("SetHttpMethod");
+        if (!v || !*v)
+            return E_INVALIDARG;
+        data_->http_method = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetHttpMethod(LPWSTR* v) override {
+        HTTP_ENTER("GetHttpMethod");
+        if (!data_->http_method.empty())
+            return out_string(data_->http_method, v);
+        return out_string(data_->type == BG_JOB_TYPE_DOWNLOAD ? L"GET" : L"BITS_POST", v);
     }
 #undef HTTP_ENTER
     HRESULT STDMETHODCALLTYPE SetClientCertificateByID(BG_CERT_STORE_LOCATION, LPCWSTR,
@@ -569,15 +601,16 @@ public:
     // Answers the job interfaces up to g_job_level, and the HTTP options from level 3.
     HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
         static Counter* counter = register_counter("Job.QueryInterface");
-        if (out && riid == __uuidof(IBackgroundCopyJobHttpOptions)) {
+        const bool http2 = riid == __uuidof(IBackgroundCopyJobHttpOptions2);
+        if (out && (http2 || riid == __uuidof(IBackgroundCopyJobHttpOptions))) {
             HRESULT fault = enter(*counter);
             if (FAILED(fault))
                 return fault;
             *out = nullptr;
-            if (g_job_level < 3)
+            if (g_job_level < (http2 ? 5 : 3))
                 return E_NOINTERFACE;
             AddRef();
-            *out = static_cast<IBackgroundCopyJobHttpOptions*>(&http_);
+            *out = static_cast<IBackgroundCopyJobHttpOptions2*>(&http_);
             return S_OK;
         }
         const IID* levels[] = {&__uuidof(IBackgroundCopyJob), &__uuidof(IBackgroundCopyJob2),
@@ -1074,13 +1107,13 @@ std::wstring wide(PyObject* s) {
 PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     static const char* names[] = {"file_level", "admin",     "stable_identity",
                                   "delay_us",   "job_level", nullptr};
-    int level = 4, admin = 0, stable = 1, job_level = 5;
+    int level = 5, admin = 0, stable = 1, job_level = 5;
     long delay_us = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippli", const_cast<char**>(names), &level, &admin,
                                      &stable, &delay_us, &job_level))
         return nullptr;
-    if (level < 1 || level > 4 || job_level < 1 || job_level > 5)
-        return PyErr_Format(PyExc_ValueError, "file_level 1..4, job_level 1..5");
+    if (level < 1 || level > 5 || job_level < 1 || job_level > 5)
+        return PyErr_Format(PyExc_ValueError, "file_level 1..5, job_level 1..5");
     g_job_level = job_level;
     Locked l;
     g_jobs.clear();
@@ -1150,15 +1183,15 @@ PyObject* py_add_job(PyObject*, PyObject* args, PyObject* kw) {
 }
 
 PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"job",         "remote",    "local",     "total",
-                                  "transferred", "completed", "from_peer", "from_origin",
-                                  "from_peers",  nullptr};
-    PyObject *job_id, *remote, *local;
+    static const char* names[] = {"job",         "remote",           "local",     "total",
+                                  "transferred", "completed",        "from_peer", "from_origin",
+                                  "from_peers",  "response_headers", nullptr};
+    PyObject *job_id, *remote, *local, *headers = nullptr;
     unsigned long long total = winbits::kSizeUnknown, transferred = 0, origin = 0, peers = 0;
     int completed = 0, from_peer = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUU|KKppKK", const_cast<char**>(names), &job_id,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUU|KKppKKU", const_cast<char**>(names), &job_id,
                                      &remote, &local, &total, &transferred, &completed, &from_peer,
-                                     &origin, &peers))
+                                     &origin, &peers, &headers))
         return nullptr;
     FileData f;
     f.remote = wide(remote);
@@ -1169,6 +1202,8 @@ PyObject* py_add_file(PyObject*, PyObject* args, PyObject* kw) {
     f.from_peer = from_peer != 0;
     f.from_origin = origin;
     f.from_peers = peers;
+    if (headers)
+        f.response_headers = wide(headers);
     Locked l;
     auto job = job_arg(job_id);
     if (!job)
@@ -1469,7 +1504,7 @@ PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
     {"clsid", py_clsid, METH_NOARGS, "The double's CLSID as a string."},
     {"reset", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_reset)),
-     METH_VARARGS | METH_KEYWORDS, "reset(file_level=4, admin=False)"},
+     METH_VARARGS | METH_KEYWORDS, "reset(file_level=5, admin=False)"},
     {"add_job", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_add_job)),
      METH_VARARGS | METH_KEYWORDS, "add_job(name, state=3, ...) -> id string"},
     {"add_file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_add_file)),
