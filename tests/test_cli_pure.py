@@ -320,7 +320,7 @@ def test_off_windows_the_command_says_so_once(capsys):
         (
             ["bogus"],
             "winbits: unknown command 'bogus'; the commands are: "
-            "list, watch, download, show, set, cancel, complete, resume, suspend, export",
+            "list, watch, download, upload, show, set, cancel, complete, resume, suspend, export",
         ),
         (
             ["download", "--all-users", "http://h/x", "C:\\x"],

@@ -257,7 +257,7 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
             1,
             "",
             "winbits: unknown command 'bogus'; the commands are: "
-            "list, watch, download, show, set, cancel, complete, resume, suspend, export\n",
+            "list, watch, download, upload, show, set, cancel, complete, resume, suspend, export\n",
         ),
         (
             ["cancel", "971"],
@@ -442,3 +442,21 @@ def test_watch_json_survives_the_service_stopping_and_starting():
     assert err[0].startswith("winbits: cannot read BITS: ") and err[0].endswith("; retrying\n")
     assert len(err) == 2 and err[1].startswith("winbits: reading BITS again after 0:0")
     assert all(json.loads(line)["time"] for line in out)  # every stdout line is JSON
+
+
+def test_upload_where_bits_has_no_uploads_is_refused_and_the_file_kept(serve, tmp_path):
+    # Wine's BITS offers only 1.0's class and would run an upload job as a download,
+    # writing the server's answer over the file to send (seen here); Windows uploads.
+    if winbits.bits_version() >= (1, 5):
+        pytest.skip("this BITS has upload jobs")
+    url = serve("upload-target", b"what the server has")
+    source = tmp_path / "report.txt"
+    source.write_bytes(b"what the user sends")
+    name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("upload", str(source), url, "--name", name)
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (
+        "winbits: upload jobs need BITS 1.5; this BITS offers 1.0 only (HRESULT 0x80004001)\n"
+    )
+    assert source.read_bytes() == b"what the user sends"
+    assert leftovers(name) == []

@@ -172,9 +172,7 @@ def test_properties_wine_lacks_read_as_none(bits):
     assert (job.owner, job.priority, job.times) == (None, None, None)
 
 
-def test_the_http_method_and_response_headers_or_the_version_that_has_them(
-    bits, serve, tmp_path
-):
+def test_the_http_method_and_response_headers_or_the_version_that_has_them(bits, serve, tmp_path):
     job, payload, _ = download(bits, serve, tmp_path, "headers.bin", 4096)
     (f,) = job.files()
     try:

@@ -11,6 +11,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 import pytest
@@ -727,7 +729,7 @@ def test_a_files_response_headers_read_as_a_dict_and_need_file5(double):
     job_id = double.add_job("headers")
     answer = (
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\n"
-        "Set-Cookie: b=2\r\nETag: \"x:y\"\r\n\r\n"
+        'Set-Cookie: b=2\r\nETag: "x:y"\r\n\r\n'
     )
     double.add_file(job_id, "http://h/a", "C:\\a", response_headers=answer)
     double.add_file(job_id, "http://h/b", "C:\\b")
@@ -750,3 +752,82 @@ def test_a_files_response_headers_read_as_a_dict_and_need_file5(double):
         (f,) = bits.get_job(uuid.UUID(job_id)).files()
         with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyFile5 \(BITS 5\.0\)"):
             _ = f.http_response_headers
+
+
+def _finish_when_resumed(double, size: int) -> threading.Thread:
+    """A thread that plays the server: once the only job is QUEUED, its file is sent
+    (size bytes) and the job TRANSFERRED, as BITS would report it."""
+
+    def run() -> None:
+        with winbits.connect(double.clsid()) as bits:
+            for _ in range(500):
+                jobs = bits.jobs()
+                if jobs and jobs[0].state == JobState.QUEUED:
+                    key = f"{{{jobs[0].id}}}"
+                    double.set_file(key, 0, size, completed=True, total=size)
+                    double.set_state(key, int(JobState.TRANSFERRED))
+                    return
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@windows_only
+def test_upload_sends_a_file_with_the_download_options_and_completes(double, tmp_path, monkeypatch):
+    source = tmp_path / "report.txt"
+    source.write_bytes(b"x" * 1500)
+    monkeypatch.setenv("WINBITS_TEST_PASSWORD", PASSWORD)
+    helper = _finish_when_resumed(double, 1500)
+    code, out, err = cli_double(
+        double, "upload", str(source), "https://h/upload", "--priority", "high",
+        "--header", f"X-Token: {HEADER_VALUE}", "--user", "ann",
+        "--password-env", "WINBITS_TEST_PASSWORD", "--timeout", "60",
+    )  # fmt: skip
+    helper.join(10)
+    assert code == 0, err
+    assert out.startswith(f"Uploaded {source} to https://h/upload, 1.5 KiB in ")
+    assert "100.0%" in err  # the progress bar
+    calls = double.calls()
+    assert calls["Job.SetPriority"] == 1 and calls["Http.SetCustomHeaders"] == 1
+    assert calls["Job.SetCredentials"] == 1 and calls["Job.Complete"] == 1
+    assert PASSWORD not in out + err and HEADER_VALUE not in out + err
+    with winbits.connect(double.clsid()) as bits:
+        assert bits.jobs() == []  # completed: out of the queue
+    assert source.read_bytes() == b"x" * 1500
+
+
+@windows_only
+def test_a_failed_upload_names_the_url_and_cancels(double, tmp_path):
+    source = tmp_path / "report.txt"
+    source.write_bytes(b"data")
+
+    def fail() -> None:
+        with winbits.connect(double.clsid()) as bits:
+            for _ in range(500):
+                jobs = bits.jobs()
+                if jobs and jobs[0].state == JobState.QUEUED:
+                    double.set_state(f"{{{jobs[0].id}}}", int(JobState.ERROR))
+                    return
+                time.sleep(0.01)
+
+    helper = threading.Thread(target=fail)
+    helper.start()
+    code, out, err = cli_double(double, "upload", str(source), "http://h/up")
+    helper.join(10)
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == (
+        "winbits: upload of http://h/up failed: BITS gave no reason (the job is ERROR)"
+    )
+    with winbits.connect(double.clsid()) as bits:
+        assert bits.jobs() == []  # cancelled
+
+
+@windows_only
+def test_upload_of_a_file_that_is_not_there_makes_no_job(double, tmp_path):
+    missing = tmp_path / "missing.txt"
+    code, out, err = cli_double(double, "upload", str(missing), "http://h/up")
+    assert (code, out) == (1, "")
+    assert err == f"winbits: {missing} is not a file: upload sends an existing file\n"
+    assert double.calls().get("Manager.CreateJob") is None

@@ -347,16 +347,17 @@ def connect(clsid: uuid.UUID | str | None = None) -> Manager:
     another COM class (a test double, or a version-specific manager class)."""
     native = _require_native()
     key = None if clsid is None else _guid_bytes(clsid, "clsid")
-    return Manager(native.connect(key))
+    return Manager(native.connect(key), bits_itself=clsid is None)
 
 
 class Manager:
     """A connection to BITS (IBackgroundCopyManager). Close it, or use ``with``."""
 
-    __slots__ = ("_native",)
+    __slots__ = ("_bits_itself", "_native")
 
-    def __init__(self, native: native_types.Manager) -> None:
+    def __init__(self, native: native_types.Manager, *, bits_itself: bool = False) -> None:
         self._native = native
+        self._bits_itself = bits_itself  # BITS' own class, whose version bits_version() tells
 
     def __enter__(self) -> Manager:
         return self
@@ -397,6 +398,12 @@ class Manager:
         _text(name, "name", MAX_NAME_LENGTH)
         if not _is_member(type, JobType):
             raise ValueError(f"type must be a JobType, not {type!r}")
+        # Upload jobs came with BITS 1.5. A BITS that offers only 1.0's class may take one
+        # and run it as a download: Wine's fetched the URL over the local file (seen here).
+        if type != JobType.DOWNLOAD and self._bits_itself and bits_version() < (1, 5):
+            raise NotSupportedError(
+                E_NOTIMPL, "upload jobs need BITS 1.5; this BITS offers 1.0 only"
+            )
         return Job(self._native.create_job(name, int(type)), int(type))
 
     def snapshot(self, all_users: bool = False, *, threads: int = DEFAULT_THREADS) -> Snapshot:

@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 a BITS or usage error (one line on stderr), 130 on Ctrl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import enum
 import getpass
@@ -45,6 +46,7 @@ from ._types import (
     JobRecord,
     JobState,
     JobTimes,
+    JobType,
     PeerCaching,
     ProxySettings,
     ProxyUsage,
@@ -59,6 +61,7 @@ COMMANDS = (
     "list",
     "watch",
     "download",
+    "upload",
     "show",
     "set",
     "cancel",
@@ -565,14 +568,14 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _job_failure(job: Job, urls: str) -> str:
+def _job_failure(job: Job, urls: str, verb: str = "download") -> str:
     """One line: which URL, what BITS said (or winbits' text for the code), or, where
     BITS gave no error at all, the state the job ended in."""
     err = job.error
     if err is None:
-        return f"download of {urls} failed: BITS gave no reason (the job is {job.state})"
+        return f"{verb} of {urls} failed: BITS gave no reason (the job is {job.state})"
     return (
-        f"download of {err.remote_name or urls} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+        f"{verb} of {err.remote_name or urls} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
     )
 
 
@@ -677,6 +680,66 @@ def _header(text: str) -> tuple[str, str]:
     return name, value
 
 
+@contextlib.contextmanager
+def _cancelled_on_error(job: Job) -> Iterator[Job]:
+    """The job, cancelled if the block raises anything (Ctrl-C too): nothing is left
+    behind in the queue, and no partial file."""
+    try:
+        yield job
+    except BaseException:
+        try:
+            job.cancel()
+        except BitsError:
+            pass
+        raise
+
+
+def _follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
+    """Resumes the job and shows its progress on stderr until BITS has transferred it;
+    -> when it started (time.monotonic). A UsageError when it fails, or --timeout or
+    --stall-timeout passes; the caller cancels the job."""
+    progress = ProgressDisplay(sys.stderr)
+    job.resume()
+    handles = job.files()
+    start = last_move = time.monotonic()
+    meter = RateMeter()
+    moved = -1
+    while True:
+        state, p = job.state, job.progress
+        now = time.monotonic()
+        done = p.bytes_transferred if p else 0
+        total = p.bytes_total if p else None
+        if total is None:  # some BITS (Wine) never total a job: its files know
+            fps = [f.progress for f in handles]
+            sizes = [None if fp is None else fp.bytes_total for fp in fps]
+            total = None if None in sizes else sum(s for s in sizes if s is not None)
+        rate = meter.add(now, done)
+        if done != moved:
+            moved, last_move = done, now
+        if state == JobState.TRANSFERRED:  # the last line: the whole transfer's rate
+            average = done / (now - start) if now > start else None
+            progress.show(progress_line(done, total, average), now, final=True)
+            return start
+        if state == JobState.ERROR:
+            raise UsageError(_job_failure(job, shown, verb))
+        waiting = _waiting_for(job, state)  # reads the error only when retrying
+        line = progress_line(done, total, rate)
+        if state != JobState.TRANSFERRING:
+            line += "  " + waiting
+        if args.timeout is not None and now - start > args.timeout:
+            raise UsageError(
+                f"{verb} of {shown} did not finish in {args.timeout:g} s "
+                f"(the job is {state}); cancelled"
+            )
+        if args.stall_timeout and now - last_move > args.stall_timeout:
+            raise UsageError(
+                f"{verb} of {shown}: no byte moved for "
+                f"{args.stall_timeout:g} s ({waiting}); cancelled"
+            )
+        progress.show(line, now)
+        time.sleep(0.2)
+
+
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     urls, dest = args.urls, args.dest
     targets = plan_targets(urls, dest, os.path.isdir, os.path.abspath)
@@ -688,75 +751,30 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         if not os.path.isdir(os.path.dirname(path)):
             raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
     password = _password(args)
-    progress = ProgressDisplay(sys.stderr)
     name = args.name or f"winbits download {ntpath.basename(targets[0][1])}"
-    with _connect(args) as bits:
-        job = bits.create_job(name[:MAX_NAME_LENGTH])
-        try:
-            apply_settings(job, args, password)
-            password = None
-            for url, path in targets:
-                job.add_file(url, path, overwrite=args.force)
-            job.resume()
-            handles = job.files()
-            start = last_move = time.monotonic()
-            meter = RateMeter()
-            moved = -1
-            shown = ", ".join(urls)  # the URLs, as failure lines name them
-            while True:
-                state, p = job.state, job.progress
-                now = time.monotonic()
-                done = p.bytes_transferred if p else 0
-                total = p.bytes_total if p else None
-                if total is None:  # some BITS (Wine) never total a job: its files know
-                    fps = [f.progress for f in handles]
-                    sizes = [None if fp is None else fp.bytes_total for fp in fps]
-                    total = None if None in sizes else sum(s for s in sizes if s is not None)
-                rate = meter.add(now, done)
-                if done != moved:
-                    moved, last_move = done, now
-                if state == JobState.TRANSFERRED:  # the last line: the whole transfer's rate
-                    average = done / (now - start) if now > start else None
-                    progress.show(progress_line(done, total, average), now, final=True)
-                    break
-                if state == JobState.ERROR:
-                    raise UsageError(_job_failure(job, shown))
-                waiting = _waiting_for(job, state)  # reads the error only when retrying
-                line = progress_line(done, total, rate)
-                if state != JobState.TRANSFERRING:
-                    line += "  " + waiting
-                if args.timeout is not None and now - start > args.timeout:
-                    raise UsageError(
-                        f"download of {shown} did not finish in {args.timeout:g} s "
-                        f"(the job is {state}); cancelled"
-                    )
-                if args.stall_timeout and now - last_move > args.stall_timeout:
-                    raise UsageError(
-                        f"download of {shown}: no byte moved for "
-                        f"{args.stall_timeout:g} s ({waiting}); cancelled"
-                    )
-                progress.show(line, now)
-                time.sleep(0.2)
-            files = []
-            for f in job.files():
-                fp = f.progress
-                files.append(
-                    (
-                        f.local_name,
-                        0 if fp is None else fp.bytes_transferred,
-                        f.peer_download_stats(),
-                    )
+    with (
+        _connect(args) as bits,
+        _cancelled_on_error(bits.create_job(name[:MAX_NAME_LENGTH])) as job,
+    ):
+        apply_settings(job, args, password)
+        password = None
+        for url, path in targets:
+            job.add_file(url, path, overwrite=args.force)
+        start = _follow(job, args, ", ".join(urls), "download")  # the URLs, as failures name them
+        files = []
+        for f in job.files():
+            fp = f.progress
+            files.append(
+                (
+                    f.local_name,
+                    0 if fp is None else fp.bytes_transferred,
+                    f.peer_download_stats(),
                 )
-            job.complete()
-            for path, size, _ in files:  # say "downloaded" only of what is there
-                if not os.path.isfile(path) or os.path.getsize(path) != size:
-                    raise UsageError(f"BITS completed the job, but {path} did not land")
-        except BaseException:
-            try:
-                job.cancel()  # nothing left behind in the queue, and no partial file
-            except BitsError:
-                pass
-            raise
+            )
+        job.complete()
+        for path, size, _ in files:  # say "downloaded" only of what is there
+            if not os.path.isfile(path) or os.path.getsize(path) != size:
+                raise UsageError(f"BITS completed the job, but {path} did not land")
     elapsed = time.monotonic() - start
     origin = sum(s.from_origin for _, _, s in files if s is not None)
     peers = sum(s.from_peers for _, _, s in files if s is not None)
@@ -777,6 +795,30 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             f"Bytes from origin: {format_bytes(origin)}, from peers: "
             f"{format_bytes(peers)} (peer share {format_percent(share) or '0.0%'})\n"
         )
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
+    path = os.path.abspath(args.file)
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} is not a file: upload sends an existing file")
+    password = _password(args)
+    name = args.name or f"winbits upload {ntpath.basename(path)}"
+    with (
+        _connect(args) as bits,
+        _cancelled_on_error(bits.create_job(name[:MAX_NAME_LENGTH], JobType.UPLOAD)) as job,
+    ):
+        apply_settings(job, args, password)
+        password = None
+        job.add_file(args.url, path)
+        start = _follow(job, args, args.url, "upload")
+        p = job.progress
+        sent = p.bytes_transferred if p else 0
+        job.complete()
+    out.write(
+        f"Uploaded {visible(path)} to {visible(args.url)}, {format_bytes(sent)} in "
+        f"{format_duration(time.monotonic() - start)}\n"
+    )
     return 0
 
 
@@ -860,7 +902,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     seconds = {"minimum_retry_delay", "no_progress_timeout", "maximum_download_time"}
     rows = [
         (
-            name.replace("_", " ").capitalize(),
+            name.replace("_", " ").capitalize().replace("Http ", "HTTP "),
             _show_value(v) + (" s" if name in seconds and v is not None else ""),
         )
         for name, v in props._asdict().items()
@@ -1061,6 +1103,48 @@ def _settings_parser() -> _Parser:
     return p
 
 
+def _transfer_parser() -> _Parser:
+    """The options download and upload share: limits, the job's name, authentication."""
+    t = _Parser(add_help=False)
+    t.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="SECONDS",
+        help="cancel if the transfer has not finished after SECONDS (default: no limit)",
+    )
+    t.add_argument(
+        "--stall-timeout",
+        type=_seconds_or_zero,
+        default=DEFAULT_STALL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"cancel when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g}; "
+        "0: wait as long as BITS does)",
+    )
+    t.add_argument("--name", help="the job's display name (default: winbits COMMAND FILE)")
+    t.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        metavar="'NAME: VALUE'",
+        help="an HTTP header sent with every request (repeatable; never printed)",
+    )
+    t.add_argument("--user", help="the user name the server (or proxy) asks for")
+    t.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="the environment variable that holds --user's password (else it is asked for "
+        "at the terminal; never on the command line)",
+    )
+    t.add_argument(
+        "--auth-scheme",
+        choices=[m.name.lower() for m in AuthScheme],
+        default="basic",
+        help="how --user's credentials are sent (default: basic)",
+    )
+    return t
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = _settings_parser()
     clsid = _Parser(add_help=False)
@@ -1097,9 +1181,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_watch)
 
+    transfer = _transfer_parser()
     p = sub.add_parser(
         "download",
-        parents=[clsid, settings],
+        parents=[clsid, settings, transfer],
         help="download URLs through BITS",
         description="Creates a BITS job, shows its progress, completes it and "
         "prints the bytes from origin and from peers. Ctrl-C, an error, --timeout or "
@@ -1109,47 +1194,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", metavar="DEST", help="a file (one URL) or an existing folder")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.add_argument(
-        "--timeout",
-        type=_positive,
-        metavar="SECONDS",
-        help="cancel if the download has not finished after SECONDS (default: no limit)",
-    )
-    p.add_argument(
-        "--stall-timeout",
-        type=_seconds_or_zero,
-        default=DEFAULT_STALL_TIMEOUT,
-        metavar="SECONDS",
-        help=f"cancel when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g}; "
-        "0: wait as long as BITS does)",
-    )
-    p.add_argument("--name", help="the job's display name (default: winbits download FILE)")
-    p.add_argument(
         "--dynamic",
         action="store_true",
         help="the server's content has no fixed size (a dynamic page): no ranges (BITS 5.0)",
     )
-    p.add_argument(
-        "--header",
-        dest="headers",
-        action="append",
-        type=_header,
-        metavar="'NAME: VALUE'",
-        help="an HTTP header sent with every request (repeatable; never printed)",
-    )
-    p.add_argument("--user", help="the user name the server (or proxy) asks for")
-    p.add_argument(
-        "--password-env",
-        metavar="VAR",
-        help="the environment variable that holds --user's password (else it is asked for "
-        "at the terminal; never on the command line)",
-    )
-    p.add_argument(
-        "--auth-scheme",
-        choices=[m.name.lower() for m in AuthScheme],
-        default="basic",
-        help="how --user's credentials are sent (default: basic)",
-    )
     p.set_defaults(run=cmd_download)
+
+    p = sub.add_parser(
+        "upload",
+        parents=[clsid, settings, transfer],
+        help="upload a file through BITS",
+        description="Creates a BITS upload job for an existing file, shows its progress and "
+        "completes it. The server must speak BITS' upload protocol (IIS with the BITS "
+        "server extension). Ctrl-C, an error, --timeout or --stall-timeout cancel the job.",
+    )
+    p.add_argument("file", metavar="FILE", help="the file to send")
+    p.add_argument("url", metavar="URL", help="where to send it: http or https")
+    p.set_defaults(run=cmd_upload)
 
     p = sub.add_parser(
         "show",

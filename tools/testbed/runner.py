@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from .build import build
 from .common import BUILD, PYTHONS, ROOT, SITE, log, python_home, stop_wine, tag, wine_env, winpath
@@ -201,14 +203,49 @@ def demo(args: argparse.Namespace) -> int:
         (dest.parent / "bits.winbits-state.json").unlink(missing_ok=True)
         log(f"python -m winbits export --prometheus {winpath(prom)}")
         code = wine_python(args.python, ["-m", "winbits", "export", "--prometheus", winpath(prom)])
-        if code == 0:
-            sys.stdout.write(prom.read_text(encoding="utf-8"))
-        return code
+        if code != 0:
+            return code
+        sys.stdout.write(prom.read_text(encoding="utf-8"))
+        return _demo_driving(args, server, dest.parent)
     finally:
         keeper.kill()
         keeper.wait()
         server.shutdown()
         stop_wine()
+
+
+def _demo_driving(args: argparse.Namespace, server: Any, folder: Path) -> int:
+    """The README's "Driving a job" run: a download the server serves only with Basic
+    credentials, a custom header, BranchCache off; then `show` of that job."""
+    import rangeserver
+
+    password = "demo-" + os.urandom(8).hex()  # from the environment, never an argument
+    server.files["/report.pdf"] = rangeserver.make_payload(2_000_000, seed=7)
+    server.logins["/report.pdf"] = f"alice:{password}"
+    url = f"{server.base_url}/report.pdf"
+    dest = folder / "report.pdf"
+    dest.unlink(missing_ok=True)
+    download = [
+        "-m", "winbits", "download", url, winpath(dest), "--user", "alice",
+        "--password-env", "REPORT_PASSWORD", "--header", "X-Api-Key: k-123",
+        "--no-branchcache", "--name", "report",
+    ]  # fmt: skip
+    log("python " + shlex.join(download[1:]))
+    code = wine_python(args.python, download, timeout=300, env={"REPORT_PASSWORD": password})
+    if code != 0:
+        return code
+    sent = [h for h in server.headers_seen if h.get("X-Api-Key") == "k-123"]
+    if not sent or not any("Authorization" in h for h in sent):
+        log("the server did not see the header and the credentials")
+        return 1
+    show = (
+        "import sys, winbits; from winbits import _cli\n"
+        "with winbits.connect() as bits:\n"
+        "    job_id = [str(j.id) for j in bits.jobs() if j.name == 'report'][-1]\n"
+        "sys.exit(_cli.main(['show', job_id[:8]]))\n"
+    )
+    log("python -m winbits show ID  (the job named report)")
+    return wine_python(args.python, ["-c", show], timeout=120)
 
 
 def bench(args: argparse.Namespace) -> int:
