@@ -597,6 +597,25 @@ def test_describe_refuses_what_is_not_a_32_bit_hresult(double, value):
         bits.describe(value)
 
 
+# Every job setting with a setter: each gets random values too.
+SETTABLE = (
+    "name", "description", "priority", "minimum_retry_delay", "no_progress_timeout",
+    "maximum_download_time", "proxy", "custom_headers", "security_flags", "peer_caching",
+    "notify_command_line", "reply_file_name", "http_method", "transfer_policy",
+    "dynamic_content", "high_performance", "max_download_size", "use_stored_credentials",
+    "on_demand", "minimum_notification_interval",
+)  # fmt: skip
+
+
+def test_every_settable_job_property_is_in_the_random_value_test():
+    def settable(attr: object) -> bool:
+        if isinstance(attr, property):
+            return attr.fset is not None
+        return getattr(attr, "check", None) is not None  # a _Setting with a setter
+
+    assert {name for name, attr in vars(winbits.Job).items() if settable(attr)} == set(SETTABLE)
+
+
 def test_random_values_at_every_entry_point_raise_only_documented_errors(double, tmp_path):
     pytest.importorskip("hypothesis")
     from hypothesis import HealthCheck, given, settings
@@ -628,6 +647,8 @@ def test_random_values_at_every_entry_point_raise_only_documented_errors(double,
     def check(data):
         with winbits.connect(clsid) as bits:
             job = bits.create_job("fuzz")
+            job.add_file("http://h/f", str(tmp_path / "f"))
+            (file,) = job.files()
             calls = [
                 lambda: winbits.connect(data.draw(anything)).close(),
                 lambda: bits.get_job(data.draw(anything)),
@@ -638,6 +659,21 @@ def test_random_values_at_every_entry_point_raise_only_documented_errors(double,
                 lambda: bits.poller(threads=data.draw(anything)),
                 lambda: bits.describe(data.draw(anything)),
                 lambda: job.add_file(data.draw(anything), data.draw(anything)),
+                lambda: job.add_file("http://h/r", str(tmp_path / "r"), ranges=data.draw(anything)),
+                lambda: job.set_credentials(data.draw(anything), data.draw(anything)),
+                lambda: job.set_credentials(
+                    "u", "p", target=data.draw(anything), scheme=data.draw(anything)
+                ),
+                lambda: job.remove_credentials(
+                    target=data.draw(anything), scheme=data.draw(anything)
+                ),
+                lambda: job.set_client_certificate(
+                    data.draw(anything), store=data.draw(anything), location=data.draw(anything)
+                ),
+                lambda: setattr(job, "custom_headers", {data.draw(anything): data.draw(anything)}),
+                lambda: setattr(file, "remote_name", data.draw(anything)),
+                lambda: setattr(file, "validation_state", data.draw(anything)),
+                *(lambda name=name: setattr(job, name, data.draw(anything)) for name in SETTABLE),
             ]
             for call in calls:
                 try:
