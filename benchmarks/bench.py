@@ -13,9 +13,12 @@ import ctypes
 import gc
 import statistics
 import sys
+import tempfile
+import threading
 import time
 import timeit
 from ctypes import POINTER, byref, c_ulonglong, wintypes
+from pathlib import Path
 from typing import Any
 
 sys.coinit_flags = 0  # type: ignore[attr-defined]  # pythoncom and comtypes join the MTA instead of making this an STA
@@ -282,6 +285,69 @@ def bench_memory(polls: int) -> None:
     print(f"  Python allocated blocks: {blocks0} -> {blocks1} ({blocks1 - blocks0:+d})")
 
 
+def bench_wait(repeat: int) -> None:
+    """From the end of a transfer (the loopback server's last byte) to the waiter
+    knowing, and the calls into BITS meanwhile: Job.wait() woken by BITS' notification
+    against the loop the command line used to run (a state read every 0.2 s)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import rangeserver
+
+    payload = rangeserver.make_payload(3_000_000, seed=5)
+    server = rangeserver.start({"/wait.bin": payload})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = Path(tempfile.mkdtemp(prefix="winbits-bench-"))
+    # COM calls per native call: listen() asks GetNotifyFlags, SetNotifyInterface and
+    # SetNotifyFlags; unlisten() puts back the last two; state() is one GetState.
+    com = {"listen": 3, "unlisten": 2, "state": 1, "notified": 0}
+
+    class Counting:
+        def __init__(self, native: Any) -> None:
+            self.native, self.calls = native, 0
+
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(self.native, name)
+
+            def call(*a: Any) -> Any:
+                self.calls += com.get(name, 1)
+                return method(*a)
+
+            return call
+
+    def poll(job: winbits.Job) -> None:
+        while job.state != winbits.JobState.TRANSFERRED:
+            time.sleep(0.2)
+
+    def event(job: winbits.Job) -> None:
+        job.wait(timeout=120, poll_interval=30)
+
+    results: dict[str, list[tuple[float, int]]] = {"wait() (event)": [], "poll every 0.2 s": []}
+    try:
+        with winbits.connect() as bits:
+            for i in range(repeat):
+                for name, waiter in (("wait() (event)", event), ("poll every 0.2 s", poll)):
+                    dest = folder / f"{i}-{len(results[name])}.bin"
+                    job = bits.create_job("winbits bench wait")
+                    try:
+                        job.add_file(f"{server.base_url}/wait.bin", str(dest))
+                        counter = Counting(job._native)
+                        job._native = counter  # type: ignore[assignment]
+                        server.sent_at.clear()
+                        job.resume()
+                        waiter(job)
+                        knew = time.monotonic()
+                        late = knew - server.sent_at["/wait.bin"]
+                        results[name].append((late * 1000, counter.calls))
+                    finally:
+                        job.cancel()
+    finally:
+        server.shutdown()
+    print(f"\nwait for a 3 MB transfer from 127.0.0.1 (median of {repeat})")
+    rows = [(n, statistics.median(ms for ms, _ in r), "ms") for n, r in results.items()]
+    table("  from the last byte sent to the waiter returning", rows, "wait() (event)")
+    calls = [(n, float(statistics.median(c for _, c in r)), "") for n, r in results.items()]
+    table("  COM calls into BITS while waiting", calls, "wait() (event)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=200_000, help="calls per timing (per call)")
@@ -289,7 +355,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing (real BITS)")
     parser.add_argument("--polls", type=int, default=1_000_000, help="polls for the memory check")
-    parser.add_argument("--only", choices=["call", "real", "memory"])
+    parser.add_argument("--only", choices=["call", "real", "memory", "wait"])
     args = parser.parse_args()
     print(
         f"Python {sys.version.split()[0]}, winbits {winbits.__version__}, "
@@ -301,6 +367,8 @@ def main() -> int:
         bench_real(args.jobs, args.files, args.repeat)
     if args.only in (None, "memory"):
         bench_memory(args.polls)
+    if args.only in (None, "wait"):
+        bench_wait(args.repeat)
     return 0
 
 

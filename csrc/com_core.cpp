@@ -277,6 +277,114 @@ HRESULT FileHandle::file5(Connection& c, IBackgroundCopyFile5** out) noexcept {
     return query_once(file_.Get(), file5_, c.lacks_file5, out);
 }
 
+// --- Notifications -------------------------------------------------------------------
+
+namespace {
+std::atomic<long> g_live_notifiers{0};
+}  // namespace
+
+Notifier::Notifier(HANDLE event) noexcept : event_(event) {
+    ++g_live_notifiers;
+}
+
+Notifier::~Notifier() {
+    CloseHandle(event_);
+    --g_live_notifiers;
+}
+
+Notifier* Notifier::create() noexcept {
+    HANDLE event = CreateEventW(nullptr, FALSE, FALSE, nullptr);  // auto-reset
+    if (!event)
+        return nullptr;
+    Notifier* n = new (std::nothrow) Notifier(event);
+    if (!n)
+        CloseHandle(event);
+    return n;
+}
+
+long Notifier::live() noexcept {
+    return g_live_notifiers.load();
+}
+
+HRESULT STDMETHODCALLTYPE Notifier::QueryInterface(REFIID riid, void** out) {
+    if (!out)
+        return E_POINTER;
+    *out = nullptr;
+    if (riid == __uuidof(IUnknown) || riid == __uuidof(IBackgroundCopyCallback) ||
+        riid == __uuidof(IBackgroundCopyCallback2))
+        *out = static_cast<IBackgroundCopyCallback2*>(this);
+    else if (riid == __uuidof(IAgileObject))  // free-threaded: any thread may call it
+        *out = static_cast<IUnknown*>(this);
+    if (!*out)
+        return E_NOINTERFACE;
+    AddRef();
+    return S_OK;
+}
+
+ULONG STDMETHODCALLTYPE Notifier::AddRef() {
+    return ++refs_;
+}
+
+ULONG STDMETHODCALLTYPE Notifier::Release() {
+    ULONG r = --refs_;
+    if (r == 0)
+        delete this;
+    return r;
+}
+
+HRESULT Notifier::signal() noexcept {
+    SetEvent(event_);
+    return S_OK;
+}
+
+HRESULT STDMETHODCALLTYPE Notifier::JobTransferred(IBackgroundCopyJob*) {
+    return signal();
+}
+HRESULT STDMETHODCALLTYPE Notifier::JobError(IBackgroundCopyJob*, IBackgroundCopyError*) {
+    return signal();
+}
+HRESULT STDMETHODCALLTYPE Notifier::JobModification(IBackgroundCopyJob*, DWORD) {
+    return signal();
+}
+HRESULT STDMETHODCALLTYPE Notifier::FileTransferred(IBackgroundCopyJob*, IBackgroundCopyFile*) {
+    return signal();
+}
+
+HRESULT listen(IBackgroundCopyJob* job, Listening& out) noexcept {
+    Notifier* n = Notifier::create();
+    if (!n)
+        return E_OUTOFMEMORY;
+    ULONG old = 0;
+    bool restore = SUCCEEDED(job->GetNotifyFlags(&old));
+    HRESULT hr = job->SetNotifyInterface(static_cast<IBackgroundCopyCallback2*>(n));
+    if (SUCCEEDED(hr)) {
+        hr = job->SetNotifyFlags(BG_NOTIFY_JOB_TRANSFERRED | BG_NOTIFY_JOB_ERROR |
+                                 BG_NOTIFY_JOB_MODIFICATION);
+        if (FAILED(hr))
+            job->SetNotifyInterface(nullptr);
+    }
+    if (FAILED(hr)) {
+        n->Release();
+        return hr;
+    }
+    out.notifier = n;
+    out.old_flags = old;
+    out.restore_flags = restore;
+    return S_OK;
+}
+
+void stop_listening(IBackgroundCopyJob* job, Listening& l) noexcept {
+    if (!l.notifier)
+        return;
+    // Failures are of no use here: a job completed or cancelled meanwhile is gone, and
+    // with it BITS' reference to the notifier.
+    job->SetNotifyInterface(nullptr);
+    if (l.restore_flags)
+        job->SetNotifyFlags(l.old_flags);
+    l.notifier->Release();
+    l = Listening{};
+}
+
 // --- Walks and reads ----------------------------------------------------------------
 
 HRESULT list_jobs(IBackgroundCopyManager* manager, bool all_users,

@@ -250,6 +250,47 @@ private:
     std::atomic<IBackgroundCopyFile5*> file5_{nullptr};
 };
 
+// --- Notifications -------------------------------------------------------------------
+
+// The callback wait() registers on a job this process created (never on another
+// program's: the last SetNotifyInterface wins, and would steal the owner's). BITS calls
+// it on an RPC thread of this process's MTA, however late: after the wait, after the
+// manager is closed, during interpreter shutdown. So it touches no Python object and
+// takes no lock; it counts the call and sets its event. It owns what it touches (the
+// event) and lives while anybody holds a reference.
+class Notifier final : public IBackgroundCopyCallback2 {
+public:
+    // A new notifier, one reference (the caller's); null when no event can be made.
+    static Notifier* create() noexcept;
+    HANDLE event() const noexcept { return event_; }
+    static long live() noexcept;  // notifiers alive in this process (for the tests)
+
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override;
+    ULONG STDMETHODCALLTYPE AddRef() override;
+    ULONG STDMETHODCALLTYPE Release() override;
+    HRESULT STDMETHODCALLTYPE JobTransferred(IBackgroundCopyJob*) override;
+    HRESULT STDMETHODCALLTYPE JobError(IBackgroundCopyJob*, IBackgroundCopyError*) override;
+    HRESULT STDMETHODCALLTYPE JobModification(IBackgroundCopyJob*, DWORD) override;
+    HRESULT STDMETHODCALLTYPE FileTransferred(IBackgroundCopyJob*, IBackgroundCopyFile*) override;
+
+private:
+    explicit Notifier(HANDLE event) noexcept;
+    ~Notifier();
+    HRESULT signal() noexcept;
+    std::atomic<ULONG> refs_{1};
+    HANDLE event_;
+};
+
+// What wait() changed on a job, to put back: the flags it found (when it could read
+// them) and its notifier. Call in the MTA.
+struct Listening {
+    Notifier* notifier = nullptr;  // owned
+    ULONG old_flags = 0;
+    bool restore_flags = false;
+};
+HRESULT listen(IBackgroundCopyJob* job, Listening& out) noexcept;
+void stop_listening(IBackgroundCopyJob* job, Listening& l) noexcept;
+
 // --- Walks and reads ----------------------------------------------------------------
 
 HRESULT list_jobs(IBackgroundCopyManager* manager, bool all_users,

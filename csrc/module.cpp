@@ -49,6 +49,11 @@ struct JobObject {
     unsigned generation;
     IBackgroundCopyJob* job;
     std::atomic<void*> ifaces[6];  // Job2, Job4, HttpOptions, Job3, Job5, HttpOptions2: once
+    // wait()'s registration on this job, if any. The lock guards the fields only, never
+    // held across a COM call or the GIL (zeroed memory is SRWLOCK_INIT).
+    SRWLOCK listen_lock;
+    Listening listening;
+    bool listen_busy;
 };
 
 struct FileObject {
@@ -870,10 +875,102 @@ JobObject* as_job(PyObject* self) {
     return reinterpret_cast<JobObject*>(self);
 }
 
+// The job's registration taken out of it, under its lock (no COM call there).
+Listening take_listening(JobObject* j) {
+    AcquireSRWLockExclusive(&j->listen_lock);
+    Listening l = j->listening;
+    j->listening = Listening{};
+    ReleaseSRWLockExclusive(&j->listen_lock);
+    return l;
+}
+
 void release_job(JobObject* j) {
+    Listening l = take_listening(j);  // a wait that never ended: put the job back
+    if (l.notifier) {
+        IBackgroundCopyJob* job = j->job;
+        in_mta([&] {
+            stop_listening(job, l);
+            return S_OK;
+        });
+    }
     for (auto& iface : j->ifaces)
         release_in_mta(static_cast<IUnknown*>(iface.exchange(nullptr)));
     release_in_mta(j->job);
+}
+
+// listen() -> True with winbits' notifier registered on the job (for a job this process
+// created), False where BITS refuses it (then wait() polls).
+PyObject* job_listen(PyObject* self, PyObject*) {
+    JobObject* j = as_job(self);
+    if (!check_open(j->manager))
+        return nullptr;
+    AcquireSRWLockExclusive(&j->listen_lock);
+    bool busy = j->listen_busy || j->listening.notifier;
+    j->listen_busy = true;
+    ReleaseSRWLockExclusive(&j->listen_lock);
+    if (busy) {
+        PyErr_SetString(PyExc_RuntimeError, "another wait() is listening on this job object");
+        return nullptr;
+    }
+    Listening l;
+    IBackgroundCopyJob* job = j->job;
+    HRESULT hr = unlocked([&] { return listen(job, l); });
+    AcquireSRWLockExclusive(&j->listen_lock);
+    j->listening = l;
+    j->listen_busy = false;
+    ReleaseSRWLockExclusive(&j->listen_lock);
+    if (SUCCEEDED(hr))
+        Py_RETURN_TRUE;
+    if (hr == E_NOTIMPL || hr == E_ACCESSDENIED || hr == E_NOINTERFACE || hr == kBgInvalidState)
+        Py_RETURN_FALSE;
+    return raise_for(self, hr);
+}
+
+// notified(milliseconds) -> whether BITS called back within that time. The GIL is
+// released; a thread in a single-threaded apartment dispatches its messages meanwhile.
+PyObject* job_notified(PyObject* self, PyObject* arg) {
+    unsigned long ms = PyLong_AsUnsignedLong(arg);
+    if (ms == static_cast<unsigned long>(-1) && PyErr_Occurred())
+        return nullptr;
+    JobObject* j = as_job(self);
+    AcquireSRWLockExclusive(&j->listen_lock);
+    Notifier* n = j->listening.notifier;
+    if (n)
+        n->AddRef();  // ours for the wait, whatever another thread does meanwhile
+    ReleaseSRWLockExclusive(&j->listen_lock);
+    if (!n) {
+        PyErr_SetString(PyExc_RuntimeError, "not listening: call listen() first");
+        return nullptr;
+    }
+    bool signalled;
+    Py_BEGIN_ALLOW_THREADS
+    HANDLE event = n->event();
+    DWORD index = 0;
+    HRESULT hr = CoWaitForMultipleHandles(COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES,
+                                          ms, 1, &event, &index);
+    if (hr == RPC_S_CALLPENDING)
+        signalled = false;
+    else if (SUCCEEDED(hr))
+        signalled = true;
+    else  // no COM on this thread, or flags this Windows does not know: a plain wait
+        signalled = WaitForSingleObject(event, ms) == WAIT_OBJECT_0;
+    n->Release();
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(signalled);
+}
+
+// unlisten(): the job's notify interface taken away and its flags put back.
+PyObject* job_unlisten(PyObject* self, PyObject*) {
+    JobObject* j = as_job(self);
+    Listening l = take_listening(j);
+    if (l.notifier) {
+        IBackgroundCopyJob* job = j->job;
+        unlocked([&] {
+            stop_listening(job, l);
+            return S_OK;
+        });
+    }
+    Py_RETURN_NONE;
 }
 
 PyObject* job_times(PyObject* self, PyObject*) {
@@ -1065,6 +1162,10 @@ using HttpOptions = IBackgroundCopyJobHttpOptions;
 using HttpOptions2 = IBackgroundCopyJobHttpOptions2;
 
 PyMethodDef job_methods[] = {
+    {"listen", job_listen, METH_NOARGS,
+     "listen() -> bool: winbits' IBackgroundCopyCallback2 on the job, or False"},
+    {"notified", job_notified, METH_O, "notified(milliseconds) -> bool: BITS called back"},
+    {"unlisten", job_unlisten, METH_NOARGS, "unlisten(): SetNotifyInterface(NULL), flags back"},
     {"id", job_get<GUID, &Job::GetId, py_guid>, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
     {"name", job_string<&Job::GetDisplayName>, METH_NOARGS, "GetDisplayName"},
     {"description", job_string<&Job::GetDescription>, METH_NOARGS, "GetDescription"},
@@ -1561,6 +1662,10 @@ PyObject* native_console_event(PyObject*, PyObject* arg) {
 // Whether standard input is a console someone can type a password at. isatty() is not
 // enough on Windows: it is true for the NUL device too (a character device), where a
 // password prompt would wait for ever.
+PyObject* native_live_notifiers(PyObject*, PyObject*) {
+    return PyLong_FromLong(Notifier::live());
+}
+
 PyObject* native_stdin_is_console(PyObject*, PyObject*) {
     DWORD mode = 0;
     return PyBool_FromLong(GetConsoleMode(GetStdHandle(STD_INPUT_HANDLE), &mode) ? 1 : 0);
@@ -1572,6 +1677,8 @@ PyMethodDef module_methods[] = {
     {"hold_console_close", native_hold_console_close, METH_O,
      "hold_console_close(on): console close, logoff and shutdown become SIGBREAK, and the "
      "process waits for the program to exit"},
+    {"_live_notifiers", native_live_notifiers, METH_NOARGS,
+     "_live_notifiers() -> wait()'s callback objects alive now (for the tests)"},
     {"stdin_is_console", native_stdin_is_console, METH_NOARGS,
      "stdin_is_console() -> whether standard input is a console (not a pipe, file or NUL)"},
     {"_console_event", native_console_event, METH_O,

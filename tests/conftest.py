@@ -267,6 +267,10 @@ def double() -> Iterator[object]:
     assert _bitsdouble.live() == 0, "COM objects of the double still alive after the test"
     handed_out, not_freed = _bitsdouble.strings()
     assert not_freed == 0, f"{not_freed} of {handed_out} strings from BITS never freed"
+    from winbits import _native
+
+    _bitsdouble.reset()  # lets go of the callbacks it kept for fire(late=True)
+    assert _native._live_notifiers() == 0, "wait()'s callback objects still alive"
 
 
 def fill(double, jobs=20, files=5):

@@ -8,6 +8,7 @@ import base64
 import random
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -32,6 +33,7 @@ class RangeServer(ThreadingHTTPServer):
         # path -> "user:password": served only with that Basic Authorization, else 401
         self.logins: dict[str, str] = {}
         self.headers_seen: list[dict[str, str]] = []  # every request's headers, in order
+        self.sent_at: dict[str, float] = {}  # path -> time.monotonic() after its last body
 
     @property
     def base_url(self) -> str:
@@ -107,6 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.stall.wait(60)  # hold the connection; the client must give up
             return
         self.wfile.write(body[start : end + 1])
+        self.wfile.flush()
+        self.server.sent_at[self.path.split("?")[0]] = time.monotonic()
 
     def _unsatisfiable(self, size: int) -> None:
         self.send_response(416)

@@ -330,6 +330,20 @@ def test_closing_the_console_ends_export_with_0_after_its_write(tmp_path, event)
     assert prom_values(target)["winbits_up"] == 1.0
 
 
+def stop_bits() -> str:
+    """`net stop bits` from another Windows process, again while the service cannot be
+    stopped yet (starting or stopping after the previous test's outage); -> what net
+    said, for a failing test's message."""
+    said = []
+    for _ in range(10):
+        r = subprocess.run(["net", "stop", "bits"], capture_output=True, text=True, timeout=120)
+        said.append(f"{r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
+        if r.returncode == 0:
+            break
+        time.sleep(1)
+    return "; ".join(said)
+
+
 def test_export_survives_the_service_stopping_and_starting(tmp_path):
     """`net stop bits` from another Windows process while `export --interval` runs:
     the exporter goes on, counts the failed polls, and reads BITS again once the
@@ -339,11 +353,10 @@ def test_export_survives_the_service_stopping_and_starting(tmp_path):
     exporter = start_exporter(target, "0.5")
     try:
         wait_until(lambda: prom_values(target).get("winbits_up") == 1.0, "the first export")
-        stop = subprocess.run(["net", "stop", "bits"], capture_output=True, text=True, timeout=120)
-        print("net stop:", stop.returncode, stop.stdout.strip(), stop.stderr.strip())
+        said = stop_bits()
         wait_until(
             lambda: prom_values(target).get("winbits_exporter_poll_errors_total", 0) >= 1,
-            "a failed poll after the service stopped",
+            f"a failed poll after the service stopped (net stop: {said})",
         )
         subprocess.run(["net", "start", "bits"], capture_output=True, timeout=120)
         back = wait_until(
@@ -424,8 +437,8 @@ def test_watch_json_survives_the_service_stopping_and_starting():
     name = f"winbits-watch {uuid.uuid4()}"
     try:
         wait_until(lambda: out, "the first poll's line")
-        subprocess.run(["net", "stop", "bits"], capture_output=True, timeout=120)
-        wait_until(lambda: err, "the outage said")
+        said = stop_bits()
+        wait_until(lambda: err, f"the outage said (net stop: {said})")
         subprocess.run(["net", "start", "bits"], capture_output=True, timeout=120)
         with winbits.connect() as bits:  # a change after the outage: a JSON line for it
             job = bits.create_job(name)

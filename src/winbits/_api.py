@@ -6,25 +6,37 @@ remembered because they never change. Arguments are checked here, before any COM
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import ntpath
 import os
 import sys
 import threading
+import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import IntEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from ._errors import BitsError, NotSupportedError, PartialCompleteError, from_hresult
+from ._errors import (
+    BitsError,
+    InvalidStateError,
+    JobFailedError,
+    NotSupportedError,
+    PartialCompleteError,
+    from_hresult,
+)
 from ._types import (
     AuthScheme,
     CertStoreLocation,
     ClientCertificate,
     CostFlags,
     CredentialTarget,
+    DownloadedFile,
+    DownloadResult,
     ErrorContext,
     FileProgress,
     FileRange,
@@ -73,6 +85,8 @@ MAX_UINT64 = 2**64 - 1
 LENGTH_TO_EOF = MAX_UINT64  # BG_LENGTH_TO_EOF
 E_NOINTERFACE = 0x80004002
 E_NOTIMPL = 0x80004001
+BG_E_INVALID_STATE = 0x80200002
+BG_E_ERROR_INFORMATION_UNAVAILABLE = 0x8020000F
 # GetClientCertificate when the job has none: RPC_X_BAD_STUB_DATA (Windows), or
 # RPC_X_NULL_REF_POINTER where the server sets no out value and the stub cannot send it
 # back (Wine's E_NOTIMPL).
@@ -335,6 +349,14 @@ class _Setting:
             getattr(job._native, "set_" + self.native)(*self.args, checked)
 
 
+def _settable(name: str) -> bool:
+    """Whether Job has a setting of this name that can be set."""
+    attr = vars(Job).get(name)
+    if isinstance(attr, property):
+        return attr.fset is not None
+    return isinstance(attr, _Setting) and attr.check is not None
+
+
 def bits_version() -> tuple[int, int]:
     """(major, minor) of the BITS here: the newest per-version manager class that can
     be created (Windows 10 and 11: (10, 3); Wine registers only 1.0)."""
@@ -404,7 +426,84 @@ class Manager:
             raise NotSupportedError(
                 E_NOTIMPL, "upload jobs need BITS 1.5; this BITS offers 1.0 only"
             )
-        return Job(self._native.create_job(name, int(type)), int(type))
+        return Job(self._native.create_job(name, int(type)), int(type), created=True)
+
+    @contextlib.contextmanager
+    def transfer(self, name: str, type: JobType = JobType.DOWNLOAD) -> Iterator[Job]:
+        """``with bits.transfer(name) as job:`` a new job that is cancelled if the block
+        raises (KeyboardInterrupt too), and left alone if it ends: for callers who take
+        the steps themselves (add files, resume, wait, complete)."""
+        job = self.create_job(name, type)
+        try:
+            yield job
+        except BaseException:
+            with contextlib.suppress(BitsError):  # a job completed or gone meanwhile
+                job.cancel()
+            raise
+
+    def download(
+        self,
+        url: str,
+        path: str,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        overwrite: bool = False,
+        poll_interval: float = 5.0,
+        **settings: Any,
+    ) -> DownloadResult:
+        """Download one URL to ``path`` through a BITS job of its own, and wait for it:
+        create, add, resume, wait (Job.wait), complete. ``settings`` are job properties
+        set before the file is added (``priority=``, ``custom_headers=``, ``proxy=``…).
+        On any exception, KeyboardInterrupt, TimeoutError and JobFailedError among them,
+        the job is cancelled first: nothing is left in the queue and no file lands."""
+        return self.download_files(
+            [(url, path)],
+            name=name,
+            timeout=timeout,
+            on_progress=on_progress,
+            overwrite=overwrite,
+            poll_interval=poll_interval,
+            **settings,
+        )
+
+    def download_files(
+        self,
+        files: Iterable[tuple[str, str]],
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        overwrite: bool = False,
+        poll_interval: float = 5.0,
+        **settings: Any,
+    ) -> DownloadResult:
+        """download() of several (url, path) pairs in one job."""
+        pairs = list(files)
+        if not pairs or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+            raise TypeError("files must be a non-empty sequence of (url, path) pairs")
+        for key in settings:
+            if not _settable(key):
+                raise TypeError(f"{key!r} is not a job setting")
+        title = name if name is not None else f"winbits download {ntpath.basename(pairs[0][1])}"
+        with self.transfer(title[:MAX_NAME_LENGTH]) as job:
+            for key, value in settings.items():
+                setattr(job, key, value)
+            for url, path in pairs:
+                job.add_file(url, path, overwrite=overwrite)
+            job.resume()
+            job.wait(timeout, on_progress=on_progress, poll_interval=poll_interval)
+            got = []
+            for f in job.files():
+                p = f.progress
+                done = 0 if p is None else p.bytes_transferred
+                got.append(
+                    DownloadedFile(f.remote_name, f.local_name, done, f.peer_download_stats())
+                )
+            job_id = job.id  # the job leaves the queue with complete()
+            job.complete()
+        return DownloadResult(job_id, tuple(got))
 
     def snapshot(self, all_users: bool = False, *, threads: int = DEFAULT_THREADS) -> Snapshot:
         """Every job, file and peer count in one walk done in C++ with the GIL released,
@@ -472,12 +571,17 @@ class Job:
     """A BITS job. Properties are read live from BITS; None where this BITS does not
     implement them (E_NOTIMPL)."""
 
-    __slots__ = ("_id", "_native", "_type")
+    __slots__ = ("_created", "_id", "_native", "_type")
 
-    def __init__(self, native: native_types.Job, job_type: int | None = None) -> None:
+    def __init__(
+        self, native: native_types.Job, job_type: int | None = None, *, created: bool = False
+    ) -> None:
         self._native = native
         self._id: uuid.UUID | None = None
         self._type = job_type
+        # Made by create_job in this process: wait() may register its callback on it.
+        # Never on another program's job: BITS keeps one callback per job, the last set.
+        self._created = created
 
     def __repr__(self) -> str:
         return f"<winbits.Job {self.id}>"
@@ -898,6 +1002,92 @@ class Job:
     def resume(self) -> None:
         """Start or continue the transfer."""
         self._native.resume()
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        progress_interval: float = 0.5,
+        poll_interval: float = 5.0,
+    ) -> JobState | int:
+        """Wait until BITS has transferred the job; -> JobState.TRANSFERRED (at once for
+        a job already transferred). Raises JobFailedError when the job reaches ERROR
+        (TRANSIENT_ERROR is waited through: BITS retries it), InvalidStateError when it
+        was completed or cancelled meanwhile, and TimeoutError when ``timeout`` seconds
+        pass; in every case the job is left as it is.
+
+        On a job this process created, BITS' own notifications wake the wait (a callback
+        of winbits' in the MTA, no message pump); the state is also read every
+        ``poll_interval`` seconds, since some BITS never send some notifications, and
+        that is all where BITS refuses the callback. ``on_progress(JobProgress)`` is
+        called from this thread at most every ``progress_interval`` seconds while bytes
+        move; what it raises comes through."""
+        for what, value in (
+            ("progress_interval", progress_interval),
+            ("poll_interval", poll_interval),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{what} must be a number of seconds")
+            if not 0 < value < 2**31 / 1000:
+                raise ValueError(f"{what} must be more than 0 seconds")
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError("timeout must be a number of seconds or None")
+            if not timeout >= 0:
+                raise ValueError("timeout must be 0 seconds or more")
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError("on_progress must be callable")
+        start = time.monotonic()
+        listening = self._created and self._native.listen()
+        try:
+            shown: int | None = None
+            shown_at = -math.inf
+            while True:
+                state = self.state
+                if state == JobState.TRANSFERRED:
+                    return state
+                if state == JobState.ERROR:
+                    raise self._failure(state)
+                if state in (JobState.ACKNOWLEDGED, JobState.CANCELLED):
+                    raise InvalidStateError(
+                        BG_E_INVALID_STATE, f"job {self.id} is {state}: nothing to wait for"
+                    )
+                now = time.monotonic()
+                step = poll_interval
+                if on_progress is not None:
+                    p = self.progress
+                    moved = p is not None and p.bytes_transferred != shown
+                    if p is not None and moved and now - shown_at >= progress_interval:
+                        on_progress(p)
+                        shown, shown_at = p.bytes_transferred, now
+                    step = min(step, progress_interval)
+                if timeout is not None:
+                    left = start + timeout - now
+                    if left <= 0:
+                        raise TimeoutError(
+                            f"job {self.id} was not transferred in {timeout:g} s (it is {state})"
+                        )
+                    step = min(step, left)
+                if listening:
+                    self._native.notified(max(1, math.ceil(step * 1000)))
+                else:
+                    time.sleep(step)
+        finally:
+            if listening:
+                self._native.unlisten()
+
+    def _failure(self, state: JobState | int) -> JobFailedError:
+        err = self.error
+        if err is None:
+            return JobFailedError(
+                BG_E_ERROR_INFORMATION_UNAVAILABLE,
+                f"job {self.id} failed and BITS gave no reason (it is {state})",
+                None,
+                int(state),
+            )
+        where = f" ({err.remote_name})" if err.remote_name else ""
+        return JobFailedError(err.hresult, f"{err.message}{where}", err, int(state))
 
     def suspend(self) -> None:
         self._native.suspend()

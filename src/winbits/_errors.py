@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 from http import HTTPStatus
+from typing import Any
 
 __all__ = [
     "SERVICE_GONE",
@@ -165,6 +166,26 @@ class PartialCompleteError(BitsError):
 
     def __reduce__(self) -> tuple[type[BitsError], tuple[int, str, tuple[str, ...]]]:  # type: ignore[override]
         return (type(self), (self.hresult, str(self.strerror), self.files))
+
+
+class JobFailedError(BitsError):
+    """A job that was waited for reached ERROR. ``error`` is its JobError (the HRESULT,
+    the context, BITS' text and the file's URL), or None where BITS gave none; ``state``
+    the state the job ended in. The job is left as it is (download() cancels its own)."""
+
+    def __init__(
+        self,
+        hresult: int,
+        message: str | None = None,
+        error: Any = None,
+        state: int = 4,
+    ) -> None:
+        super().__init__(hresult, message)
+        self.error = error
+        self.state = state
+
+    def __reduce__(self) -> tuple[type[BitsError], tuple[Any, ...]]:
+        return (type(self), (self.hresult, str(self.strerror), self.error, self.state))
 
 
 _CLASSES: dict[int, type[BitsError]] = {

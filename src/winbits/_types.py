@@ -284,6 +284,38 @@ class PeerStats(NamedTuple):
         return peer_share(self.from_origin, self.from_peers)
 
 
+class DownloadedFile(NamedTuple):
+    """A file Manager.download() brought: where from, where it landed, its size, and
+    its bytes from origin and from peers (None where BITS lacks IBackgroundCopyFile4)."""
+
+    url: str
+    path: str
+    bytes: int
+    peer_stats: PeerStats | None
+
+
+class DownloadResult(NamedTuple):
+    """What Manager.download() or download_files() downloaded."""
+
+    job_id: uuid.UUID
+    files: tuple[DownloadedFile, ...]
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def peer_stats(self) -> PeerStats | None:
+        """Bytes from origin and from peers over all the files; None where BITS did not
+        report them for every file."""
+        stats = [f.peer_stats for f in self.files]
+        if any(s is None for s in stats):
+            return None
+        return PeerStats(
+            sum(s.from_origin for s in stats if s), sum(s.from_peers for s in stats if s)
+        )
+
+
 class JobError(NamedTuple):
     """A job's error (IBackgroundCopyError)."""
 

@@ -57,7 +57,9 @@ struct JobData {
     bool has_notify = false, has_reply_name = false, has_headers = false;
     DWORD peer_flags = 0, security_flags = 0;
     std::vector<std::wstring> credentials;  // "target/scheme/user" of each set; no password
-    std::map<int, BITS_JOB_PROPERTY_VALUE> properties;  // IBackgroundCopyJob5
+    std::map<int, BITS_JOB_PROPERTY_VALUE> properties;                     // IBackgroundCopyJob5
+    ULONG notify_flags = BG_NOTIFY_JOB_TRANSFERRED | BG_NOTIFY_JOB_ERROR;  // Windows' default
+    IUnknown* callback = nullptr;  // SetNotifyInterface's, one reference held
     bool has_certificate = false;
     BG_CERT_STORE_LOCATION cert_location = BG_CERT_STORE_LOCATION_CURRENT_USER;
     std::wstring cert_store, cert_subject;
@@ -69,6 +71,15 @@ struct Fault {
 };
 
 SRWLOCK g_lock = SRWLOCK_INIT;
+IUnknown* g_last_callback = nullptr;  // the last callback registered, held until reset()
+
+// Out of the queue (completed, cancelled, removed): BITS lets go of its callback.
+void leave_queue(JobData& d) {
+    d.gone = true;
+    if (d.callback)
+        d.callback->Release();
+    d.callback = nullptr;
+}
 std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
 int g_file_level = 5;  // the highest IBackgroundCopyFileN this "server" implements
@@ -681,7 +692,7 @@ public:
         if (data_->state == BG_JOB_STATE_ACKNOWLEDGED || data_->state == BG_JOB_STATE_CANCELLED)
             return winbits::kBgInvalidState;  // as BITS: a finished job cannot be cancelled
         data_->state = BG_JOB_STATE_CANCELLED;
-        data_->gone = true;
+        leave_queue(*data_);
         return S_OK;
     }
     HRESULT STDMETHODCALLTYPE Complete() override {
@@ -689,7 +700,7 @@ public:
         if (data_->state != BG_JOB_STATE_TRANSFERRED)
             return winbits::kBgInvalidState;
         data_->state = BG_JOB_STATE_ACKNOWLEDGED;
-        data_->gone = true;
+        leave_queue(*data_);
         return entered_;
     }
     HRESULT STDMETHODCALLTYPE GetId(GUID* v) override {
@@ -772,13 +783,6 @@ public:
     }
 
 #undef JOB_ENTER
-    HRESULT STDMETHODCALLTYPE SetNotifyFlags(ULONG) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetNotifyFlags(ULONG*) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE SetNotifyInterface(IUnknown*) override {
-        ENTER("Job.SetNotifyInterface");  // counted: winbits must never call it on others' jobs
-        return E_NOTIMPL;
-    }
-    HRESULT STDMETHODCALLTYPE GetNotifyInterface(IUnknown**) override { return E_NOTIMPL; }
     HRESULT STDMETHODCALLTYPE TakeOwnership() override { return E_NOTIMPL; }
 
 #define JOB_ENTER(name) \
@@ -802,6 +806,31 @@ public:
     JOB_FIELD(NoProgressTimeout, ULONG, no_progress)
     JOB_FIELD(MaximumDownloadTime, ULONG, max_time)
     JOB_FIELD(PeerCachingFlags, DWORD, peer_flags)
+    JOB_FIELD(NotifyFlags, ULONG, notify_flags)
+    // Counted: winbits must never call it on others' jobs. The double keeps the callback
+    // as BITS does (one reference, until replaced or the job leaves the queue), and one
+    // more reference of the last one for fire(late=True), until reset().
+    HRESULT STDMETHODCALLTYPE SetNotifyInterface(IUnknown* v) override {
+        JOB_ENTER("SetNotifyInterface");
+        if (v) {
+            v->AddRef();
+            v->AddRef();
+            if (g_last_callback)
+                g_last_callback->Release();
+            g_last_callback = v;
+        }
+        if (data_->callback)
+            data_->callback->Release();
+        data_->callback = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetNotifyInterface(IUnknown** v) override {
+        JOB_ENTER("GetNotifyInterface");
+        *v = data_->callback;
+        if (*v)
+            (*v)->AddRef();
+        return S_OK;
+    }
 #undef JOB_FIELD
     HRESULT STDMETHODCALLTYPE GetErrorCount(ULONG* v) override {
         JOB_ENTER("GetErrorCount");
@@ -1116,6 +1145,11 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
         return PyErr_Format(PyExc_ValueError, "file_level 1..5, job_level 1..5");
     g_job_level = job_level;
     Locked l;
+    for (auto& j : g_jobs)
+        leave_queue(*j);
+    if (g_last_callback)
+        g_last_callback->Release();
+    g_last_callback = nullptr;
     g_jobs.clear();
     for (Counter* c = g_counters.load(); c; c = c->next)
         c->calls = 0;
@@ -1335,6 +1369,59 @@ PyObject* py_set_file(PyObject*, PyObject* args, PyObject* kw) {
 }
 
 // Takes a job out of the queue behind winbits' back, as another program would.
+// fire(job, kind, late=False): BITS calls back the job's notify interface (kind:
+// "transferred", "error", "modification" or "file"); late: the last one ever registered,
+// even after it was taken away. -> whether there was one to call.
+PyObject* py_fire(PyObject*, PyObject* args, PyObject* kw) {
+    static const char* names[] = {"job", "kind", "late", nullptr};
+    PyObject* job_id;
+    const char* kind;
+    int late = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Us|p", const_cast<char**>(names), &job_id, &kind,
+                                     &late))
+        return nullptr;
+    IBackgroundCopyCallback2* cb = nullptr;
+    {
+        Locked l;
+        auto job = job_arg(job_id);
+        if (!job)
+            return nullptr;
+        IUnknown* target = late ? g_last_callback : job->callback;
+        if (target)
+            target->QueryInterface(__uuidof(IBackgroundCopyCallback2),
+                                   reinterpret_cast<void**>(&cb));
+    }
+    if (!cb)
+        Py_RETURN_FALSE;
+    std::string k = kind;
+    HRESULT hr;
+    Py_BEGIN_ALLOW_THREADS  // as BITS: on another thread than the waiter's, no GIL
+    if (k == "transferred")
+        hr = cb->JobTransferred(nullptr);
+    else if (k == "error")
+        hr = cb->JobError(nullptr, nullptr);
+    else if (k == "modification")
+        hr = cb->JobModification(nullptr, 0);
+    else
+        hr = cb->FileTransferred(nullptr, nullptr);
+    cb->Release();
+    Py_END_ALLOW_THREADS
+    if (FAILED(hr))
+        return PyErr_Format(PyExc_OSError, "the callback returned 0x%08lX", hr);
+    Py_RETURN_TRUE;
+}
+
+PyObject* py_notify_flags(PyObject*, PyObject* args) {
+    PyObject* job_id;
+    if (!PyArg_ParseTuple(args, "U", &job_id))
+        return nullptr;
+    Locked l;
+    auto job = job_arg(job_id);
+    if (!job)
+        return nullptr;
+    return Py_BuildValue("(kO)", job->notify_flags, job->callback ? Py_True : Py_False);
+}
+
 PyObject* py_remove_job(PyObject*, PyObject* args) {
     PyObject* job_id;
     if (!PyArg_ParseTuple(args, "U", &job_id))
@@ -1343,7 +1430,7 @@ PyObject* py_remove_job(PyObject*, PyObject* args) {
     auto job = job_arg(job_id);
     if (!job)
         return nullptr;
-    job->gone = true;
+    leave_queue(*job);
     Py_RETURN_NONE;
 }
 
@@ -1520,6 +1607,10 @@ PyMethodDef methods[] = {
     {"set_file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_set_file)),
      METH_VARARGS | METH_KEYWORDS, "set_file(job, index, transferred, completed=False, ...)"},
     {"remove_job", py_remove_job, METH_VARARGS, "remove_job(job): out of the queue"},
+    {"fire", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_fire)),
+     METH_VARARGS | METH_KEYWORDS, "fire(job, kind, late=False) -> whether a callback ran"},
+    {"notify_flags", py_notify_flags, METH_VARARGS,
+     "notify_flags(job) -> (flags, whether a notify interface is set)"},
     {"calls", py_calls, METH_NOARGS, "Calls per method since the last reset."},
     {"clear_calls", py_clear_calls, METH_NOARGS, "Zero the call counts."},
     {"live", py_live, METH_NOARGS, "COM objects of the double alive now."},

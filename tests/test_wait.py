@@ -1,0 +1,301 @@
+"""Waiting without polling: Job.wait(), Manager.download() and transfer().
+
+Against the test double, which keeps the callback wait() registers and calls it when the
+test says (fire), the number of COM calls a wait makes is counted: fixed when BITS calls
+back, one state read per poll_interval when it cannot. Against Wine's BITS, which calls
+JobTransferred, a wait with a long poll_interval returns as soon as the transfer ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from conftest import windows_only
+
+import winbits
+from winbits import JobState
+
+pytestmark = windows_only
+
+E_NOTIMPL = 0x80004001
+TRANSFERRED, ERROR = int(JobState.TRANSFERRED), int(JobState.ERROR)
+
+
+def later(seconds: float, *steps) -> threading.Thread:
+    """A thread that runs steps (callables) after seconds: BITS moving a job."""
+
+    def run() -> None:
+        time.sleep(seconds)
+        for step in steps:
+            step()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def queued_job(bits, tmp_path, name="wait"):
+    job = bits.create_job(name)
+    job.add_file("http://h/a.bin", str(tmp_path / f"{name}.bin"))
+    job.resume()
+    return job, f"{{{job.id}}}"
+
+
+def wait_calls(double, job_id, seconds):
+    """The calls one wait() makes on a job the double transfers after `seconds` and
+    announces with JobTransferred."""
+    helper = later(
+        seconds,
+        lambda: double.set_state(job_id, TRANSFERRED),
+        lambda: double.fire(job_id, "transferred"),
+    )
+    return helper
+
+
+def test_a_wait_woken_by_bits_makes_the_same_calls_however_long_it_takes(double, tmp_path):
+    counts = []
+    with winbits.connect(double.clsid()) as bits:
+        for seconds in (0.2, 1.2):
+            job, key = queued_job(bits, tmp_path, f"w{seconds}")
+            double.clear_calls()
+            helper = wait_calls(double, key, seconds)
+            started = time.monotonic()
+            assert job.wait(poll_interval=60) == JobState.TRANSFERRED
+            helper.join()
+            assert time.monotonic() - started < 30  # woken by the callback, not the poll
+            counts.append(double.calls())
+            assert double.notify_flags(key) == (3, False)  # flags put back, callback gone
+            job.complete()
+    assert counts[0] == counts[1]
+    assert counts[0] == {
+        "Job.GetNotifyFlags": 1,
+        "Job.SetNotifyInterface": 2,  # the notifier, then NULL
+        "Job.SetNotifyFlags": 2,  # TRANSFERRED | ERROR | MODIFICATION, then the old ones
+        "Job.GetState": 2,  # once before the event, once after
+    }
+
+
+def test_where_bits_refuses_the_callback_the_wait_polls(double, tmp_path):
+    double.fail("Job.SetNotifyInterface", E_NOTIMPL)
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.clear_calls()
+        helper = later(1.0, lambda: double.set_state(key, TRANSFERRED))
+        assert job.wait(poll_interval=0.1) == JobState.TRANSFERRED
+        helper.join()
+        reads = double.calls()["Job.GetState"]
+        assert 5 <= reads <= 15  # about 1 s / 0.1 s, on a noisy machine
+        assert "Job.SetNotifyFlags" not in double.calls()
+        job.cancel()
+
+
+def test_a_job_of_another_program_is_polled_never_listened_to(double, tmp_path):
+    key = double.add_job("theirs", state=int(JobState.TRANSFERRED))
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(key))
+        assert job.wait() == JobState.TRANSFERRED  # at once
+        assert "Job.SetNotifyInterface" not in double.calls()
+
+
+def test_error_raises_job_failed_with_bits_error(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        helper = later(0.2, lambda: double.set_state(key, ERROR), lambda: double.fire(key, "error"))
+        with pytest.raises(winbits.JobFailedError) as failed:
+            job.wait(poll_interval=60)
+        helper.join()
+        assert failed.value.state == ERROR
+        assert failed.value.hresult == 0x8020000F  # the double's job has no error object
+        assert job.state == JobState.ERROR  # left as it is
+        job.cancel()
+
+
+def test_transient_errors_are_waited_through(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        helper = later(
+            0.2,
+            lambda: double.set_state(key, int(JobState.TRANSIENT_ERROR)),
+            lambda: double.fire(key, "modification"),
+            lambda: time.sleep(0.3),
+            lambda: double.set_state(key, TRANSFERRED),
+            lambda: double.fire(key, "transferred"),
+        )
+        assert job.wait(poll_interval=60) == JobState.TRANSFERRED
+        helper.join()
+        assert double.calls()["Job.GetState"] == 3
+        job.cancel()
+
+
+def test_timeout_leaves_the_job_as_it_is(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        with pytest.raises(TimeoutError, match=r"was not transferred in 0\.3 s"):
+            job.wait(0.3)
+        assert job.state == JobState.QUEUED
+        assert double.notify_flags(key) == (3, False)
+        job.cancel()
+
+
+def test_a_callback_after_the_wait_and_after_close_does_nothing(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        with pytest.raises(TimeoutError):
+            job.wait(0.1)
+        assert double.fire(key, "transferred") is False  # taken away: nothing to call
+        assert double.fire(key, "transferred", late=True) is True  # BITS calling late
+        job.cancel()
+    del job, bits
+    assert double.fire(key, "error", late=True) is True  # the manager is closed
+    assert winbits._native._live_notifiers() == 1  # held by the double, as BITS would
+    double.reset()
+    assert winbits._native._live_notifiers() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"timeout": -1}, ValueError),
+        ({"timeout": "1"}, TypeError),
+        ({"poll_interval": 0}, ValueError),
+        ({"progress_interval": True}, TypeError),
+        ({"on_progress": 5}, TypeError),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_call(double, tmp_path, kwargs, error):
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.create_job("args")
+        double.clear_calls()
+        with pytest.raises(error):
+            job.wait(**kwargs)
+        assert double.calls() == {}
+        job.cancel()
+
+
+def test_on_progress_is_called_while_bytes_move_and_what_it_raises_comes_through(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.set_file(key, 0, 100, total=1000)
+        seen = []
+
+        def progress(p):
+            seen.append(p.bytes_transferred)
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            job.wait(on_progress=progress)
+        assert seen == [100]
+        assert job.state == JobState.QUEUED  # untouched
+        assert double.notify_flags(key) == (3, False)
+        job.cancel()
+
+
+def test_download_returns_what_landed_and_leaves_no_job(double, tmp_path):
+    def finish():
+        with winbits.connect(double.clsid()) as bits:
+            for _ in range(500):
+                jobs = bits.jobs()
+                if jobs and jobs[0].state == JobState.QUEUED:
+                    key = f"{{{jobs[0].id}}}"
+                    double.set_file(key, 0, 4, completed=True, total=4, from_origin=3, from_peers=1)
+                    double.set_state(key, TRANSFERRED)
+                    double.fire(key, "transferred")
+                    return
+                time.sleep(0.01)
+
+    helper = later(0, finish)
+    with winbits.connect(double.clsid()) as bits:
+        dest = str(tmp_path / "d.bin")
+        result = bits.download("http://h/d.bin", dest, priority=winbits.JobPriority.HIGH)
+        helper.join()
+        assert result.files == (
+            winbits.DownloadedFile("http://h/d.bin", dest, 4, winbits.PeerStats(3, 1)),
+        )
+        assert result.bytes == 4 and result.peer_stats == winbits.PeerStats(3, 1)
+        assert bits.jobs() == []  # completed
+        assert double.calls()["Job.SetPriority"] == 1
+
+
+@pytest.mark.parametrize("failure", ["timeout", "interrupt", "setting"])
+def test_download_cancels_its_job_on_any_exception(double, tmp_path, failure):
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    cases: dict[str, dict[str, Any]] = {
+        "timeout": {"timeout": 0.2},
+        "interrupt": {"on_progress": interrupt},
+        "setting": {"priority": 9},
+    }
+    kwargs = cases[failure]
+    expected = {"timeout": TimeoutError, "interrupt": KeyboardInterrupt, "setting": ValueError}
+    with winbits.connect(double.clsid()) as bits:
+        with pytest.raises(expected[failure]):
+            bits.download("http://h/x.bin", str(tmp_path / "x.bin"), **kwargs)
+        assert bits.jobs() == []  # cancelled
+        assert not (tmp_path / "x.bin").exists()
+
+
+def test_download_refuses_what_is_not_a_setting_before_making_a_job(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        with pytest.raises(TypeError, match="'colour' is not a job setting"):
+            bits.download("http://h/x.bin", str(tmp_path / "x.bin"), colour="red")
+        assert "Manager.CreateJob" not in double.calls()
+
+
+def test_transfer_cancels_when_the_block_raises_and_not_otherwise(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        with pytest.raises(RuntimeError), bits.transfer("raises") as job:
+            raise RuntimeError
+        assert bits.jobs() == []
+        with bits.transfer("kept") as kept:
+            pass
+        assert [j.name for j in bits.jobs()] == ["kept"]
+        kept.cancel()
+        del job
+
+
+# --- against Wine's (or Windows') real BITS ----------------------------------------------
+
+
+def test_a_real_wait_returns_on_bits_notification(bits, serve, tmp_path):
+    from rangeserver import make_payload
+
+    payload = make_payload(3_000_000, seed=12)
+    url = serve("wait.bin", payload)
+    job = bits.create_job("winbits-test wait")
+    job.add_file(url, str(tmp_path / "wait.bin"))
+    job.resume()
+    started = time.monotonic()
+    assert job.wait(timeout=120, poll_interval=30) == JobState.TRANSFERRED
+    # Not a benchmark: with poll_interval=30, only BITS' JobTransferred ends it sooner.
+    assert time.monotonic() - started < 20
+    job.complete()
+    assert (tmp_path / "wait.bin").read_bytes() == payload
+
+
+def test_a_real_404_raises_job_failed_with_the_http_code(bits, server, tmp_path):
+    job = bits.create_job("winbits-test 404")
+    job.add_file(f"{server.base_url}/nothing-here", str(tmp_path / "n.bin"))
+    job.resume()
+    with pytest.raises(winbits.JobFailedError) as failed:
+        job.wait(timeout=120, poll_interval=1)
+    assert failed.value.hresult == 0x80190194  # BG_E_HTTP_ERROR_404
+    assert failed.value.error is not None
+    assert failed.value.error.remote_name.endswith("/nothing-here")
+    job.cancel()
+
+
+def test_a_real_download_lands_byte_for_byte_and_leaves_no_job(bits, serve, tmp_path):
+    from rangeserver import make_payload
+
+    payload = make_payload(1_000_000, seed=13)
+    url = serve("dl.bin", payload)
+    dest = str(tmp_path / "dl.bin")
+    result = bits.download(url, dest, name="winbits-test download()", timeout=120)
+    assert (tmp_path / "dl.bin").read_bytes() == payload
+    assert result.bytes == len(payload) and result.files[0].path == dest
+    left = [j for j in bits.jobs() if j.id == result.job_id]
+    assert all(j.state == JobState.ACKNOWLEDGED for j in left)  # Wine keeps finished jobs
