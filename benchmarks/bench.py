@@ -285,7 +285,7 @@ def bench_memory(polls: int) -> None:
     print(f"  Python allocated blocks: {blocks0} -> {blocks1} ({blocks1 - blocks0:+d})")
 
 
-def bench_wait(repeat: int) -> None:
+def bench_wait(repeat: int, rate: int) -> None:
     """From the end of a transfer (the loopback server's last byte) to the waiter
     knowing, and the calls into BITS meanwhile: Job.wait() woken by BITS' notification
     against the loop the command line used to run (a state read every 0.2 s)."""
@@ -294,6 +294,7 @@ def bench_wait(repeat: int) -> None:
 
     payload = rangeserver.make_payload(3_000_000, seed=5)
     server = rangeserver.start({"/wait.bin": payload})
+    server.rate["/wait.bin"] = rate  # bytes per second: a transfer of known length
     threading.Thread(target=server.serve_forever, daemon=True).start()
     folder = Path(tempfile.mkdtemp(prefix="winbits-bench-"))
     # COM calls per native call: listen() asks GetNotifyFlags, SetNotifyInterface and
@@ -341,7 +342,10 @@ def bench_wait(repeat: int) -> None:
                         job.cancel()
     finally:
         server.shutdown()
-    print(f"\nwait for a 3 MB transfer from 127.0.0.1 (median of {repeat})")
+    seconds = len(payload) / rate
+    print(
+        f"\nwait for a 3 MB transfer from 127.0.0.1 in about {seconds:.0f} s (median of {repeat})"
+    )
     rows = [(n, statistics.median(ms for ms, _ in r), "ms") for n, r in results.items()]
     table("  from the last byte sent to the waiter returning", rows, "wait() (event)")
     calls = [(n, float(statistics.median(c for _, c in r)), "") for n, r in results.items()]
@@ -356,6 +360,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing (real BITS)")
     parser.add_argument("--polls", type=int, default=1_000_000, help="polls for the memory check")
     parser.add_argument("--only", choices=["call", "real", "memory", "wait"])
+    parser.add_argument(
+        "--rate", type=int, default=1_000_000, help="bytes per second the server sends (wait)"
+    )
     args = parser.parse_args()
     print(
         f"Python {sys.version.split()[0]}, winbits {winbits.__version__}, "
@@ -368,7 +375,7 @@ def main() -> int:
     if args.only in (None, "memory"):
         bench_memory(args.polls)
     if args.only in (None, "wait"):
-        bench_wait(args.repeat)
+        bench_wait(args.repeat, args.rate)
     return 0
 
 

@@ -34,6 +34,7 @@ class RangeServer(ThreadingHTTPServer):
         self.logins: dict[str, str] = {}
         self.headers_seen: list[dict[str, str]] = []  # every request's headers, in order
         self.sent_at: dict[str, float] = {}  # path -> time.monotonic() after its last body
+        self.rate: dict[str, int] = {}  # path -> bytes per second to send its body at
 
     @property
     def base_url(self) -> str:
@@ -108,8 +109,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.stall.is_set():
             self.server.stall.wait(60)  # hold the connection; the client must give up
             return
-        self.wfile.write(body[start : end + 1])
-        self.wfile.flush()
+        rate = self.server.rate.get(self.path.split("?")[0])
+        step = (end + 1 - start) if rate is None else max(1, rate // 10)
+        for at in range(start, end + 1, step):  # a tenth of the rate every 0.1 s
+            if at > start:
+                time.sleep(0.1)
+            self.wfile.write(body[at : min(at + step, end + 1)])
+            self.wfile.flush()
         self.server.sent_at[self.path.split("?")[0]] = time.monotonic()
 
     def _unsatisfiable(self, size: int) -> None:
