@@ -875,24 +875,24 @@ JobObject* as_job(PyObject* self) {
     return reinterpret_cast<JobObject*>(self);
 }
 
-// The job's registration taken out of it, under its lock (no COM call there).
-Listening take_listening(JobObject* j) {
+// The job's registration, if any, taken out of it under its lock (no COM call there),
+// then undone in the MTA: the notify interface taken away and the flags put back.
+void end_listening(JobObject* j) {
     AcquireSRWLockExclusive(&j->listen_lock);
     Listening l = j->listening;
     j->listening = Listening{};
     ReleaseSRWLockExclusive(&j->listen_lock);
-    return l;
+    if (!l.notifier)
+        return;
+    IBackgroundCopyJob* job = j->job;
+    in_mta([&] {
+        stop_listening(job, l);
+        return S_OK;
+    });
 }
 
 void release_job(JobObject* j) {
-    Listening l = take_listening(j);  // a wait that never ended: put the job back
-    if (l.notifier) {
-        IBackgroundCopyJob* job = j->job;
-        in_mta([&] {
-            stop_listening(job, l);
-            return S_OK;
-        });
-    }
+    end_listening(j);  // a wait that never ended: put the job back
     for (auto& iface : j->ifaces)
         release_in_mta(static_cast<IUnknown*>(iface.exchange(nullptr)));
     release_in_mta(j->job);
@@ -962,14 +962,9 @@ PyObject* job_notified(PyObject* self, PyObject* arg) {
 // unlisten(): the job's notify interface taken away and its flags put back.
 PyObject* job_unlisten(PyObject* self, PyObject*) {
     JobObject* j = as_job(self);
-    Listening l = take_listening(j);
-    if (l.notifier) {
-        IBackgroundCopyJob* job = j->job;
-        unlocked([&] {
-            stop_listening(job, l);
-            return S_OK;
-        });
-    }
+    Py_BEGIN_ALLOW_THREADS
+    end_listening(j);
+    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
@@ -1659,13 +1654,13 @@ PyObject* native_console_event(PyObject*, PyObject* arg) {
     Py_RETURN_NONE;
 }
 
-// Whether standard input is a console someone can type a password at. isatty() is not
-// enough on Windows: it is true for the NUL device too (a character device), where a
-// password prompt would wait for ever.
 PyObject* native_live_notifiers(PyObject*, PyObject*) {
     return PyLong_FromLong(Notifier::live());
 }
 
+// Whether standard input is a console someone can type a password at. isatty() is not
+// enough on Windows: it is true for the NUL device too (a character device), where a
+// password prompt would wait for ever.
 PyObject* native_stdin_is_console(PyObject*, PyObject*) {
     DWORD mode = 0;
     return PyBool_FromLong(GetConsoleMode(GetStdHandle(STD_INPUT_HANDLE), &mode) ? 1 : 0);

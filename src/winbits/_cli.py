@@ -11,7 +11,6 @@ Exit codes: 0 success, 1 a BITS or usage error (one line on stderr), 130 on Ctrl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import enum
 import getpass
@@ -680,24 +679,10 @@ def _header(text: str) -> tuple[str, str]:
     return name, value
 
 
-@contextlib.contextmanager
-def _cancelled_on_error(job: Job) -> Iterator[Job]:
-    """The job, cancelled if the block raises anything (Ctrl-C too): nothing is left
-    behind in the queue, and no partial file."""
-    try:
-        yield job
-    except BaseException:
-        try:
-            job.cancel()
-        except BitsError:
-            pass
-        raise
-
-
 def _follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
     """Resumes the job and shows its progress on stderr until BITS has transferred it;
     -> when it started (time.monotonic). A UsageError when it fails, or --timeout or
-    --stall-timeout passes; the caller cancels the job."""
+    --stall-timeout passes; the caller cancels the job (Manager.transfer)."""
     progress = ProgressDisplay(sys.stderr)
     job.resume()
     handles = job.files()
@@ -754,7 +739,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     name = args.name or f"winbits download {ntpath.basename(targets[0][1])}"
     with (
         _connect(args) as bits,
-        _cancelled_on_error(bits.create_job(name[:MAX_NAME_LENGTH])) as job,
+        bits.transfer(name[:MAX_NAME_LENGTH]) as job,
     ):
         apply_settings(job, args, password)
         password = None
@@ -806,7 +791,7 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     name = args.name or f"winbits upload {ntpath.basename(path)}"
     with (
         _connect(args) as bits,
-        _cancelled_on_error(bits.create_job(name[:MAX_NAME_LENGTH], JobType.UPLOAD)) as job,
+        bits.transfer(name[:MAX_NAME_LENGTH], JobType.UPLOAD) as job,
     ):
         apply_settings(job, args, password)
         password = None
