@@ -283,20 +283,63 @@ namespace {
 std::atomic<long> g_live_notifiers{0};
 }  // namespace
 
-Notifier::Notifier(HANDLE event) noexcept : event_(event) {
+Doorbell* Doorbell::create() noexcept {
+    HANDLE event = CreateEventW(nullptr, FALSE, FALSE, nullptr);  // auto-reset
+    if (!event)
+        return nullptr;
+    Doorbell* d = new (std::nothrow) Doorbell(event);
+    if (!d)
+        CloseHandle(event);
+    return d;
+}
+
+Doorbell::~Doorbell() {
+    CloseHandle(event_);
+}
+
+void Doorbell::release() noexcept {
+    if (--refs_ == 0)
+        delete this;
+}
+
+void Doorbell::ring(unsigned long long token) noexcept {
+    AcquireSRWLockExclusive(&lock_);
+    try {
+        rung_.push_back(token);
+    } catch (...) {  // out of memory: that wait learns of it by its fallback poll
+    }
+    ReleaseSRWLockExclusive(&lock_);
+    SetEvent(event_);
+}
+
+std::vector<unsigned long long> Doorbell::take(DWORD ms) noexcept {
+    WaitForSingleObject(event_, ms);
+    std::vector<unsigned long long> out;
+    AcquireSRWLockExclusive(&lock_);
+    out.swap(rung_);
+    ReleaseSRWLockExclusive(&lock_);
+    return out;
+}
+
+Notifier::Notifier(HANDLE event, Doorbell* bell, unsigned long long token) noexcept
+    : event_(event), bell_(bell), token_(token) {
+    if (bell_)
+        bell_->add_ref();
     ++g_live_notifiers;
 }
 
 Notifier::~Notifier() {
     CloseHandle(event_);
+    if (bell_)
+        bell_->release();
     --g_live_notifiers;
 }
 
-Notifier* Notifier::create() noexcept {
+Notifier* Notifier::create(Doorbell* bell, unsigned long long token) noexcept {
     HANDLE event = CreateEventW(nullptr, FALSE, FALSE, nullptr);  // auto-reset
     if (!event)
         return nullptr;
-    Notifier* n = new (std::nothrow) Notifier(event);
+    Notifier* n = new (std::nothrow) Notifier(event, bell, token);
     if (!n)
         CloseHandle(event);
     return n;
@@ -334,6 +377,8 @@ ULONG STDMETHODCALLTYPE Notifier::Release() {
 
 HRESULT Notifier::signal() noexcept {
     SetEvent(event_);
+    if (bell_)
+        bell_->ring(token_);
     return S_OK;
 }
 
@@ -350,8 +395,9 @@ HRESULT STDMETHODCALLTYPE Notifier::FileTransferred(IBackgroundCopyJob*, IBackgr
     return signal();
 }
 
-HRESULT listen(IBackgroundCopyJob* job, Listening& out) noexcept {
-    Notifier* n = Notifier::create();
+HRESULT listen(IBackgroundCopyJob* job, Listening& out, Doorbell* bell,
+               unsigned long long token) noexcept {
+    Notifier* n = Notifier::create(bell, token);
     if (!n)
         return E_OUTOFMEMORY;
     ULONG old = 0;

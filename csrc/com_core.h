@@ -258,10 +258,35 @@ private:
 // manager is closed, during interpreter shutdown. So it touches no Python object and
 // takes no lock; it counts the call and sets its event. It owns what it touches (the
 // event) and lives while anybody holds a reference.
+// Where the notifiers of asyncio waits ring as well: one per interpreter (the module's),
+// waited on by one thread of winbits' that wakes the event loops. A ring adds the
+// notifier's token to a list and sets the event; take() hands the list over. It is
+// reference-counted, held by the module and by every notifier that rings it, so a late
+// call from BITS finds it alive after the module is gone.
+class Doorbell {
+public:
+    static Doorbell* create() noexcept;  // one reference; null when no event can be made
+    void add_ref() noexcept { ++refs_; }
+    void release() noexcept;
+    void ring(unsigned long long token) noexcept;
+    // Waits up to `ms` for a ring (call without the GIL); -> the tokens rung since the
+    // last take, none when the time passed first.
+    std::vector<unsigned long long> take(DWORD ms) noexcept;
+
+private:
+    explicit Doorbell(HANDLE event) noexcept : event_(event) {}
+    ~Doorbell();
+    std::atomic<ULONG> refs_{1};
+    SRWLOCK lock_ = SRWLOCK_INIT;
+    std::vector<unsigned long long> rung_;  // guarded by lock_
+    HANDLE event_;
+};
+
 class Notifier final : public IBackgroundCopyCallback2 {
 public:
     // A new notifier, one reference (the caller's); null when no event can be made.
-    static Notifier* create() noexcept;
+    // With a doorbell, every call from BITS also rings it with `token`.
+    static Notifier* create(Doorbell* bell = nullptr, unsigned long long token = 0) noexcept;
     HANDLE event() const noexcept { return event_; }
     static long live() noexcept;  // notifiers alive in this process (for the tests)
 
@@ -274,11 +299,13 @@ public:
     HRESULT STDMETHODCALLTYPE FileTransferred(IBackgroundCopyJob*, IBackgroundCopyFile*) override;
 
 private:
-    explicit Notifier(HANDLE event) noexcept;
+    Notifier(HANDLE event, Doorbell* bell, unsigned long long token) noexcept;
     ~Notifier();
     HRESULT signal() noexcept;
     std::atomic<ULONG> refs_{1};
     HANDLE event_;
+    Doorbell* bell_;  // owned reference, or null
+    unsigned long long token_;
 };
 
 // What wait() changed on a job, to put back: the flags it found (when it could read
@@ -288,7 +315,8 @@ struct Listening {
     ULONG old_flags = 0;
     bool restore_flags = false;
 };
-HRESULT listen(IBackgroundCopyJob* job, Listening& out) noexcept;
+HRESULT listen(IBackgroundCopyJob* job, Listening& out, Doorbell* bell = nullptr,
+               unsigned long long token = 0) noexcept;
 void stop_listening(IBackgroundCopyJob* job, Listening& l) noexcept;
 
 // --- Walks and reads ----------------------------------------------------------------

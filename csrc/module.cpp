@@ -26,7 +26,11 @@ struct ModuleState {
     PyObject* error_factory;  // winbits._errors.from_hresult(hresult, message or None)
     int n_service_gone;
     unsigned long service_gone[kMaxServiceGone];
+    Doorbell* bell;  // where the notifiers of asyncio waits ring (one reference)
 };
+
+// Tokens name a wait's notifier when it rings the doorbell: unique in the process.
+std::atomic<unsigned long long> g_next_token{1};
 
 struct ManagerObject {
     PyObject_HEAD
@@ -898,12 +902,18 @@ void release_job(JobObject* j) {
     release_in_mta(j->job);
 }
 
-// listen() -> True with winbits' notifier registered on the job (for a job this process
-// created), False where BITS refuses it (then wait() polls).
-PyObject* job_listen(PyObject* self, PyObject*) {
+// listen(ring=False) -> a token (> 0) with winbits' notifier registered on the job (for a
+// job this process created), 0 where BITS refuses it (then wait() polls). With `ring`,
+// every call from BITS also rings the module's doorbell with the token (asyncio waits).
+PyObject* job_listen(PyObject* self, PyObject* args) {
+    int ring = 0;
+    if (!PyArg_ParseTuple(args, "|p:listen", &ring))
+        return nullptr;
     JobObject* j = as_job(self);
     if (!check_open(j->manager))
         return nullptr;
+    Doorbell* bell = ring ? state_of(self)->bell : nullptr;
+    unsigned long long token = g_next_token++;
     AcquireSRWLockExclusive(&j->listen_lock);
     bool busy = j->listen_busy || j->listening.notifier;
     j->listen_busy = true;
@@ -914,15 +924,15 @@ PyObject* job_listen(PyObject* self, PyObject*) {
     }
     Listening l;
     IBackgroundCopyJob* job = j->job;
-    HRESULT hr = unlocked([&] { return listen(job, l); });
+    HRESULT hr = unlocked([&] { return listen(job, l, bell, token); });
     AcquireSRWLockExclusive(&j->listen_lock);
     j->listening = l;
     j->listen_busy = false;
     ReleaseSRWLockExclusive(&j->listen_lock);
     if (SUCCEEDED(hr))
-        Py_RETURN_TRUE;
+        return PyLong_FromUnsignedLongLong(token);
     if (hr == E_NOTIMPL || hr == E_ACCESSDENIED || hr == E_NOINTERFACE || hr == kBgInvalidState)
-        Py_RETURN_FALSE;
+        return PyLong_FromLong(0);
     return raise_for(self, hr);
 }
 
@@ -1157,8 +1167,8 @@ using HttpOptions = IBackgroundCopyJobHttpOptions;
 using HttpOptions2 = IBackgroundCopyJobHttpOptions2;
 
 PyMethodDef job_methods[] = {
-    {"listen", job_listen, METH_NOARGS,
-     "listen() -> bool: winbits' IBackgroundCopyCallback2 on the job, or False"},
+    {"listen", job_listen, METH_VARARGS,
+     "listen(ring=False) -> token: winbits' IBackgroundCopyCallback2 on the job, or 0"},
     {"notified", job_notified, METH_O, "notified(milliseconds) -> bool: BITS called back"},
     {"unlisten", job_unlisten, METH_NOARGS, "unlisten(): SetNotifyInterface(NULL), flags back"},
     {"id", job_get<GUID, &Job::GetId, py_guid>, METH_NOARGS, "GetId -> 16 bytes (uuid bytes_le)"},
@@ -1654,6 +1664,26 @@ PyObject* native_console_event(PyObject*, PyObject* arg) {
     Py_RETURN_NONE;
 }
 
+// doorbell(milliseconds) -> the tokens of the asyncio waits BITS called back for since
+// the last call, waiting up to that long for one (the GIL released); [] when none came.
+PyObject* native_doorbell(PyObject* module, PyObject* arg) {
+    unsigned long ms = PyLong_AsUnsignedLong(arg);
+    if (ms == static_cast<unsigned long>(-1) && PyErr_Occurred())
+        return nullptr;
+    Doorbell* bell = module_state(module)->bell;
+    std::vector<unsigned long long> rung;
+    Py_BEGIN_ALLOW_THREADS
+    rung = bell->take(ms);
+    Py_END_ALLOW_THREADS
+    PyRef out(PyList_New(0));
+    for (unsigned long long token : rung) {
+        PyRef item(out ? PyLong_FromUnsignedLongLong(token) : nullptr);
+        if (!item || PyList_Append(out.get(), item.get()) < 0)
+            return nullptr;
+    }
+    return out.release();
+}
+
 PyObject* native_live_notifiers(PyObject*, PyObject*) {
     return PyLong_FromLong(Notifier::live());
 }
@@ -1672,6 +1702,8 @@ PyMethodDef module_methods[] = {
     {"hold_console_close", native_hold_console_close, METH_O,
      "hold_console_close(on): console close, logoff and shutdown become SIGBREAK, and the "
      "process waits for the program to exit"},
+    {"doorbell", native_doorbell, METH_O,
+     "doorbell(milliseconds) -> [token]: the asyncio waits BITS called back for"},
     {"_live_notifiers", native_live_notifiers, METH_NOARGS,
      "_live_notifiers() -> wait()'s callback objects alive now (for the tests)"},
     {"stdin_is_console", native_stdin_is_console, METH_NOARGS,
@@ -1714,6 +1746,11 @@ int module_exec(PyObject* module) {
             return -1;
     }
     st->n_service_gone = static_cast<int>(n);
+    st->bell = Doorbell::create();
+    if (!st->bell) {
+        PyErr_SetFromWindowsErr(0);
+        return -1;
+    }
     return 0;
 }
 
@@ -1739,6 +1776,10 @@ int module_clear(PyObject* module) {
 
 void module_free(void* module) {
     module_clear(static_cast<PyObject*>(module));
+    ModuleState* st = module_state(static_cast<PyObject*>(module));
+    if (st->bell)  // notifiers still registered hold their own references
+        st->bell->release();
+    st->bell = nullptr;
 }
 
 // Slots newer than the 3.10 ABI we build for go only to the Pythons that know them:

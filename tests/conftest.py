@@ -191,6 +191,18 @@ def bits() -> Iterator[object]:
                 pass
 
 
+def leftovers(name: str) -> list[object]:
+    """Jobs with this name still in the queue and not finished (Wine keeps finished ones)."""
+    import winbits
+
+    with winbits.connect() as manager:
+        return [
+            j
+            for j in manager.snapshot().jobs
+            if j.name == name and not winbits.JobState(j.state).is_final
+        ]
+
+
 class _Tracked:
     """The manager with create_job recorded for cleanup; everything else passes through."""
 

@@ -11,7 +11,14 @@ import time
 import uuid
 
 import pytest
-from conftest import by_server, prom_values, skip_if_not_logged_on, wait_until, windows_only
+from conftest import (
+    by_server,
+    leftovers,
+    prom_values,
+    skip_if_not_logged_on,
+    wait_until,
+    windows_only,
+)
 from rangeserver import make_payload
 
 import winbits
@@ -30,16 +37,6 @@ def winbits_cli(*argv, timeout=180):
     )
     skip_if_not_logged_on(r.stderr)
     return r
-
-
-def leftovers(name):
-    """Jobs with this name still in the queue and not finished (Wine keeps finished ones)."""
-    with winbits.connect() as bits:
-        return [
-            j
-            for j in bits.snapshot().jobs
-            if j.name == name and not winbits.JobState(j.state).is_final
-        ]
 
 
 def test_download_lands_byte_for_byte_and_reports_peers(serve, tmp_path):

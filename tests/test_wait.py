@@ -7,13 +7,14 @@ JobTransferred, a wait with a long poll_interval returns as soon as the transfer
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
 from typing import Any
 
 import pytest
-from conftest import windows_only
+from conftest import leftovers, windows_only
 
 import winbits
 from winbits import JobState
@@ -257,6 +258,188 @@ def test_transfer_cancels_when_the_block_raises_and_not_otherwise(double, tmp_pa
         del job
 
 
+# --- asyncio ----------------------------------------------------------------------------
+
+
+def doorbell_threads() -> int:
+    return sum(t.name == "winbits-doorbell" for t in threading.enumerate())
+
+
+async def ticking(seconds: float) -> int:
+    """Ticks of a coroutine that wants the loop every 10 ms: a blocked loop starves it."""
+    ticks = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+def test_wait_async_is_woken_by_bits_without_blocking_the_loop_or_a_thread_per_job(
+    double, tmp_path
+):
+    with winbits.connect(double.clsid()) as bits:
+        jobs = [queued_job(bits, tmp_path, f"a{i}") for i in range(5)]
+        double.clear_calls()
+        helper = later(
+            1.0,
+            *[lambda key=key: double.set_state(key, TRANSFERRED) for _, key in jobs],
+            *[lambda key=key: double.fire(key, "transferred") for _, key in jobs],
+        )
+        threads_while_waiting = []
+
+        async def main():
+            async def watch():
+                await asyncio.sleep(0.5)
+                threads_while_waiting.append(doorbell_threads())
+
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *[job.wait_async(poll_interval=60) for job, _ in jobs], ticking(1.0), watch()
+            )
+            return results, time.monotonic() - started
+
+        (*states, ticks, _), took = asyncio.run(main())
+        helper.join()
+        assert states == [JobState.TRANSFERRED] * 5
+        assert took < 30  # woken by the callbacks, not the 60 s poll
+        assert ticks >= 20  # about 1 s / 10 ms on a quiet machine: the loop kept running
+        assert threads_while_waiting == [1]  # one thread for all five waits
+        assert double.calls() == {  # five times what one synchronous wait makes
+            "Job.GetNotifyFlags": 5,
+            "Job.SetNotifyInterface": 10,
+            "Job.SetNotifyFlags": 10,
+            "Job.GetState": 10,
+        }
+        for job, key in jobs:
+            assert double.notify_flags(key) == (3, False)
+            job.complete()
+    time.sleep(1.5)  # the thread ends once no wait is left
+    assert doorbell_threads() == 0
+
+
+def test_cancelling_wait_async_only_stops_waiting(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+
+        async def main():
+            task = asyncio.create_task(job.wait_async(poll_interval=60))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert job.state == JobState.QUEUED  # left as it is
+        assert double.notify_flags(key) == (3, False)  # and put back
+        job.cancel()
+
+
+def test_progress_async_yields_while_bytes_move_and_ends_when_transferred(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.set_file(key, 0, 0, total=1000)
+
+        def moved(done: int) -> Any:
+            return lambda: (
+                double.set_file(key, 0, done, total=1000),
+                double.fire(key, "modification"),
+            )
+
+        helper = later(
+            0.3,
+            moved(400),
+            lambda: time.sleep(0.3),
+            moved(1000),
+            lambda: double.set_state(key, TRANSFERRED),
+            lambda: double.fire(key, "transferred"),
+        )
+
+        async def main():
+            return [p.bytes_transferred async for p in job.progress_async(0.1, poll_interval=60)]
+
+        seen = asyncio.run(main())
+        helper.join()
+        assert seen[0] == 0 and seen[-1] in (400, 1000) and 400 in seen
+        assert seen == sorted(set(seen))  # each value once, in order
+        job.complete()
+
+
+def test_progress_async_raises_job_failed_when_the_job_fails(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        helper = later(0.3, lambda: double.set_state(key, ERROR), lambda: double.fire(key, "error"))
+
+        async def main():
+            async for _ in job.progress_async(poll_interval=60):
+                pass
+
+        with pytest.raises(winbits.JobFailedError) as failed:
+            asyncio.run(main())
+        helper.join()
+        assert failed.value.hresult == 0x8020000F  # the double's job has no error object
+        job.cancel()
+
+
+def finish_the_first_queued_job(double, from_origin=3, from_peers=1):
+    with winbits.connect(double.clsid()) as bits:
+        for _ in range(500):
+            jobs = bits.jobs()
+            if jobs and jobs[0].state == JobState.QUEUED:
+                key = f"{{{jobs[0].id}}}"
+                double.set_file(
+                    key,
+                    0,
+                    4,
+                    completed=True,
+                    total=4,
+                    from_origin=from_origin,
+                    from_peers=from_peers,
+                )
+                double.set_state(key, TRANSFERRED)
+                double.fire(key, "transferred")
+                return
+            time.sleep(0.01)
+
+
+def test_download_async_returns_what_landed(double, tmp_path):
+    helper = later(0, lambda: finish_the_first_queued_job(double))
+    with winbits.connect(double.clsid()) as bits:
+        dest = str(tmp_path / "d.bin")
+        result = asyncio.run(bits.download_async("http://h/d.bin", dest, poll_interval=60))
+        helper.join()
+        assert result.files == (
+            winbits.DownloadedFile("http://h/d.bin", dest, 4, winbits.PeerStats(3, 1)),
+        )
+        assert bits.jobs() == []  # completed
+
+
+@pytest.mark.parametrize("when", [0, 0.3])
+def test_cancelling_download_async_cancels_the_job(double, tmp_path, when):
+    with winbits.connect(double.clsid()) as bits:
+
+        async def main():
+            task = asyncio.create_task(
+                bits.download_async("http://h/x.bin", str(tmp_path / "x.bin"), poll_interval=60)
+            )
+            await asyncio.sleep(when)  # 0: while the job is being made
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert bits.jobs() == []  # cancelled before the CancelledError came out
+        assert not (tmp_path / "x.bin").exists()
+
+
+def test_download_async_refuses_bad_arguments_before_making_a_job(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        for kwargs, error in (({"colour": "red"}, TypeError), ({"timeout": -1}, ValueError)):
+            with pytest.raises(error):
+                asyncio.run(bits.download_async("http://h/x", str(tmp_path / "x"), **kwargs))
+        assert "Manager.CreateJob" not in double.calls()
+
+
 # --- against Wine's (or Windows') real BITS ----------------------------------------------
 
 
@@ -299,3 +482,84 @@ def test_a_real_download_lands_byte_for_byte_and_leaves_no_job(bits, serve, tmp_
     assert result.bytes == len(payload) and result.files[0].path == dest
     left = [j for j in bits.jobs() if j.id == result.job_id]
     assert all(j.state == JobState.ACKNOWLEDGED for j in left)  # Wine keeps finished jobs
+
+
+@pytest.mark.parametrize("failure", ["interrupt", "timeout"])
+def test_a_real_download_that_is_interrupted_or_times_out_leaves_no_job_and_no_file(
+    bits, server, serve, tmp_path, failure
+):
+    from rangeserver import make_payload
+
+    url = serve(f"{failure}.bin", make_payload(500_000, seed=14))
+    dest = tmp_path / f"{failure}.bin"
+    name = f"winbits-test download() {failure} {uuid.uuid4()}"
+    seen = []
+
+    def interrupt(p):
+        seen.append(p)
+        raise KeyboardInterrupt
+
+    if failure == "interrupt":
+        server.rate[f"/{failure}.bin"] = 50_000  # bytes move, slowly
+        with pytest.raises(KeyboardInterrupt):
+            bits.download(url, str(dest), name=name, timeout=120, on_progress=interrupt)
+        assert len(seen) == 1
+    else:
+        server.stall.set()  # headers, then nothing: the job stays under way
+        try:
+            with pytest.raises(TimeoutError):
+                bits.download(url, str(dest), name=name, timeout=2)
+        finally:
+            server.stall.clear()
+    assert leftovers(name) == []
+    assert not dest.exists()
+
+
+def test_a_real_download_async_lands_while_another_coroutine_ticks(bits, server, serve, tmp_path):
+    from rangeserver import make_payload
+
+    payload = make_payload(400_000, seed=15)
+    url = serve("async.bin", payload)
+    server.rate["/async.bin"] = 200_000  # about 2 s
+    dest = str(tmp_path / "async.bin")
+
+    async def main():
+        download = asyncio.create_task(
+            bits.download_async(url, dest, name="winbits-test download_async", poll_interval=30)
+        )
+        ticks = 0
+        while not download.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        return await download, ticks
+
+    started = time.monotonic()
+    result, ticks = asyncio.run(main())
+    took = time.monotonic() - started
+    assert (tmp_path / "async.bin").read_bytes() == payload
+    assert result.bytes == len(payload)
+    assert took < 25  # JobTransferred woke it, not the 30 s poll
+    assert ticks >= 50  # the loop ran all along: a 10 ms tick over about 2 s
+
+
+def test_cancelling_a_real_download_async_leaves_no_job_and_no_file(bits, server, serve, tmp_path):
+    from rangeserver import make_payload
+
+    url = serve("cancel.bin", make_payload(500_000, seed=16))
+    dest = tmp_path / "cancel.bin"
+    name = f"winbits-test download_async cancel {uuid.uuid4()}"
+    server.stall.set()
+
+    async def main():
+        task = asyncio.create_task(bits.download_async(url, str(dest), name=name))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.stall.clear()
+    assert leftovers(name) == []
+    assert not dest.exists()

@@ -16,7 +16,15 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from enum import IntEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -372,6 +380,30 @@ def connect(clsid: uuid.UUID | str | None = None) -> Manager:
     return Manager(native.connect(key), bits_itself=clsid is None)
 
 
+def _check_wait(
+    timeout: object, on_progress: object, progress_interval: object, poll_interval: object
+) -> None:
+    """The arguments of the waits, checked before any call."""
+    for what, value in (("progress_interval", progress_interval), ("poll_interval", poll_interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{what} must be a number of seconds")
+        if not 0 < value < 2**31 / 1000:
+            raise ValueError(f"{what} must be more than 0 seconds")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError("timeout must be a number of seconds or None")
+        if not timeout >= 0:
+            raise ValueError("timeout must be 0 seconds or more")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError("on_progress must be callable")
+
+
+def _cancel_quietly(job: Job) -> None:
+    """Cancel a job of ours after a failure; one completed or gone meanwhile is left."""
+    with contextlib.suppress(BitsError):
+        job.cancel()
+
+
 class Manager:
     """A connection to BITS (IBackgroundCopyManager). Close it, or use ``with``."""
 
@@ -437,8 +469,7 @@ class Manager:
         try:
             yield job
         except BaseException:
-            with contextlib.suppress(BitsError):  # a job completed or gone meanwhile
-                job.cancel()
+            _cancel_quietly(job)
             raise
 
     def download(
@@ -480,6 +511,76 @@ class Manager:
         **settings: Any,
     ) -> DownloadResult:
         """download() of several (url, path) pairs in one job."""
+        _check_wait(timeout, on_progress, 0.5, poll_interval)
+        job = self._start_download(files, name, overwrite, settings)
+        try:
+            job.wait(timeout, on_progress=on_progress, poll_interval=poll_interval)
+            return _finish_download(job)
+        except BaseException:
+            _cancel_quietly(job)
+            raise
+
+    async def download_async(
+        self,
+        url: str,
+        path: str,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        overwrite: bool = False,
+        poll_interval: float = 5.0,
+        **settings: Any,
+    ) -> DownloadResult:
+        """download() for asyncio: BITS' calls run on the loop's default executor and
+        the wait is Job.wait_async(). Cancelling the task that awaits it cancels the job
+        (before the CancelledError propagates), as any other exception does."""
+        return await self.download_files_async(
+            [(url, path)],
+            name=name,
+            timeout=timeout,
+            on_progress=on_progress,
+            overwrite=overwrite,
+            poll_interval=poll_interval,
+            **settings,
+        )
+
+    async def download_files_async(
+        self,
+        files: Iterable[tuple[str, str]],
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        overwrite: bool = False,
+        poll_interval: float = 5.0,
+        **settings: Any,
+    ) -> DownloadResult:
+        """download_async() of several (url, path) pairs in one job."""
+        from ._aio import off_loop
+
+        _check_wait(timeout, on_progress, 0.5, poll_interval)
+        made: list[Job] = []  # the job, even when the task is cancelled as it is made
+        try:
+            await off_loop(self._start_download, list(files), name, overwrite, settings, made)
+            job = made[0]
+            await job.wait_async(timeout, on_progress=on_progress, poll_interval=poll_interval)
+            return await off_loop(_finish_download, job)
+        except BaseException:
+            if made:
+                await off_loop(_cancel_quietly, made[0])
+            raise
+
+    def _start_download(
+        self,
+        files: Iterable[tuple[str, str]],
+        name: str | None,
+        overwrite: bool,
+        settings: dict[str, Any],
+        made: list[Job] | None = None,
+    ) -> Job:
+        """The job of a download: created, set, its files added, resumed; cancelled if
+        any of that fails. Appended to ``made`` once it is under way."""
         pairs = list(files)
         if not pairs or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
             raise TypeError("files must be a non-empty sequence of (url, path) pairs")
@@ -493,17 +594,9 @@ class Manager:
             for url, path in pairs:
                 job.add_file(url, path, overwrite=overwrite)
             job.resume()
-            job.wait(timeout, on_progress=on_progress, poll_interval=poll_interval)
-            got = []
-            for f in job.files():
-                p = f.progress
-                done = 0 if p is None else p.bytes_transferred
-                got.append(
-                    DownloadedFile(f.remote_name, f.local_name, done, f.peer_download_stats())
-                )
-            job_id = job.id  # the job leaves the queue with complete()
-            job.complete()
-        return DownloadResult(job_id, tuple(got))
+        if made is not None:
+            made.append(job)
+        return job
 
     def snapshot(self, all_users: bool = False, *, threads: int = DEFAULT_THREADS) -> Snapshot:
         """Every job, file and peer count in one walk done in C++ with the GIL released,
@@ -524,6 +617,19 @@ class Manager:
         if not isinstance(hresult, int) or not -(2**31) <= hresult < 2**32:
             raise ValueError("hresult must be a 32-bit integer")
         return self._native.describe(hresult & 0xFFFFFFFF) or str(from_hresult(hresult).strerror)
+
+
+def _finish_download(job: Job) -> DownloadResult:
+    """What a transferred download job holds, read before complete() moves it into place
+    (the job leaves the queue)."""
+    got = []
+    for f in job.files():
+        p = f.progress
+        done = 0 if p is None else p.bytes_transferred
+        got.append(DownloadedFile(f.remote_name, f.local_name, done, f.peer_download_stats()))
+    job_id = job.id
+    job.complete()
+    return DownloadResult(job_id, tuple(got))
 
 
 class Poller:
@@ -1023,59 +1129,97 @@ class Job:
         that is all where BITS refuses the callback. ``on_progress(JobProgress)`` is
         called from this thread at most every ``progress_interval`` seconds while bytes
         move; what it raises comes through."""
-        for what, value in (
-            ("progress_interval", progress_interval),
-            ("poll_interval", poll_interval),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{what} must be a number of seconds")
-            if not 0 < value < 2**31 / 1000:
-                raise ValueError(f"{what} must be more than 0 seconds")
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError("timeout must be a number of seconds or None")
-            if not timeout >= 0:
-                raise ValueError("timeout must be 0 seconds or more")
-        if on_progress is not None and not callable(on_progress):
-            raise TypeError("on_progress must be callable")
-        start = time.monotonic()
+        _check_wait(timeout, on_progress, progress_interval, poll_interval)
+        steps = self._steps(timeout, progress_interval if on_progress else None, poll_interval)
         listening = self._created and self._native.listen()
         try:
-            shown: int | None = None
-            shown_at = -math.inf
             while True:
-                state = self.state
-                if state == JobState.TRANSFERRED:
-                    return state
-                if state == JobState.ERROR:
-                    raise self._failure(state)
-                if state in (JobState.ACKNOWLEDGED, JobState.CANCELLED):
-                    raise InvalidStateError(
-                        BG_E_INVALID_STATE, f"job {self.id} is {state}: nothing to wait for"
-                    )
-                now = time.monotonic()
-                step = poll_interval
-                if on_progress is not None:
-                    p = self.progress
-                    moved = p is not None and p.bytes_transferred != shown
-                    if p is not None and moved and now - shown_at >= progress_interval:
-                        on_progress(p)
-                        shown, shown_at = p.bytes_transferred, now
-                    step = min(step, progress_interval)
-                if timeout is not None:
-                    left = start + timeout - now
-                    if left <= 0:
-                        raise TimeoutError(
-                            f"job {self.id} was not transferred in {timeout:g} s (it is {state})"
-                        )
-                    step = min(step, left)
-                if listening:
+                try:
+                    step = next(steps)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                if isinstance(step, JobProgress):
+                    on_progress(step)  # type: ignore[misc]
+                elif listening:
                     self._native.notified(max(1, math.ceil(step * 1000)))
                 else:
                     time.sleep(step)
         finally:
             if listening:
                 self._native.unlisten()
+
+    async def wait_async(
+        self,
+        timeout: float | None = None,
+        *,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        progress_interval: float = 0.5,
+        poll_interval: float = 5.0,
+    ) -> JobState | int:
+        """wait() for asyncio: the same arguments, results and errors, without blocking
+        the event loop. BITS' calls are made on the loop's default executor; between them
+        no thread waits for this job (one winbits thread waits for all asyncio waits of
+        the process, and wakes each loop with call_soon_threadsafe). ``on_progress`` is
+        called on the loop's thread. Cancelling the task only stops waiting: the job is
+        left as it is."""
+        _check_wait(timeout, on_progress, progress_interval, poll_interval)
+        from ._aio import follow
+
+        steps = self._steps(timeout, progress_interval if on_progress else None, poll_interval)
+        async with contextlib.aclosing(follow(self, steps)) as progress:
+            async for p in progress:
+                on_progress(p)  # type: ignore[misc]
+        return JobState.TRANSFERRED
+
+    def progress_async(
+        self, interval: float = 0.5, *, poll_interval: float = 5.0
+    ) -> AsyncIterator[JobProgress]:
+        """``async for p in job.progress_async():`` the job's JobProgress at most every
+        ``interval`` seconds while bytes move; the loop ends when the job is transferred
+        and raises JobFailedError when it fails (InvalidStateError when it was completed
+        or cancelled). Waits as wait_async() does."""
+        _check_wait(None, None, interval, poll_interval)
+        from ._aio import follow
+
+        return follow(self, self._steps(None, interval, poll_interval))
+
+    def _steps(
+        self, timeout: float | None, progress_interval: float | None, poll_interval: float
+    ) -> Generator[JobProgress | float, None, JobState | int]:
+        """What a wait does between its sleeps, for wait() and the asyncio waits: reads
+        the job and yields a JobProgress to report (when ``progress_interval`` is given
+        and bytes moved) or the seconds to sleep before the next read, which BITS' call
+        may end sooner. Returns TRANSFERRED; raises as wait() does."""
+        start = time.monotonic()
+        shown: int | None = None
+        shown_at = -math.inf
+        while True:
+            state = self.state
+            if state == JobState.TRANSFERRED:
+                return state
+            if state == JobState.ERROR:
+                raise self._failure(state)
+            if state in (JobState.ACKNOWLEDGED, JobState.CANCELLED):
+                raise InvalidStateError(
+                    BG_E_INVALID_STATE, f"job {self.id} is {state}: nothing to wait for"
+                )
+            now = time.monotonic()
+            step = poll_interval
+            if progress_interval:
+                p = self.progress
+                moved = p is not None and p.bytes_transferred != shown
+                if p is not None and moved and now - shown_at >= progress_interval:
+                    yield p
+                    shown, shown_at = p.bytes_transferred, now
+                step = min(step, progress_interval)
+            if timeout is not None:
+                left = start + timeout - now
+                if left <= 0:
+                    raise TimeoutError(
+                        f"job {self.id} was not transferred in {timeout:g} s (it is {state})"
+                    )
+                step = min(step, left)
+            yield step
 
     def _failure(self, state: JobState | int) -> JobFailedError:
         err = self.error
