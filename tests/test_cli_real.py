@@ -91,10 +91,10 @@ def test_ctrl_c_cancels_the_job(serve, tmp_path, monkeypatch):
     dest = tmp_path / "int.bin"
     name = f"winbits-cli {uuid.uuid4()}"
 
-    def interrupted(seconds):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(time, "sleep", interrupted)
+    monkeypatch.setattr(_cli.ProgressDisplay, "show", interrupted)  # Ctrl-C mid-transfer
     code = _cli.main(
         ["download", serve("int.bin", make_payload(3_000_000)), str(dest), "--name", name],
         out=io.StringIO(),

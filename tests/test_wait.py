@@ -164,6 +164,8 @@ def test_a_callback_after_the_wait_and_after_close_does_nothing(double, tmp_path
         ({"poll_interval": 0}, ValueError),
         ({"progress_interval": True}, TypeError),
         ({"on_progress": 5}, TypeError),
+        ({"stall_timeout": -1}, ValueError),
+        ({"stall_timeout": "5"}, TypeError),
     ],
 )
 def test_bad_arguments_are_refused_before_any_call(double, tmp_path, kwargs, error):
@@ -191,6 +193,32 @@ def test_on_progress_is_called_while_bytes_move_and_what_it_raises_comes_through
         assert seen == [100]
         assert job.state == JobState.QUEUED  # untouched
         assert double.notify_flags(key) == (3, False)
+        job.cancel()
+
+
+def test_on_progress_hears_of_state_changes_and_stall_timeout_ends_a_wait(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.set_file(key, 0, 100, total=1000)
+        seen = []
+        helper = later(
+            0.3,
+            lambda: double.set_state(key, int(JobState.TRANSIENT_ERROR)),
+            lambda: double.fire(key, "modification"),
+        )
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"moved no byte for 1 s \(it is TRANSIENT_ERROR\)"):
+            job.wait(
+                on_progress=lambda p: seen.append((p.bytes_transferred, job.state)),
+                progress_interval=0.05,
+                poll_interval=60,
+                stall_timeout=1,
+            )
+        helper.join()
+        assert time.monotonic() - started < 30
+        # once for the first bytes, once when BITS began to retry: no byte moved between
+        assert seen == [(100, JobState.QUEUED), (100, JobState.TRANSIENT_ERROR)]
+        assert job.state == JobState.TRANSIENT_ERROR  # left as it is
         job.cancel()
 
 

@@ -381,7 +381,11 @@ def connect(clsid: uuid.UUID | str | None = None) -> Manager:
 
 
 def _check_wait(
-    timeout: object, on_progress: object, progress_interval: object, poll_interval: object
+    timeout: object,
+    on_progress: object,
+    progress_interval: object,
+    poll_interval: object,
+    stall_timeout: object = None,
 ) -> None:
     """The arguments of the waits, checked before any call."""
     for what, value in (("progress_interval", progress_interval), ("poll_interval", poll_interval)):
@@ -389,11 +393,13 @@ def _check_wait(
             raise TypeError(f"{what} must be a number of seconds")
         if not 0 < value < 2**31 / 1000:
             raise ValueError(f"{what} must be more than 0 seconds")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError("timeout must be a number of seconds or None")
-        if not timeout >= 0:
-            raise ValueError("timeout must be 0 seconds or more")
+    for what, value in (("timeout", timeout), ("stall_timeout", stall_timeout)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{what} must be a number of seconds or None")
+        if not value >= 0:
+            raise ValueError(f"{what} must be 0 seconds or more")
     if on_progress is not None and not callable(on_progress):
         raise TypeError("on_progress must be callable")
 
@@ -482,10 +488,12 @@ class Manager:
         on_progress: Callable[[JobProgress], object] | None = None,
         overwrite: bool = False,
         poll_interval: float = 5.0,
+        stall_timeout: float | None = None,
         **settings: Any,
     ) -> DownloadResult:
         """Download one URL to ``path`` through a BITS job of its own, and wait for it:
-        create, add, resume, wait (Job.wait), complete. ``settings`` are job properties
+        create, add, resume, wait (Job.wait: ``timeout``, ``stall_timeout``,
+        ``on_progress``, ``poll_interval``), complete. ``settings`` are job properties
         set before the file is added (``priority=``, ``custom_headers=``, ``proxy=``…).
         On any exception, KeyboardInterrupt, TimeoutError and JobFailedError among them,
         the job is cancelled first: nothing is left in the queue and no file lands."""
@@ -496,6 +504,7 @@ class Manager:
             on_progress=on_progress,
             overwrite=overwrite,
             poll_interval=poll_interval,
+            stall_timeout=stall_timeout,
             **settings,
         )
 
@@ -508,13 +517,19 @@ class Manager:
         on_progress: Callable[[JobProgress], object] | None = None,
         overwrite: bool = False,
         poll_interval: float = 5.0,
+        stall_timeout: float | None = None,
         **settings: Any,
     ) -> DownloadResult:
         """download() of several (url, path) pairs in one job."""
-        _check_wait(timeout, on_progress, 0.5, poll_interval)
+        _check_wait(timeout, on_progress, 0.5, poll_interval, stall_timeout)
         job = self._start_download(files, name, overwrite, settings)
         try:
-            job.wait(timeout, on_progress=on_progress, poll_interval=poll_interval)
+            job.wait(
+                timeout,
+                on_progress=on_progress,
+                poll_interval=poll_interval,
+                stall_timeout=stall_timeout,
+            )
             return _finish_download(job)
         except BaseException:
             _cancel_quietly(job)
@@ -530,6 +545,7 @@ class Manager:
         on_progress: Callable[[JobProgress], object] | None = None,
         overwrite: bool = False,
         poll_interval: float = 5.0,
+        stall_timeout: float | None = None,
         **settings: Any,
     ) -> DownloadResult:
         """download() for asyncio: BITS' calls run on the loop's default executor and
@@ -542,6 +558,7 @@ class Manager:
             on_progress=on_progress,
             overwrite=overwrite,
             poll_interval=poll_interval,
+            stall_timeout=stall_timeout,
             **settings,
         )
 
@@ -554,17 +571,23 @@ class Manager:
         on_progress: Callable[[JobProgress], object] | None = None,
         overwrite: bool = False,
         poll_interval: float = 5.0,
+        stall_timeout: float | None = None,
         **settings: Any,
     ) -> DownloadResult:
         """download_async() of several (url, path) pairs in one job."""
         from ._aio import off_loop
 
-        _check_wait(timeout, on_progress, 0.5, poll_interval)
+        _check_wait(timeout, on_progress, 0.5, poll_interval, stall_timeout)
         made: list[Job] = []  # the job, even when the task is cancelled as it is made
         try:
             await off_loop(self._start_download, list(files), name, overwrite, settings, made)
             job = made[0]
-            await job.wait_async(timeout, on_progress=on_progress, poll_interval=poll_interval)
+            await job.wait_async(
+                timeout,
+                on_progress=on_progress,
+                poll_interval=poll_interval,
+                stall_timeout=stall_timeout,
+            )
             return await off_loop(_finish_download, job)
         except BaseException:
             if made:
@@ -1116,21 +1139,27 @@ class Job:
         on_progress: Callable[[JobProgress], object] | None = None,
         progress_interval: float = 0.5,
         poll_interval: float = 5.0,
+        stall_timeout: float | None = None,
     ) -> JobState | int:
         """Wait until BITS has transferred the job; -> JobState.TRANSFERRED (at once for
         a job already transferred). Raises JobFailedError when the job reaches ERROR
         (TRANSIENT_ERROR is waited through: BITS retries it), InvalidStateError when it
         was completed or cancelled meanwhile, and TimeoutError when ``timeout`` seconds
-        pass; in every case the job is left as it is.
+        pass, or ``stall_timeout`` seconds with no byte moving (BITS' own limit, the
+        job's no_progress_timeout, is 14 days by default and counts only while BITS
+        retries an error); in every case the job is left as it is.
 
         On a job this process created, BITS' own notifications wake the wait (a callback
         of winbits' in the MTA, no message pump); the state is also read every
         ``poll_interval`` seconds, since some BITS never send some notifications, and
         that is all where BITS refuses the callback. ``on_progress(JobProgress)`` is
         called from this thread at most every ``progress_interval`` seconds while bytes
-        move; what it raises comes through."""
-        _check_wait(timeout, on_progress, progress_interval, poll_interval)
-        steps = self._steps(timeout, progress_interval if on_progress else None, poll_interval)
+        move, and when the job's state changes (to TRANSIENT_ERROR, say); what it raises
+        comes through."""
+        _check_wait(timeout, on_progress, progress_interval, poll_interval, stall_timeout)
+        steps = self._steps(
+            timeout, progress_interval if on_progress else None, poll_interval, stall_timeout
+        )
         listening = self._created and self._native.listen()
         try:
             while True:
@@ -1155,6 +1184,7 @@ class Job:
         on_progress: Callable[[JobProgress], object] | None = None,
         progress_interval: float = 0.5,
         poll_interval: float = 5.0,
+        stall_timeout: float | None = None,
     ) -> JobState | int:
         """wait() for asyncio: the same arguments, results and errors, without blocking
         the event loop. BITS' calls are made on the loop's default executor; between them
@@ -1162,10 +1192,12 @@ class Job:
         the process, and wakes each loop with call_soon_threadsafe). ``on_progress`` is
         called on the loop's thread. Cancelling the task only stops waiting: the job is
         left as it is."""
-        _check_wait(timeout, on_progress, progress_interval, poll_interval)
+        _check_wait(timeout, on_progress, progress_interval, poll_interval, stall_timeout)
         from ._aio import follow
 
-        steps = self._steps(timeout, progress_interval if on_progress else None, poll_interval)
+        steps = self._steps(
+            timeout, progress_interval if on_progress else None, poll_interval, stall_timeout
+        )
         async with contextlib.aclosing(follow(self, steps)) as progress:
             async for p in progress:
                 on_progress(p)  # type: ignore[misc]
@@ -1181,18 +1213,23 @@ class Job:
         _check_wait(None, None, interval, poll_interval)
         from ._aio import follow
 
-        return follow(self, self._steps(None, interval, poll_interval))
+        return follow(self, self._steps(None, interval, poll_interval, None))
 
     def _steps(
-        self, timeout: float | None, progress_interval: float | None, poll_interval: float
+        self,
+        timeout: float | None,
+        progress_interval: float | None,
+        poll_interval: float,
+        stall_timeout: float | None,
     ) -> Generator[JobProgress | float, None, JobState | int]:
         """What a wait does between its sleeps, for wait() and the asyncio waits: reads
         the job and yields a JobProgress to report (when ``progress_interval`` is given
-        and bytes moved) or the seconds to sleep before the next read, which BITS' call
-        may end sooner. Returns TRANSFERRED; raises as wait() does."""
-        start = time.monotonic()
-        shown: int | None = None
+        and bytes moved or the state changed) or the seconds to sleep before the next
+        read, which BITS' call may end sooner. Returns TRANSFERRED; raises as wait()."""
+        start = last_move = time.monotonic()
+        shown: tuple[int, int] | None = None  # bytes and state last reported
         shown_at = -math.inf
+        moved_to: int | None = None
         while True:
             state = self.state
             if state == JobState.TRANSFERRED:
@@ -1205,20 +1242,26 @@ class Job:
                 )
             now = time.monotonic()
             step = poll_interval
-            if progress_interval:
+            if progress_interval or stall_timeout:
                 p = self.progress
-                moved = p is not None and p.bytes_transferred != shown
-                if p is not None and moved and now - shown_at >= progress_interval:
-                    yield p
-                    shown, shown_at = p.bytes_transferred, now
-                step = min(step, progress_interval)
-            if timeout is not None:
-                left = start + timeout - now
-                if left <= 0:
-                    raise TimeoutError(
-                        f"job {self.id} was not transferred in {timeout:g} s (it is {state})"
-                    )
-                step = min(step, left)
+                done = None if p is None else p.bytes_transferred
+                if done != moved_to:
+                    moved_to, last_move = done, now
+                seen = None if p is None else (p.bytes_transferred, int(state))
+                if progress_interval:
+                    if p is not None and seen != shown and now - shown_at >= progress_interval:
+                        yield p
+                        shown, shown_at = seen, now
+                    step = min(step, progress_interval)
+            for limit, since, what in (
+                (timeout, start, "was not transferred in"),
+                (stall_timeout, last_move, "moved no byte for"),
+            ):
+                if limit is not None:
+                    left = since + limit - now
+                    if left <= 0:
+                        raise TimeoutError(f"job {self.id} {what} {limit:g} s (it is {state})")
+                    step = min(step, left)
             yield step
 
     def _failure(self, state: JobState | int) -> JobFailedError:

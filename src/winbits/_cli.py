@@ -31,7 +31,13 @@ from urllib.parse import unquote, urlsplit
 
 from . import __version__, _counters
 from ._api import MAX_NAME_LENGTH, Job, Manager, connect, format_headers
-from ._errors import AccessDeniedError, BitsError, InvalidStateError, JobNotFoundError
+from ._errors import (
+    AccessDeniedError,
+    BitsError,
+    InvalidStateError,
+    JobFailedError,
+    JobNotFoundError,
+)
 from ._types import (
     AuthScheme,
     ClientCertificate,
@@ -378,10 +384,11 @@ class ProgressDisplay:
         self.every = every
         self.last = -math.inf
 
-    def show(self, line: str, now: float, final: bool = False) -> None:
+    def show(self, line: str, now: float, final: bool = False, news: bool = False) -> None:
+        """``news``: the line says something new (the job's state), shown at once."""
         if self.tty:
             self.stream.write("\r" + line + ("\n" if final else ""))
-        elif final or now - self.last >= self.every:
+        elif final or news or now - self.last >= self.every:
             self.stream.write(line + "\n")
             self.last = now
         self.stream.flush()
@@ -680,49 +687,61 @@ def _header(text: str) -> tuple[str, str]:
 
 
 def _follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
-    """Resumes the job and shows its progress on stderr until BITS has transferred it;
-    -> when it started (time.monotonic). A UsageError when it fails, or --timeout or
-    --stall-timeout passes; the caller cancels the job (Manager.transfer)."""
-    progress = ProgressDisplay(sys.stderr)
+    """Resumes the job and waits for it (Job.wait), showing its progress on stderr from
+    wait()'s on_progress until BITS has transferred it; -> when it started
+    (time.monotonic). A UsageError when it fails, or --timeout or --stall-timeout
+    passes; the caller cancels the job (Manager.transfer)."""
+    display = ProgressDisplay(sys.stderr)
+    meter = RateMeter()
     job.resume()
     handles = job.files()
-    start = last_move = time.monotonic()
-    meter = RateMeter()
-    moved = -1
-    while True:
-        state, p = job.state, job.progress
-        now = time.monotonic()
+    said = ""  # the state part of the line last shown
+
+    def totals(p: JobProgress | None) -> tuple[int, int | None]:
         done = p.bytes_transferred if p else 0
         total = p.bytes_total if p else None
         if total is None:  # some BITS (Wine) never total a job: its files know
-            fps = [f.progress for f in handles]
-            sizes = [None if fp is None else fp.bytes_total for fp in fps]
+            sizes = [None if fp is None else fp.bytes_total for fp in (f.progress for f in handles)]
             total = None if None in sizes else sum(s for s in sizes if s is not None)
-        rate = meter.add(now, done)
-        if done != moved:
-            moved, last_move = done, now
-        if state == JobState.TRANSFERRED:  # the last line: the whole transfer's rate
-            average = done / (now - start) if now > start else None
-            progress.show(progress_line(done, total, average), now, final=True)
-            return start
-        if state == JobState.ERROR:
-            raise UsageError(_job_failure(job, shown, verb))
-        waiting = _waiting_for(job, state)  # reads the error only when retrying
-        line = progress_line(done, total, rate)
-        if state != JobState.TRANSFERRING:
-            line += "  " + waiting
-        if args.timeout is not None and now - start > args.timeout:
+        return done, total
+
+    def show(p: JobProgress) -> None:  # called while bytes move and when the state changes
+        nonlocal said
+        now = time.monotonic()
+        done, total = totals(p)
+        state = job.state
+        waiting = "" if state == JobState.TRANSFERRING else _waiting_for(job, state)
+        line = progress_line(done, total, meter.add(now, done))
+        display.show(line + ("  " + waiting if waiting else ""), now, news=waiting != said)
+        said = waiting
+
+    start = time.monotonic()
+    try:
+        job.wait(
+            args.timeout,
+            on_progress=show,
+            progress_interval=0.2,
+            stall_timeout=args.stall_timeout or None,
+        )
+    except JobFailedError:
+        raise UsageError(_job_failure(job, shown, verb)) from None
+    except TimeoutError:
+        state = job.state
+        if args.timeout is not None and time.monotonic() - start >= args.timeout:
             raise UsageError(
                 f"{verb} of {shown} did not finish in {args.timeout:g} s "
                 f"(the job is {state}); cancelled"
-            )
-        if args.stall_timeout and now - last_move > args.stall_timeout:
-            raise UsageError(
-                f"{verb} of {shown}: no byte moved for "
-                f"{args.stall_timeout:g} s ({waiting}); cancelled"
-            )
-        progress.show(line, now)
-        time.sleep(0.2)
+            ) from None
+        raise UsageError(
+            f"{verb} of {shown}: no byte moved for "
+            f"{args.stall_timeout:g} s ({_waiting_for(job, state)}); cancelled"
+        ) from None
+    now = time.monotonic()
+    done, total = totals(job.progress)  # the last line: the whole transfer's rate
+    display.show(
+        progress_line(done, total, done / (now - start) if now > start else None), now, final=True
+    )
+    return start
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
