@@ -504,6 +504,36 @@ HRESULT read_job_error(IBackgroundCopyJob* job, JobErrorInfo& out) {
     return S_OK;
 }
 
+namespace {
+
+// FormatMessage's text for `id` from the system's table, or from `module`'s.
+std::wstring message_text(HMODULE module, DWORD id) {
+    wchar_t* buffer = nullptr;
+    DWORD from = module ? FORMAT_MESSAGE_FROM_HMODULE : FORMAT_MESSAGE_FROM_SYSTEM;
+    DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | from | FORMAT_MESSAGE_IGNORE_INSERTS,
+                             module, id, 0, reinterpret_cast<LPWSTR>(&buffer), 0, nullptr);
+    std::wstring s = n ? trimmed(buffer) : std::wstring();
+    LocalFree(buffer);
+    return s;
+}
+
+// WinHTTP's errors (HRESULT_FROM_WIN32 of 12001-12185) have their texts in winhttp.dll's
+// own table, which the system's does not hold; loaded as data, only for such a code.
+std::wstring winhttp_text(HRESULT hr) {
+    DWORD code = HRESULT_CODE(hr);
+    if (HRESULT_FACILITY(hr) != FACILITY_WIN32 || code < 12001 || code > 12185)
+        return std::wstring();
+    HMODULE module = LoadLibraryExW(L"winhttp.dll", nullptr,
+                                    LOAD_LIBRARY_AS_DATAFILE | LOAD_LIBRARY_SEARCH_SYSTEM32);
+    if (!module)
+        return std::wstring();
+    std::wstring s = message_text(module, code);
+    FreeLibrary(module);
+    return s;
+}
+
+}  // namespace
+
 std::wstring describe_hresult(IBackgroundCopyManager* manager, HRESULT hr) noexcept {
     try {
         if (manager) {
@@ -512,14 +542,8 @@ std::wstring describe_hresult(IBackgroundCopyManager* manager, HRESULT hr) noexc
                 !text.empty())
                 return trimmed(text.get());
         }
-        wchar_t* buffer = nullptr;
-        DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
-                                     FORMAT_MESSAGE_IGNORE_INSERTS,
-                                 nullptr, static_cast<DWORD>(hr), 0,
-                                 reinterpret_cast<LPWSTR>(&buffer), 0, nullptr);
-        std::wstring s = n ? trimmed(buffer) : std::wstring();
-        LocalFree(buffer);
-        return s;
+        std::wstring s = message_text(nullptr, static_cast<DWORD>(hr));
+        return s.empty() ? winhttp_text(hr) : s;
     } catch (...) {
         return std::wstring();
     }
