@@ -34,9 +34,10 @@ def run_python(code: str, cwd: Path, env: dict[str, str]) -> subprocess.Complete
 
 
 def test_the_readme_has_the_blocks_this_test_runs():
-    assert len(PYTHON) == 3
+    assert len(PYTHON) == 4
     assert "https://example.com/big.iso" in PYTHON[0]
-    assert "DOWNLOAD_PASSWORD" in PYTHON[1]  # "Driving a job"
+    assert "download_async" in PYTHON[1]  # "Waiting in asyncio"
+    assert "DOWNLOAD_PASSWORD" in PYTHON[2]  # "Driving a job"
     assert all("import time" in code for code in PYTHON if "time." in code)
 
 
@@ -58,11 +59,15 @@ def test_a_python_block_runs(index, server, serve, tmp_path):
         server.logins.clear()
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
-    for name in ("big.iso", "big2.iso"):
-        if name in PYTHON[index]:
+    for name in ("big.iso", "big2.iso", "big3.iso", "big4.iso"):
+        if "Downloads\\" + name in PYTHON[index]:  # a file the block downloads to
             assert (tmp_path / name).read_bytes() == payload
     if index == 0:
         assert r.stdout.strip().splitlines()[-1].startswith("(")  # bits_version()
+    if index == 1:  # the download's bytes, then the progress, ending with all of it
+        lines = r.stdout.strip().splitlines()
+        assert lines[0] == str(len(payload))
+        assert lines[-1] == f"{len(payload)} bytes, 1 file(s)"
     if "DOWNLOAD_KEY" in code:
         assert r.stdout.strip() == "('X-Api-Key',)"
         assert any(h.get("X-Api-Key") == "readme-key" for h in server.headers_seen[before:])

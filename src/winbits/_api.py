@@ -1154,8 +1154,8 @@ class Job:
         ``poll_interval`` seconds, since some BITS never send some notifications, and
         that is all where BITS refuses the callback. ``on_progress(JobProgress)`` is
         called from this thread at most every ``progress_interval`` seconds while bytes
-        move, and when the job's state changes (to TRANSIENT_ERROR, say); what it raises
-        comes through."""
+        move, when the job's state changes (to TRANSIENT_ERROR, say), and with the last
+        bytes when it is transferred; what it raises comes through."""
         _check_wait(timeout, on_progress, progress_interval, poll_interval, stall_timeout)
         steps = self._steps(
             timeout, progress_interval if on_progress else None, poll_interval, stall_timeout
@@ -1225,7 +1225,8 @@ class Job:
         """What a wait does between its sleeps, for wait() and the asyncio waits: reads
         the job and yields a JobProgress to report (when ``progress_interval`` is given
         and bytes moved or the state changed) or the seconds to sleep before the next
-        read, which BITS' call may end sooner. Returns TRANSFERRED; raises as wait()."""
+        read, which BITS' call may end sooner; the last bytes once more when the job is
+        transferred. Returns TRANSFERRED; raises as wait() does."""
         start = last_move = time.monotonic()
         shown: tuple[int, int] | None = None  # bytes and state last reported
         shown_at = -math.inf
@@ -1233,6 +1234,9 @@ class Job:
         while True:
             state = self.state
             if state == JobState.TRANSFERRED:
+                p = self.progress if progress_interval else None
+                if p is not None and shown is not None and p.bytes_transferred != shown[0]:
+                    yield p  # the last bytes, for a display to end at 100%
                 return state
             if state == JobState.ERROR:
                 raise self._failure(state)

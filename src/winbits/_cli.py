@@ -710,7 +710,8 @@ def _follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
         now = time.monotonic()
         done, total = totals(p)
         state = job.state
-        waiting = "" if state == JobState.TRANSFERRING else _waiting_for(job, state)
+        moving = state in (JobState.TRANSFERRING, JobState.TRANSFERRED)
+        waiting = "" if moving else _waiting_for(job, state)
         line = progress_line(done, total, meter.add(now, done))
         display.show(line + ("  " + waiting if waiting else ""), now, news=waiting != said)
         said = waiting
