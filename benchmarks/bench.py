@@ -9,6 +9,7 @@ part of them, so compare ratios from one run, not figures across runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import gc
 import statistics
@@ -288,7 +289,8 @@ def bench_memory(polls: int) -> None:
 def bench_wait(repeat: int, rate: int) -> None:
     """From the end of a transfer (the loopback server's last byte) to the waiter
     knowing, and the calls into BITS meanwhile: Job.wait() woken by BITS' notification
-    against the loop the command line used to run (a state read every 0.2 s)."""
+    and Job.wait_async() against the loop the command line used to run (a state read
+    every 0.2 s)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import rangeserver
 
@@ -321,11 +323,19 @@ def bench_wait(repeat: int, rate: int) -> None:
     def event(job: winbits.Job) -> None:
         job.wait(timeout=120, poll_interval=30)
 
-    results: dict[str, list[tuple[float, int]]] = {"wait() (event)": [], "poll every 0.2 s": []}
+    def event_async(job: winbits.Job) -> None:
+        asyncio.run(job.wait_async(timeout=120, poll_interval=30))
+
+    waiters = {
+        "wait() (event)": event,
+        "wait_async() (event)": event_async,
+        "poll every 0.2 s": poll,
+    }
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in waiters}
     try:
         with winbits.connect() as bits:
             for i in range(repeat):
-                for name, waiter in (("wait() (event)", event), ("poll every 0.2 s", poll)):
+                for name, waiter in waiters.items():
                     dest = folder / f"{i}-{len(results[name])}.bin"
                     job = bits.create_job("winbits bench wait")
                     try:
