@@ -408,7 +408,10 @@ def test_a_poller_recovers_after_the_service_died(double):
         double.fail("Manager.EnumJobs", RPC_E_DISCONNECTED, times=1)
         with pytest.raises(winbits.ServiceUnavailableError):
             poller.poll()
-        assert [j.name for j in poller.poll().jobs] == ["job0", "job1"]
+        after = poller.poll()  # a new connection, a new walk: the same jobs, unmoved
+        assert [j.name for j in after.jobs] == ["job0", "job1"]
+        assert (after.added, after.changed, after.removed) == (frozenset(),) * 3
+        assert double.calls()["Factory.CreateInstance"] == 2  # the connect, one reconnect
 
 
 def test_a_new_manager_connects_while_another_failed(double):

@@ -393,6 +393,22 @@ def test_progress_async_yields_while_bytes_move_and_ends_when_transferred(double
         job.complete()
 
 
+def test_a_job_transferred_before_the_first_read_reports_its_bytes_once(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.set_file(key, 0, 1000, completed=True, total=1000)
+        double.set_state(key, TRANSFERRED)
+        seen = []
+        assert job.wait(on_progress=lambda p: seen.append(p.bytes_transferred)) == TRANSFERRED
+
+        async def main():
+            return [p.bytes_transferred async for p in job.progress_async()]
+
+        assert seen == [1000]
+        assert asyncio.run(main()) == [1000]
+        job.complete()
+
+
 def test_progress_async_raises_job_failed_when_the_job_fails(double, tmp_path):
     with winbits.connect(double.clsid()) as bits:
         job, key = queued_job(bits, tmp_path)

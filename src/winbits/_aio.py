@@ -103,7 +103,11 @@ async def follow(
     token = await off_loop(job._native.listen, True) if job._created else 0
     try:
         if token:
-            _hub.add(token, loop, bell.set)
+            try:
+                _hub.add(token, loop, bell.set)
+            except RuntimeError:  # no thread may start here (an isolated sub-interpreter)
+                await off_loop(job._native.unlisten)
+                token = 0  # so the wait polls
         while True:
             bell.clear()  # a call before this is seen by the read that follows
             step = await off_loop(_step, steps)

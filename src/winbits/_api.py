@@ -1235,8 +1235,8 @@ class Job:
             state = self.state
             if state == JobState.TRANSFERRED:
                 p = self.progress if progress_interval else None
-                if p is not None and shown is not None and p.bytes_transferred != shown[0]:
-                    yield p  # the last bytes, for a display to end at 100%
+                if p is not None and (shown is None or p.bytes_transferred != shown[0]):
+                    yield p  # the last bytes, for a display to end at what landed
                 return state
             if state == JobState.ERROR:
                 raise self._failure(state)

@@ -970,8 +970,6 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         counters, warning = _counters.load(state)
     except _counters.StateError as e:
         raise UsageError(str(e)) from None
-    if warning:
-        _say(warning)
     with _connect(args) as bits, Stopper() as stop:
         poller = bits.poller(args.all_users)
         outage, health = Outage(), Health()
@@ -994,6 +992,10 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                 problem = f"cannot write {args.prometheus}: {e.strerror or e}"
                 if args.interval is None:
                     raise UsageError(problem) from None
+            else:  # said once there is a state, so that a failed export stays one line
+                if warning:
+                    _say(warning)
+                warning = None
             if problem:
                 outage.failed(problem)
             else:

@@ -120,7 +120,7 @@ def load(path: str) -> tuple[Counters, str | None]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        return Counters(), f"no state file {path} yet: counting from zero"
+        return Counters(), f"no state file {path} was found: counting from zero"
     except (OSError, ValueError) as e:
         return Counters(), f"cannot read the state file {path} ({e}): counting from zero"
     try:
