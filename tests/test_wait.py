@@ -409,6 +409,26 @@ def test_a_job_transferred_before_the_first_read_reports_its_bytes_once(double, 
         job.complete()
 
 
+def test_an_asyncio_wait_where_no_thread_may_start_polls(double, tmp_path, monkeypatch):
+    def refused(*args):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    from winbits import _aio  # Windows only: it needs the native module
+
+    monkeypatch.setattr(_aio._hub, "add", refused)
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.clear_calls()
+        helper = later(1.0, lambda: double.set_state(key, TRANSFERRED))
+        assert asyncio.run(job.wait_async(poll_interval=0.1)) == TRANSFERRED
+        helper.join()
+        calls = double.calls()
+        assert calls["Job.SetNotifyInterface"] == 2  # registered, then taken away at once
+        assert 5 <= calls["Job.GetState"] <= 15  # about 1 s / 0.1 s: it polled
+        assert double.notify_flags(key) == (3, False)
+        job.complete()
+
+
 def test_progress_async_raises_job_failed_when_the_job_fails(double, tmp_path):
     with winbits.connect(double.clsid()) as bits:
         job, key = queued_job(bits, tmp_path)
