@@ -213,6 +213,7 @@ def test_download_shows_a_transient_error_and_gives_up_when_nothing_moves(double
     code, out = run(double, "download", "http://h/t.bin", str(dest), "--stall-timeout", "2")
     helper.join(10)
     err = capsys.readouterr().err.splitlines()
+    print("transient ->", *err, sep="\n")
     assert (code, out) == (1, "")
     assert any(line.endswith("  retrying") for line in err[:-1])  # the progress lines
     assert err[-1] == (

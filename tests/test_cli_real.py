@@ -80,6 +80,7 @@ def test_timeout_against_a_stalling_server_cancels(server, serve, tmp_path):
         )
     finally:
         server.stall.clear()
+    print("timeout ->", r.stderr.strip().splitlines()[-1])
     assert r.returncode == 1
     assert "did not finish in 3 s (the job is " in r.stderr and "); cancelled" in r.stderr
     assert "Traceback" not in r.stderr
@@ -237,6 +238,7 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
     finally:
         server.stall.clear()
     lines = r.stderr.strip().splitlines()
+    print("stall ->", lines[-1])
     assert r.returncode == 1 and r.stdout == ""
     assert lines[-1].startswith(f"winbits: download of {url}: no byte moved for 3 s (")
     assert lines[-1].endswith("); cancelled")
@@ -268,6 +270,15 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
             "",
             "winbits download: --all-users does not apply to download\n",
         ),
+        *[
+            (
+                ["download", url, "C:\\windows\\temp\\winbits-never.bin"],
+                1,
+                "",
+                f"winbits: BITS takes http://, https:// URLs or UNC paths, not {url!r}\n",
+            )
+            for url in ("ftp://127.0.0.1/f.bin", "hello")
+        ],
     ],
 )
 def test_the_command_line_as_a_user_runs_it(argv, code, out, err):
