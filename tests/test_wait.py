@@ -360,6 +360,15 @@ def test_cancelling_wait_async_only_stops_waiting(double, tmp_path):
         asyncio.run(main())
         assert job.state == JobState.QUEUED  # left as it is
         assert double.notify_flags(key) == (3, False)  # and put back
+        # BITS calling late rings a doorbell nobody listens to: nothing happens
+        assert double.fire(key, "transferred", late=True) is True
+        other, other_key = queued_job(bits, tmp_path, "other")
+        helper = wait_calls(double, other_key, 0.3)
+        started = time.monotonic()
+        assert asyncio.run(other.wait_async(poll_interval=60)) == JobState.TRANSFERRED
+        assert time.monotonic() - started < 30  # woken by its own callback
+        helper.join()
+        other.complete()
         job.cancel()
 
 
