@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import leftovers, windows_only
+from conftest import leftovers, wait_until, windows_only
 
 import winbits
 from winbits import JobState
@@ -342,8 +342,8 @@ def test_wait_async_is_woken_by_bits_without_blocking_the_loop_or_a_thread_per_j
         for job, key in jobs:
             assert double.notify_flags(key) == (3, False)
             job.complete()
-    time.sleep(1.5)  # the thread ends once no wait is left
-    assert doorbell_threads() == 0
+    # the thread ends once no wait is left (it looks every second)
+    wait_until(lambda: doorbell_threads() == 0, "the doorbell thread to end", deadline=10)
 
 
 def test_cancelling_wait_async_only_stops_waiting(double, tmp_path):
