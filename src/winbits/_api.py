@@ -1246,7 +1246,7 @@ class Job:
                 )
             now = time.monotonic()
             step = poll_interval
-            if progress_interval or stall_timeout:
+            if progress_interval or stall_timeout is not None:
                 p = self.progress
                 done = None if p is None else p.bytes_transferred
                 if done != moved_to:
