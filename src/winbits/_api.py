@@ -1228,15 +1228,15 @@ class Job:
         read, which BITS' call may end sooner; the last bytes once more when the job is
         transferred. Returns TRANSFERRED; raises as wait() does."""
         start = last_move = time.monotonic()
-        shown: tuple[int, int] | None = None  # bytes and state last reported
+        shown: tuple[JobProgress, int] | None = None  # the progress and state last reported
         shown_at = -math.inf
         moved_to: int | None = None
         while True:
             state = self.state
             if state == JobState.TRANSFERRED:
                 p = self.progress if progress_interval else None
-                if p is not None and (shown is None or p.bytes_transferred != shown[0]):
-                    yield p  # the last bytes, for a display to end at what landed
+                if p is not None and (shown is None or p != shown[0]):
+                    yield p  # the last count, for a display to end at what landed
                 return state
             if state == JobState.ERROR:
                 raise self._failure(state)
@@ -1251,7 +1251,7 @@ class Job:
                 done = None if p is None else p.bytes_transferred
                 if done != moved_to:
                     moved_to, last_move = done, now
-                seen = None if p is None else (p.bytes_transferred, int(state))
+                seen = None if p is None else (p, int(state))
                 if progress_interval:
                     if p is not None and seen != shown and now - shown_at >= progress_interval:
                         yield p
