@@ -6,6 +6,7 @@ NotSupportedError. The Linux test bed cross-builds the same sources with mingw-w
 
 import sys
 import sysconfig
+from pathlib import Path
 
 from setuptools import Extension, setup
 
@@ -17,8 +18,8 @@ if sys.platform == "win32":
     ext_modules.append(
         Extension(
             "winbits._native",
-            sources=["csrc/com_core.cpp", "csrc/module.cpp", "csrc/poller.cpp"],
-            depends=["csrc/bits_api.h", "csrc/com_core.h", "csrc/poller.h"],
+            sources=sorted(p.as_posix() for p in Path("csrc").glob("*.cpp")),
+            depends=sorted(p.as_posix() for p in Path("csrc").glob("*.h")),
             include_dirs=["csrc"],
             libraries=["ole32", "oleaut32", "uuid"],
             define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED else [],

@@ -62,8 +62,12 @@ namespace {
 // such a call cannot run before the one it interrupted ends (the worker is busy with
 // it), so it fails with ERROR_POSSIBLE_DEADLOCK rather than wait forever. Releases are
 // not refused: they wait in t_deferred until the interrupted batch ends.
+struct Deferred {
+    void (*fn)(void*);
+    void* arg;
+};
 thread_local bool t_waiting = false;
-thread_local std::vector<IUnknown*> t_deferred;
+thread_local std::vector<Deferred> t_deferred;
 
 HRESULT submit(HRESULT (*call)(void*), void* context) noexcept {
     AcquireSRWLockExclusive(&g_worker.submit);
@@ -99,12 +103,12 @@ HRESULT run_on_mta_thread(HRESULT (*call)(void*), void* context) noexcept {
         return HRESULT_FROM_WIN32(ERROR_POSSIBLE_DEADLOCK);
     HRESULT hr = submit(call, context);
     while (!t_deferred.empty()) {  // released by what ran during the wait
-        std::vector<IUnknown*> batch;
+        std::vector<Deferred> batch;
         batch.swap(t_deferred);
         submit(
             [](void* c) {
-                for (IUnknown* p : *static_cast<std::vector<IUnknown*>*>(c))
-                    p->Release();
+                for (const Deferred& d : *static_cast<std::vector<Deferred>*>(c))
+                    d.fn(d.arg);
                 return S_OK;
             },
             &batch);
@@ -145,49 +149,28 @@ std::wstring trimmed(const wchar_t* text) {
     return s;
 }
 
-// IBackgroundCopyFile2-5 asked for once per file; a server that lacks one is remembered
-// on the connection so that no other file asks again.
-template <class I>
-HRESULT query_once(IBackgroundCopyFile* file, std::atomic<I*>& cache, std::atomic<bool>& lacks,
-                   I** out) noexcept {
-    I* have = cache.load(std::memory_order_acquire);
-    if (!have) {
-        if (lacks.load(std::memory_order_relaxed))
-            return E_NOINTERFACE;
-        HRESULT hr = file->QueryInterface(__uuidof(I), reinterpret_cast<void**>(&have));
-        if (hr == E_NOINTERFACE)
-            lacks.store(true, std::memory_order_relaxed);
-        if (FAILED(hr))
-            return hr;
-        I* expected = nullptr;
-        if (!cache.compare_exchange_strong(expected, have, std::memory_order_acq_rel)) {
-            have->Release();  // another thread stored the same interface first
-            have = expected;
-        }
-    }
-    *out = have;
-    return S_OK;
-}
-
 }  // namespace
 
-void release_in_mta(IUnknown* p) noexcept {
-    if (!p)
-        return;
+void run_or_defer_in_mta(void (*fn)(void*), void* arg) noexcept {
     if (t_waiting) {
         try {
-            t_deferred.push_back(p);
+            t_deferred.push_back(Deferred{fn, arg});
             return;
         } catch (const std::bad_alloc&) {
-            // no room to defer: released here, from the waiting thread, as a last resort
-            p->Release();
+            // no room to defer: run here, from the waiting thread, as a last resort
+            fn(arg);
             return;
         }
     }
-    in_mta([p] {
-        p->Release();
+    in_mta([&] {
+        fn(arg);
         return S_OK;
     });
+}
+
+void release_in_mta(IUnknown* p) noexcept {
+    if (p)
+        run_or_defer_in_mta([](void* x) { static_cast<IUnknown*>(x)->Release(); }, p);
 }
 
 // --- Connection ---------------------------------------------------------------------
@@ -253,28 +236,40 @@ void Connection::reconnect(unsigned seen) noexcept {
 
 // --- FileHandle ---------------------------------------------------------------------
 
+// In the MTA: released here, all in one batch.
 FileHandle::~FileHandle() {
-    release_in_mta(file5_.load());
-    release_in_mta(file4_.load());
-    release_in_mta(file3_.load());
-    release_in_mta(file2_.load());
-    release_in_mta(file_.Detach());
+    for (IUnknown* p : {static_cast<IUnknown*>(file5_.load()),
+                        static_cast<IUnknown*>(file4_.load()),
+                        static_cast<IUnknown*>(file3_.load()),
+                        static_cast<IUnknown*>(file2_.load())})
+        if (p)
+            p->Release();
 }
 
 HRESULT FileHandle::file2(Connection& c, IBackgroundCopyFile2** out) noexcept {
-    return query_once(file_.Get(), file2_, c.lacks_file2, out);
+    return query_cached(file_.Get(), file2_, &c.lacks_file2, out);
 }
 
 HRESULT FileHandle::file3(Connection& c, IBackgroundCopyFile3** out) noexcept {
-    return query_once(file_.Get(), file3_, c.lacks_file3, out);
+    return query_cached(file_.Get(), file3_, &c.lacks_file3, out);
 }
 
 HRESULT FileHandle::file4(Connection& c, IBackgroundCopyFile4** out) noexcept {
-    return query_once(file_.Get(), file4_, c.lacks_file4, out);
+    return query_cached(file_.Get(), file4_, &c.lacks_file4, out);
 }
 
 HRESULT FileHandle::file5(Connection& c, IBackgroundCopyFile5** out) noexcept {
-    return query_once(file_.Get(), file5_, c.lacks_file5, out);
+    return query_cached(file_.Get(), file5_, &c.lacks_file5, out);
+}
+
+// --- JobHandle ----------------------------------------------------------------------
+
+// In the MTA: a wait that never ended puts the job back, then every proxy is released.
+JobHandle::~JobHandle() {
+    unlisten();
+    for (auto& iface : ifaces_)
+        if (IUnknown* p = iface.exchange(nullptr))
+            p->Release();
 }
 
 // --- Notifications -------------------------------------------------------------------
@@ -395,40 +390,65 @@ HRESULT STDMETHODCALLTYPE Notifier::FileTransferred(IBackgroundCopyJob*, IBackgr
     return signal();
 }
 
-HRESULT listen(IBackgroundCopyJob* job, Listening& out, Doorbell* bell,
-               unsigned long long token) noexcept {
+HRESULT JobHandle::listen(Doorbell* bell, unsigned long long token) noexcept {
+    lock_.lock();
+    bool busy = registering_ || notifier_;
+    registering_ = true;
+    lock_.unlock();
+    if (busy)
+        return kListenBusy;
+    IBackgroundCopyJob* job = job_.Get();
     Notifier* n = Notifier::create(bell, token);
-    if (!n)
-        return E_OUTOFMEMORY;
+    HRESULT hr = n ? S_OK : E_OUTOFMEMORY;
     ULONG old = 0;
-    bool restore = SUCCEEDED(job->GetNotifyFlags(&old));
-    HRESULT hr = job->SetNotifyInterface(static_cast<IBackgroundCopyCallback2*>(n));
-    if (SUCCEEDED(hr)) {
-        hr = job->SetNotifyFlags(BG_NOTIFY_JOB_TRANSFERRED | BG_NOTIFY_JOB_ERROR |
-                                 BG_NOTIFY_JOB_MODIFICATION);
-        if (FAILED(hr))
-            job->SetNotifyInterface(nullptr);
+    bool restore = false;
+    if (n) {
+        restore = SUCCEEDED(job->GetNotifyFlags(&old));
+        hr = job->SetNotifyInterface(static_cast<IBackgroundCopyCallback2*>(n));
+        if (SUCCEEDED(hr)) {
+            hr = job->SetNotifyFlags(BG_NOTIFY_JOB_TRANSFERRED | BG_NOTIFY_JOB_ERROR |
+                                     BG_NOTIFY_JOB_MODIFICATION);
+            if (FAILED(hr))
+                job->SetNotifyInterface(nullptr);
+        }
+        if (FAILED(hr)) {
+            n->Release();
+            n = nullptr;
+        }
     }
-    if (FAILED(hr)) {
-        n->Release();
-        return hr;
-    }
-    out.notifier = n;
-    out.old_flags = old;
-    out.restore_flags = restore;
-    return S_OK;
+    lock_.lock();
+    notifier_ = n;
+    old_flags_ = old;
+    restore_flags_ = restore;
+    registering_ = false;
+    lock_.unlock();
+    return hr;
 }
 
-void stop_listening(IBackgroundCopyJob* job, Listening& l) noexcept {
-    if (!l.notifier)
+Notifier* JobHandle::notifier() noexcept {
+    lock_.lock();
+    Notifier* n = notifier_;
+    if (n)
+        n->AddRef();
+    lock_.unlock();
+    return n;
+}
+
+void JobHandle::unlisten() noexcept {
+    lock_.lock();
+    Notifier* n = notifier_;
+    bool restore = restore_flags_;
+    ULONG old = old_flags_;
+    notifier_ = nullptr;
+    lock_.unlock();
+    if (!n)
         return;
     // Failures are of no use here: a job completed or cancelled meanwhile is gone, and
     // with it BITS' reference to the notifier.
-    job->SetNotifyInterface(nullptr);
-    if (l.restore_flags)
-        job->SetNotifyFlags(l.old_flags);
-    l.notifier->Release();
-    l = Listening{};
+    job_->SetNotifyInterface(nullptr);
+    if (restore)
+        job_->SetNotifyFlags(old);
+    n->Release();
 }
 
 // --- Walks and reads ----------------------------------------------------------------

@@ -168,8 +168,49 @@ HRESULT in_mta(F&& fn) noexcept {
     return run_on_mta_thread([](void* c) { return in_mta(*static_cast<Fn*>(c)); }, &fn);
 }
 
+// Runs fn(arg) in the MTA: now, or, on a thread that is waiting for its own batch on
+// the worker (a window message or COM call dispatched during that wait), once that batch
+// ends. For releases, which must never be refused nor run on the waiting thread.
+void run_or_defer_in_mta(void (*fn)(void*), void* arg) noexcept;
+
 // Releases a COM pointer from inside the MTA (its proxy may need a round trip).
 void release_in_mta(IUnknown* p) noexcept;
+
+// Deletes a handle (whose destructor releases proxies) from inside the MTA, in one batch.
+template <class T>
+void delete_in_mta(T* p) noexcept {
+    if (p)
+        run_or_defer_in_mta([](void* x) { delete static_cast<T*>(x); }, p);
+}
+
+// An interface of `from`, asked for once and kept in `slot` (released by the slot's
+// owner); another thread that asked meanwhile keeps its own and releases this one.
+// With `lacks`, a server known to lack the interface is not asked again. S_OK with a
+// borrowed pointer, or the QueryInterface's failure.
+template <class I, class Slot>
+HRESULT query_cached(IUnknown* from, std::atomic<Slot*>& slot, std::atomic<bool>* lacks,
+                     I** out) noexcept {
+    Slot* have = slot.load(std::memory_order_acquire);
+    if (!have) {
+        if (lacks && lacks->load(std::memory_order_relaxed))
+            return E_NOINTERFACE;
+        I* got = nullptr;
+        HRESULT hr = from->QueryInterface(__uuidof(I), reinterpret_cast<void**>(&got));
+        if (hr == E_NOINTERFACE && lacks)
+            lacks->store(true, std::memory_order_relaxed);
+        if (FAILED(hr))
+            return hr;
+        Slot* expected = nullptr;
+        if (slot.compare_exchange_strong(expected, got, std::memory_order_acq_rel)) {
+            have = got;
+        } else {
+            got->Release();  // another thread stored the same interface first
+            have = expected;
+        }
+    }
+    *out = static_cast<I*>(have);
+    return S_OK;
+}
 
 // --- Records ------------------------------------------------------------------------
 
@@ -230,12 +271,33 @@ private:
     std::atomic<unsigned> generation_{0};
 };
 
-// A file with the richer interfaces it was asked for, each asked for once.
+// A file with the richer interfaces it was asked for, each asked for once. Destroyed in
+// the MTA (delete_in_mta, or by the poller, which runs there).
 class FileHandle {
 public:
     explicit FileHandle(ComPtr<IBackgroundCopyFile> file) : file_(std::move(file)) {}
+    FileHandle(const FileHandle&) = delete;
+    FileHandle& operator=(const FileHandle&) = delete;
     ~FileHandle();
     IBackgroundCopyFile* file() const { return file_.Get(); }
+    // The file as interface I: S_OK with a borrowed pointer, or E_NOINTERFACE when the
+    // server lacks it (then remembered on the connection, for every file).
+    template <class I>
+    HRESULT as(Connection& c, I** out) noexcept {
+        if constexpr (std::is_same_v<I, IBackgroundCopyFile>) {
+            *out = file_.Get();
+            return S_OK;
+        } else if constexpr (std::is_same_v<I, IBackgroundCopyFile2>) {
+            return file2(c, out);
+        } else if constexpr (std::is_same_v<I, IBackgroundCopyFile3>) {
+            return file3(c, out);
+        } else if constexpr (std::is_same_v<I, IBackgroundCopyFile4>) {
+            return file4(c, out);
+        } else {
+            static_assert(std::is_same_v<I, IBackgroundCopyFile5>, "not a file interface");
+            return file5(c, out);
+        }
+    }
     // S_OK with a borrowed pointer, or E_NOINTERFACE when the server lacks it.
     HRESULT file2(Connection& c, IBackgroundCopyFile2** out) noexcept;
     HRESULT file3(Connection& c, IBackgroundCopyFile3** out) noexcept;
@@ -256,8 +318,9 @@ private:
 // program's: the last SetNotifyInterface wins, and would steal the owner's). BITS calls
 // it on an RPC thread of this process's MTA, however late: after the wait, after the
 // manager is closed, during interpreter shutdown. So it touches no Python object and
-// takes no lock; it counts the call and sets its event. It owns what it touches (the
-// event) and lives while anybody holds a reference.
+// takes no GIL: it sets its event and, for an asyncio wait, rings the doorbell (a short
+// SRW lock around a list). It owns what it touches (the event, a doorbell reference) and
+// lives while anybody holds a reference.
 // Where the notifiers of asyncio waits ring as well: one per interpreter (the module's),
 // waited on by one thread of winbits' that wakes the event loops. A ring adds the
 // notifier's token to a list and sets the event; take() hands the list over. It is
@@ -308,16 +371,72 @@ private:
     unsigned long long token_;
 };
 
-// What wait() changed on a job, to put back: the flags it found (when it could read
-// them) and its notifier. Call in the MTA.
-struct Listening {
-    Notifier* notifier = nullptr;  // owned
-    ULONG old_flags = 0;
-    bool restore_flags = false;
+// The richer interfaces of a job that the binding asks for, each with its slot in
+// JobHandle's cache.
+template <class I>
+constexpr int kJobSlot = -1;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob2> = 0;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob3> = 1;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob4> = 2;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJob5> = 3;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJobHttpOptions> = 4;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJobHttpOptions2> = 5;
+constexpr int kJobSlots = 6;
+
+// listen() while another wait of the same handle listens, or is registering.
+constexpr HRESULT kListenBusy = HRESULT_FROM_WIN32(ERROR_BUSY);
+
+// A job: its proxy, the richer interfaces it was asked for (each once), and wait()'s
+// registration on it. Destroyed in the MTA (delete_in_mta): the registration undone and
+// every proxy released in one batch.
+class JobHandle {
+public:
+    explicit JobHandle(ComPtr<IBackgroundCopyJob> job) : job_(std::move(job)) {}
+    JobHandle(const JobHandle&) = delete;
+    JobHandle& operator=(const JobHandle&) = delete;
+    ~JobHandle();
+    IBackgroundCopyJob* job() const { return job_.Get(); }
+
+    // The job as interface I: S_OK with a borrowed pointer, or QueryInterface's failure
+    // (E_NOINTERFACE where this BITS lacks it). Call in the MTA.
+    template <class I>
+    HRESULT as(I** out) noexcept {
+        if constexpr (std::is_same_v<I, IBackgroundCopyJob>) {
+            *out = job_.Get();
+            return S_OK;
+        } else {
+            static_assert(kJobSlot<I> >= 0, "an interface without a slot in JobHandle");
+            return query_cached(job_.Get(), ifaces_[kJobSlot<I>], nullptr, out);
+        }
+    }
+
+    // Registers winbits' notifier on the job (a job this process created: the last
+    // SetNotifyInterface wins), TRANSFERRED | ERROR | MODIFICATION, remembering the flags
+    // it found; with a doorbell, each call also rings it with `token`. kListenBusy when
+    // this handle listens already. Call in the MTA.
+    HRESULT listen(Doorbell* bell, unsigned long long token) noexcept;
+    // The registration's notifier with one reference for the caller, or null.
+    Notifier* notifier() noexcept;
+    // Takes the notifier away and puts the flags back; nothing when not listening. Call
+    // in the MTA.
+    void unlisten() noexcept;
+
+private:
+    ComPtr<IBackgroundCopyJob> job_;
+    std::atomic<IUnknown*> ifaces_[kJobSlots] = {};
+    // Guards the four fields below, never held across a COM call.
+    SrwLock lock_;
+    Notifier* notifier_ = nullptr;  // owned
+    ULONG old_flags_ = 0;
+    bool restore_flags_ = false;
+    bool registering_ = false;
 };
-HRESULT listen(IBackgroundCopyJob* job, Listening& out, Doorbell* bell = nullptr,
-               unsigned long long token = 0) noexcept;
-void stop_listening(IBackgroundCopyJob* job, Listening& l) noexcept;
 
 // --- Walks and reads ----------------------------------------------------------------
 
