@@ -238,10 +238,9 @@ void Connection::reconnect(unsigned seen) noexcept {
 
 // In the MTA: released here, all in one batch.
 FileHandle::~FileHandle() {
-    for (IUnknown* p : {static_cast<IUnknown*>(file5_.load()),
-                        static_cast<IUnknown*>(file4_.load()),
-                        static_cast<IUnknown*>(file3_.load()),
-                        static_cast<IUnknown*>(file2_.load())})
+    for (IUnknown* p :
+         {static_cast<IUnknown*>(file5_.load()), static_cast<IUnknown*>(file4_.load()),
+          static_cast<IUnknown*>(file3_.load()), static_cast<IUnknown*>(file2_.load())})
         if (p)
             p->Release();
 }

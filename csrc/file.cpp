@@ -107,8 +107,7 @@ PyObject* file_response_headers(PyObject* self, PyObject*) {
 PyMethodDef file_methods[] = {
     {"remote_name", file_string<File, &File::GetRemoteName, py_string>, METH_NOARGS,
      "GetRemoteName"},
-    {"local_name", file_string<File, &File::GetLocalName, py_string>, METH_NOARGS,
-     "GetLocalName"},
+    {"local_name", file_string<File, &File::GetLocalName, py_string>, METH_NOARGS, "GetLocalName"},
     {"progress", file_get<File, BG_FILE_PROGRESS, &File::GetProgress, py_file_progress>,
      METH_NOARGS, "GetProgress -> (bytes_total, bytes_transferred, completed)"},
     {"downloaded_from_peer",

@@ -11,6 +11,7 @@ import pytest
 from conftest import by_server, prom_values, windows_only
 
 from winbits import _cli
+from winbits._cli import commands
 
 pytestmark = windows_only
 
@@ -103,7 +104,7 @@ def test_verbs_by_id_prefix(double, verb, state):
     prefix = job.strip("{}").lower()[:8]
     code, out = run(double, verb, prefix)
     assert code == 0
-    assert out.startswith(f"{_cli.VERBS[verb]} {job.strip('{}').lower()} target")
+    assert out.startswith(f"{commands.VERBS[verb]} {job.strip('{}').lower()} target")
     assert double.job_state(job)[0] == state
 
 

@@ -14,6 +14,7 @@ from conftest import by_server, prom_values
 
 import winbits
 from winbits import _cli
+from winbits._cli import commands, loops, options, progress, render, targets, usage
 from winbits._types import (
     FileProgress,
     FileRecord,
@@ -55,7 +56,7 @@ def snapshot(*jobs, added=(), changed=(), removed=()):
 
 
 def test_job_json_is_the_documented_shape():
-    j = _cli.job_json(record())
+    j = render.job_json(record())
     assert j == {
         "id": str(JOB_ID),
         "name": 'upd "x" \\ y',
@@ -105,13 +106,13 @@ def test_job_json_is_the_documented_shape():
 
 
 def test_json_of_a_job_without_files_or_times():
-    j = _cli.job_json(record(files=(), times=None, progress=JobProgress(0, 0, 0, 0)))
+    j = render.job_json(record(files=(), times=None, progress=JobProgress(0, 0, 0, 0)))
     assert (j["files"], j["created"], j["percent"]) == ([], None, 100.0)
 
 
 def test_watch_json_line_holds_the_changes():
     other = uuid.UUID(int=5)
-    line = _cli.changes_json(
+    line = render.changes_json(
         snapshot(record(), added=[JOB_ID], removed=[other]), dt.datetime(2026, 1, 1, tzinfo=UTC)
     )
     assert line["time"] == "2026-01-01T00:00:00Z"
@@ -120,7 +121,7 @@ def test_watch_json_line_holds_the_changes():
 
 
 def test_table_rows_show_peer_columns_and_unknown_totals():
-    lines = _cli.format_table([_cli.job_json(record())]).splitlines()
+    lines = render.format_table([render.job_json(record())]).splitlines()
     assert lines[1].split() == [
         "upd",
         '"x"',
@@ -155,7 +156,7 @@ def test_table_rows_show_peer_columns_and_unknown_totals():
 
 
 def test_format_bytes():
-    assert [_cli.format_bytes(n) for n in (None, 0, 1023, 1024, 1536, 3_000_000, 2**64 - 1)] == [
+    assert [render.format_bytes(n) for n in (None, 0, 1023, 1024, 1536, 3_000_000, 2**64 - 1)] == [
         "?",
         "0 B",
         "1023 B",
@@ -167,12 +168,13 @@ def test_format_bytes():
 
 
 def test_progress_line_and_durations():
-    assert _cli.progress_line(1024, 4096, 512.0, width=8) == (
+    assert progress.progress_line(1024, 4096, 512.0, width=8) == (
         "[##......]  25.0%  1.0 KiB / 4.0 KiB  512 B/s  ETA 0:06"
     )
-    assert _cli.progress_line(0, None, None, width=4) == "[????]     ?%  0 B / ?  ?/s  ETA --:--"
-    assert _cli.progress_line(10, 10, None, width=2) == "[##] 100.0%  10 B / 10 B  ?/s  ETA 0:00"
-    assert [_cli.format_duration(s) for s in (None, 0, 59.4, 61, 3725, float("inf"))] == [
+    line = progress.progress_line
+    assert line(0, None, None, width=4) == "[????]     ?%  0 B / ?  ?/s  ETA --:--"
+    assert line(10, 10, None, width=2) == "[##] 100.0%  10 B / 10 B  ?/s  ETA 0:00"
+    assert [render.format_duration(s) for s in (None, 0, 59.4, 61, 3725, float("inf"))] == [
         "--:--",
         "0:00",
         "0:59",
@@ -183,7 +185,7 @@ def test_progress_line_and_durations():
 
 
 def test_rate_is_over_a_recent_window():
-    meter = _cli.RateMeter(window=5.0)
+    meter = progress.RateMeter(window=5.0)
     assert meter.add(0.0, 0) is None
     assert meter.add(0.2, 10_000) is None  # too early to say
     assert meter.add(1.0, 1000) == 1000.0
@@ -194,7 +196,7 @@ def test_rate_is_over_a_recent_window():
 
 def test_download_targets():
     dirs = {"C:\\dl"}
-    plan = lambda urls, dest: _cli.plan_targets(urls, dest, dirs.__contains__, ntpath.normpath)
+    plan = lambda urls, dest: targets.plan_targets(urls, dest, dirs.__contains__, ntpath.normpath)
     assert plan(["http://h/a/x.iso?k=1"], "C:\\dl") == [("http://h/a/x.iso?k=1", "C:\\dl\\x.iso")]
     assert plan(["http://h/a/x%20y.bin"], "C:\\dl") == [("http://h/a/x%20y.bin", "C:\\dl\\x y.bin")]
     assert plan(["http://h/x"], "C:\\out.bin") == [("http://h/x", "C:\\out.bin")]
@@ -202,13 +204,13 @@ def test_download_targets():
         ("http://h/1/a", "C:\\dl\\a"),
         ("http://h/2/b", "C:\\dl\\b"),
     ]
-    with pytest.raises(_cli.UsageError, match="existing directory"):
+    with pytest.raises(usage.UsageError, match="existing directory"):
         plan(["http://h/a", "http://h/b"], "C:\\out.bin")
-    with pytest.raises(_cli.UsageError, match="same file"):
+    with pytest.raises(usage.UsageError, match="same file"):
         plan(["http://h/1/a", "http://h/2/A"], "C:\\dl")
-    with pytest.raises(_cli.UsageError, match="file name"):
+    with pytest.raises(usage.UsageError, match="file name"):
         plan(["http://h/"], "C:\\dl")
-    with pytest.raises(_cli.UsageError, match="not an existing folder"):
+    with pytest.raises(usage.UsageError, match="not an existing folder"):
         plan(["http://h/a"], "C:\\newdir\\")
 
 
@@ -233,13 +235,13 @@ def test_download_targets():
     ],
 )
 def test_a_name_from_a_url_must_stay_inside_dest(url, why):
-    with pytest.raises(_cli.UsageError, match=why) as info:
-        _cli.plan_targets([url], "C:\\dl\\sub", lambda d: True, ntpath.normpath)
+    with pytest.raises(usage.UsageError, match=why) as info:
+        targets.plan_targets([url], "C:\\dl\\sub", lambda d: True, ntpath.normpath)
     assert "give a file as DEST" in str(info.value)
 
 
 def test_plain_names_are_kept_as_they_are():
-    plan = lambda url: _cli.plan_targets([url], "C:\\", lambda d: True, ntpath.normpath)
+    plan = lambda url: targets.plan_targets([url], "C:\\", lambda d: True, ntpath.normpath)
     assert plan("http://h/a/console.bin") == [("http://h/a/console.bin", "C:\\console.bin")]
     assert plan("http://h/COM10") == [("http://h/COM10", "C:\\COM10")]
     assert plan("http://h/.hidden") == [("http://h/.hidden", "C:\\.hidden")]
@@ -250,23 +252,23 @@ def test_control_characters_never_reach_the_terminal():
     assert visible(evil) == "x\\x1b[2J\\ry\\nz\\u2028w\\x9b"
     assert visible("naïve 名前 🙂") == "naïve 名前 🙂"
     job = record(name=evil, owner=evil)
-    table = _cli.format_table([_cli.job_json(job)])
+    table = render.format_table([render.job_json(job)])
     assert not any(c in table for c in "\x1b\r\u2028\x9b")
     assert len(table.splitlines()) == 1 + 1 + len(job.files)  # no name split a row
 
 
 def test_parsing_defaults_to_list():
-    assert _cli.parse([]).command == "list"
-    args = _cli.parse(["--json", "--all-users"])
+    assert options.parse([]).command == "list"
+    args = options.parse(["--json", "--all-users"])
     assert (args.command, args.json, args.all_users) == ("list", True, True)
-    args = _cli.parse(["watch", "--interval", "0.5", "--json"])
+    args = options.parse(["watch", "--interval", "0.5", "--json"])
     assert (args.command, args.interval, args.json) == ("watch", 0.5, True)
-    args = _cli.parse(["download", "http://h/x", "C:\\x", "--timeout", "3", "--force"])
+    args = options.parse(["download", "http://h/x", "C:\\x", "--timeout", "3", "--force"])
     assert (args.urls, args.dest, args.timeout, args.force) == (["http://h/x"], "C:\\x", 3.0, True)
-    assert args.stall_timeout == _cli.DEFAULT_STALL_TIMEOUT
-    args = _cli.parse(["download", "http://h/x", "http://h/y", "D:\\", "--stall-timeout", "0"])
+    assert args.stall_timeout == options.DEFAULT_STALL_TIMEOUT
+    args = options.parse(["download", "http://h/x", "http://h/y", "D:\\", "--stall-timeout", "0"])
     assert (args.urls, args.dest, args.stall_timeout) == (["http://h/x", "http://h/y"], "D:\\", 0)
-    assert _cli.parse(["cancel", "9019f17c"]).id == "9019f17c"
+    assert options.parse(["cancel", "9019f17c"]).id == "9019f17c"
 
 
 @pytest.mark.parametrize(
@@ -291,17 +293,17 @@ def test_usage_errors_exit_1_with_one_line(argv, capsys):
 
 def test_a_failure_line_shows_control_characters_in_bits_text(monkeypatch, capsys):
     def fails(args, out):
-        raise _cli.UsageError("download failed: nope (http://h/\x1b[2Jx)")
+        raise usage.UsageError("download failed: nope (http://h/\x1b[2Jx)")
 
-    monkeypatch.setattr(_cli, "cmd_list", fails)
+    monkeypatch.setattr(commands, "cmd_list", fails)
     assert _cli.main(["list"]) == 1
     assert capsys.readouterr().err == "winbits: download failed: nope (http://h/\\x1b[2Jx)\n"
 
 
 def test_help_works_for_every_command(capsys):
-    for command in _cli.COMMANDS:
+    for command in options.COMMANDS:
         with pytest.raises(SystemExit) as info:
-            _cli.parse([command, "--help"])
+            options.parse([command, "--help"])
         assert info.value.code == 0
         assert "usage: winbits " + command in capsys.readouterr().out
 
@@ -341,7 +343,7 @@ def test_version(capsys):
 
 
 def test_every_option_has_help_and_download_reads_url_then_dest(capsys):
-    parser = _cli.build_parser()
+    parser = options.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, command in sub.choices.items():
         for action in command._actions:
@@ -436,50 +438,50 @@ _TWINS = _FakeManager(
     ],
 )
 def test_a_job_id_or_prefix_that_names_no_one_job(text, message):
-    with pytest.raises(_cli.UsageError) as info:
-        _cli.find_job(_TWINS, text)  # type: ignore[arg-type]
+    with pytest.raises(usage.UsageError) as info:
+        commands.find_job(_TWINS, text)  # type: ignore[arg-type]
     assert str(info.value) == message
 
 
 def test_a_unique_prefix_or_a_whole_id_finds_the_job():
     other = _FakeJob("90aa0000-0000-0000-0000-000000000003", "three", JobState.QUEUED)
     bits = _FakeManager(*_TWINS._jobs, other)
-    assert _cli.find_job(bits, "90AA").name == "three"  # type: ignore[arg-type]
-    assert _cli.find_job(bits, "{9019f17c-0000-0000-0000-000000000002}").name == "two"  # type: ignore[arg-type]
+    assert commands.find_job(bits, "90AA").name == "three"  # type: ignore[arg-type]
+    assert commands.find_job(bits, "{9019f17c-0000-0000-0000-000000000002}").name == "two"  # type: ignore[arg-type]
 
 
 def test_wide_characters_keep_the_columns_aligned_and_long_names_are_cut():
     jobs = [
-        _cli.job_json(record(name="漢字のジョブ🎉", files=())),
-        _cli.job_json(record(name="plain", files=())),
-        _cli.job_json(record(name="x" * 200, files=())),
+        render.job_json(record(name="漢字のジョブ🎉", files=())),
+        render.job_json(record(name="plain", files=())),
+        render.job_json(record(name="x" * 200, files=())),
     ]
-    lines = _cli.format_table(jobs, width=120).splitlines()
+    lines = render.format_table(jobs, width=120).splitlines()
     # ID column: where "9019f17c" starts, counted in terminal columns, is the same in each row
-    starts = {_cli.display_width(line[: line.index("9019f17c")]) for line in lines[1:]}
+    starts = {render.display_width(line[: line.index("9019f17c")]) for line in lines[1:]}
     assert len(starts) == 1
-    assert all(_cli.display_width(line) <= 120 for line in lines)
+    assert all(render.display_width(line) <= 120 for line in lines)
     assert lines[3].startswith("x" * 10) and "\u2026" in lines[3]
-    assert "x" * 200 in _cli.format_table(jobs)  # no width (a pipe): nothing cut
+    assert "x" * 200 in render.format_table(jobs)  # no width (a pipe): nothing cut
 
 
 def test_display_width_and_cut():
-    assert _cli.display_width("ab") == 2
-    assert _cli.display_width("漢字") == 4
-    assert _cli.display_width("e\u0301") == 1  # a combining accent takes no column
-    assert _cli.cut("漢字漢字", 5) == "漢字\u2026"
-    assert _cli.cut("short", 5) == "short"
+    assert render.display_width("ab") == 2
+    assert render.display_width("漢字") == 4
+    assert render.display_width("e\u0301") == 1  # a combining accent takes no column
+    assert render.cut("漢字漢字", 5) == "漢字\u2026"
+    assert render.cut("short", 5) == "short"
 
 
 def test_an_empty_job_and_a_failed_empty_file_show_no_100_percent():
-    empty = _cli.job_json(record(progress=JobProgress(0, 0, 0, 0), files=()))
+    empty = render.job_json(record(progress=JobProgress(0, 0, 0, 0), files=()))
     failed_file = FileRecord("http://h/x", "C:\\x", FileProgress(0, 0, False), None)
-    failed = _cli.job_json(
+    failed = render.job_json(
         record(state=winbits.JobState.ERROR, progress=JobProgress(0, 0, 1, 0), files=(failed_file,))
     )
     done_file = FileRecord("http://h/e", "C:\\e", FileProgress(0, 0, True), None)
-    done = _cli.job_json(record(progress=JobProgress(0, 0, 1, 1), files=(done_file,)))
-    rows = _cli.table_rows([empty, failed, done])
+    done = render.job_json(record(progress=JobProgress(0, 0, 1, 1), files=(done_file,)))
+    rows = render.table_rows([empty, failed, done])
     assert rows[0][4:7] == ("", "", "0/0")  # the empty job: no bytes, no share
     assert rows[2][4:7] == ("0 B / 0 B", "", "")  # the failed file: no 100%
     assert rows[3][5] == "100.0%" and rows[4][5] == "100.0%"  # an empty file that finished
@@ -519,7 +521,7 @@ def test_sigterm_asks_a_loop_to_stop_and_the_old_handler_comes_back():
     import signal as signals
 
     before = signals.getsignal(signals.SIGTERM)
-    with _cli.Stopper() as stop:
+    with loops.Stopper() as stop:
         assert not stop.asked
         signals.raise_signal(signals.SIGTERM)
         stop.sleep(5)  # wakes at once: it was asked

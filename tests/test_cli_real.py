@@ -23,6 +23,7 @@ from rangeserver import make_payload
 
 import winbits
 from winbits import _cli
+from winbits._cli import progress
 
 pytestmark = windows_only
 
@@ -95,7 +96,7 @@ def test_ctrl_c_cancels_the_job(serve, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli.ProgressDisplay, "show", interrupted)  # Ctrl-C mid-transfer
+    monkeypatch.setattr(progress.ProgressDisplay, "show", interrupted)  # Ctrl-C mid-transfer
     code = _cli.main(
         ["download", serve("int.bin", make_payload(3_000_000)), str(dest), "--name", name],
         out=io.StringIO(),

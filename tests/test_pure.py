@@ -129,3 +129,11 @@ def test_the_version_is_the_installed_wheels():
     except metadata.PackageNotFoundError:
         pytest.skip("winbits runs from the source tree here, not from an installed wheel")
     assert installed == winbits.__version__
+
+
+def test_the_download_settings_type_names_every_settable_job_property():
+    from winbits._job import Job
+    from winbits._settings import JobSettings
+
+    settable = {name for name in vars(Job) if not name.startswith("_") and Job.settable(name)}
+    assert set(JobSettings.__annotations__) == settable - {"name"}  # name= is the download's own

@@ -114,10 +114,10 @@ def test_every_command_and_option_the_readme_shows_is_known():
 
 
 def test_the_export_example_parses_as_a_shell_would_split_it():
-    from winbits import _cli
+    from winbits._cli import options
 
     (line,) = [c for lang, c in BLOCKS if lang == "" and c.startswith("winbits export")]
     words = [w.strip('"') for w in shlex.split(line.strip(), posix=False)]
-    args = _cli.parse(words[1:])
+    args = options.parse(words[1:])
     assert args.prometheus == r"C:\Program Files\windows_exporter\textfile_inputs\bits.prom"
     assert args.interval == 60

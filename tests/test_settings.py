@@ -35,7 +35,8 @@ from winbits import (
     ReplyProgress,
     SecurityFlags,
 )
-from winbits._api import Job, format_headers
+from winbits._checks import format_headers
+from winbits._job import Job
 
 PASSWORD = "s3cret-Pa55-" + uuid.uuid4().hex  # found nowhere it should not be
 HEADER_VALUE = "token-" + uuid.uuid4().hex

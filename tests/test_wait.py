@@ -270,7 +270,7 @@ def test_download_cancels_its_job_on_any_exception(double, tmp_path, failure):
 def test_download_refuses_what_is_not_a_setting_before_making_a_job(double, tmp_path):
     with winbits.connect(double.clsid()) as bits:
         with pytest.raises(TypeError, match="'colour' is not a job setting"):
-            bits.download("http://h/x.bin", str(tmp_path / "x.bin"), colour="red")
+            bits.download("http://h/x.bin", str(tmp_path / "x.bin"), colour="red")  # type: ignore[call-arg]
         assert "Manager.CreateJob" not in double.calls()
 
 

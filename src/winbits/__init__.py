@@ -11,7 +11,6 @@ through IBackgroundCopyFile4::GetPeerDownloadStats.
 ``import winbits`` works on any OS; calls need Windows (elsewhere NotSupportedError).
 """
 
-from ._api import File, Job, Manager, Poller, bits_version, connect
 from ._errors import (
     AccessDeniedError,
     BitsError,
@@ -22,6 +21,10 @@ from ._errors import (
     PartialCompleteError,
     ServiceUnavailableError,
 )
+from ._file import File
+from ._job import Job
+from ._manager import Manager, bits_version, connect
+from ._poller import Poller
 from ._types import (
     AuthScheme,
     CertStoreLocation,

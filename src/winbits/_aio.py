@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _native
+from ._load import native
 from ._types import JobProgress, JobState
 
 if TYPE_CHECKING:
-    from ._api import Job
+    from ._job import Job
+    from ._wait import Steps
 
 T = TypeVar("T")
 
@@ -51,8 +52,9 @@ class _Hub:
             self._waits.pop(token, None)
 
     def _run(self) -> None:
+        doorbell = native().doorbell
         while True:
-            rung = _native.doorbell(RING_WAIT_MS)
+            rung = doorbell(RING_WAIT_MS)
             with self._lock:
                 if not self._waits:
                     self._running = False
@@ -84,7 +86,7 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> T:
     return future.result()
 
 
-def _step(steps: Generator[JobProgress | float, None, Any]) -> JobProgress | float | None:
+def _step(steps: Steps) -> JobProgress | float | None:
     """The next step of a wait; None when it ended (StopIteration cannot cross a future)."""
     try:
         return next(steps)
@@ -92,9 +94,7 @@ def _step(steps: Generator[JobProgress | float, None, Any]) -> JobProgress | flo
         return None
 
 
-async def follow(
-    job: Job, steps: Generator[JobProgress | float, None, JobState | int]
-) -> AsyncGenerator[JobProgress, None]:
+async def follow(job: Job, steps: Steps) -> AsyncGenerator[JobProgress, None]:
     """Runs a wait's steps (Job._steps) for asyncio: yields what they report, sleeps
     until BITS calls back or the step's time passes, and ends when the job is
     transferred. The notifier is registered only on a job this process created."""
@@ -125,3 +125,14 @@ async def follow(
         if token:
             _hub.remove(token)
             await off_loop(job._native.unlisten)
+
+
+async def run(
+    job: Job, steps: Steps, on_progress: Callable[[JobProgress], object] | None
+) -> JobState | int:
+    """Job.wait_async(): follows the steps to their end, reporting what they yield on the
+    loop's thread; the callback is taken away however it ends."""
+    async with contextlib.aclosing(follow(job, steps)) as progress:
+        async for p in progress:
+            on_progress(p)  # type: ignore[misc]
+    return JobState.TRANSFERRED

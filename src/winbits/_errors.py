@@ -61,6 +61,17 @@ SERVICE_GONE = (
 )
 
 
+# Codes the facade acts on by number.
+E_NOINTERFACE = 0x80004002
+E_NOTIMPL = 0x80004001
+BG_E_INVALID_STATE = 0x80200002
+BG_E_ERROR_INFORMATION_UNAVAILABLE = 0x8020000F
+ERROR_NOT_SUPPORTED = 0x80070032
+ERROR_NOACCESS = 0x800703E6
+BG_S_PARTIAL_COMPLETE = 0x00200017
+BG_S_UNABLE_TO_DELETE_FILES = 0x0020001A
+
+
 def hresult_name(hresult: int) -> str | None:
     """The symbolic name of a known HRESULT, such as ``'BG_E_NOT_FOUND'``."""
     entry = _known(hresult & 0xFFFFFFFF)

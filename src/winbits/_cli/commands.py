@@ -1,0 +1,221 @@
+"""The commands that read and steer the queue: list, watch, show, set, the verbs and
+export."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+import uuid
+from typing import TextIO
+
+from .. import _counters
+from .._errors import (
+    BitsError,
+    InvalidStateError,
+)
+from .._job import Job
+from .._manager import Manager, connect
+from .._types import (
+    visible,
+)
+from .loops import Outage, Stopper
+from .render import (
+    changes_json,
+    file_records,
+    format_bytes,
+    format_table,
+    iso,
+    job_json,
+    properties_json,
+    show_value,
+    snapshot_json,
+    terminal_width,
+)
+from .settings import apply_settings, job_settings
+from .usage import UsageError, say
+
+
+def connect_for(args: argparse.Namespace) -> Manager:
+    if sys.platform != "win32":
+        raise UsageError(f"needs Windows (BITS is a Windows service); this is {sys.platform}")
+    return connect(args.clsid)
+
+
+VERBS = {
+    "cancel": "cancelled",
+    "complete": "completed",
+    "resume": "resumed",
+    "suspend": "suspended",
+}
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    with connect_for(args) as bits:
+        snap = bits.snapshot(args.all_users)
+    now = dt.datetime.now(dt.timezone.utc)
+    if args.json:
+        json.dump(snapshot_json(snap, now), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_table([job_json(j) for j in snap.jobs], terminal_width(out)) + "\n")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
+    clear = out.isatty() and not args.json
+    outage = Outage()
+    with connect_for(args) as bits, Stopper() as stop:
+        poller = bits.poller(args.all_users)
+        for polls in stop.rounds(args.count, args.interval):
+            try:
+                snap = poller.poll()
+            except BitsError as e:  # the service stopped or restarted: go on polling
+                outage.failed(f"cannot read BITS: {e}")
+            else:
+                outage.ok("reading BITS")
+                now = dt.datetime.now(dt.timezone.utc)
+                if polls == 0 or snap.added or snap.changed or snap.removed:
+                    if args.json:
+                        out.write(json.dumps(changes_json(snap, now)) + "\n")
+                    else:
+                        if clear:
+                            out.write("\x1b[H\x1b[2J")
+                        out.write(f"{iso(now)}  every {args.interval:g} s, Ctrl-C to stop\n")
+                        table = format_table([job_json(j) for j in snap.jobs], terminal_width(out))
+                        out.write(table + "\n\n")
+                    out.flush()
+    return 0
+
+
+def find_job(bits: Manager, text: str, all_users: bool = False) -> Job:
+    """A job by its id, or by a unique prefix of it (4 hex digits at least), as the
+    table shows them."""
+    try:
+        return bits.get_job(uuid.UUID(text))
+    except ValueError:
+        pass
+    prefix = text.strip("{}").lower()
+    if any(c not in "0123456789abcdef-" for c in prefix):
+        raise UsageError(f"not a job id: {text!r}")
+    if len(prefix.replace("-", "")) < 4:
+        raise UsageError(f"{text!r} is too short: give a job id or its first 4 hex digits or more")
+    matches = [j for j in bits.jobs(all_users) if str(j.id).startswith(prefix)]
+    if not matches:
+        raise UsageError(f"no job's id starts with {prefix}")
+    if len(matches) > 1:
+        listed = "; ".join(f"{j.id} {j.name!r} {j.state}" for j in matches)
+        raise UsageError(f"{len(matches)} jobs' ids start with {prefix}: {listed}")
+    return matches[0]
+
+
+def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
+    with connect_for(args) as bits:
+        job = find_job(bits, args.id, args.all_users)
+        name = job.name
+        try:
+            getattr(job, args.command)()
+        except InvalidStateError:
+            state = job.state
+            raise UsageError(
+                f"job {job.id} is {state}: it cannot be {VERBS[args.command]}"
+            ) from None
+    out.write(f"{VERBS[args.command]} {job.id} {visible(name)}\n")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    with connect_for(args) as bits:
+        job = find_job(bits, args.id, args.all_users)
+        props = job.properties()
+        files = file_records(job)
+    if args.json:
+        out.write(json.dumps(properties_json(props, files), indent=2) + "\n")
+        return 0
+    seconds = {"minimum_retry_delay", "no_progress_timeout", "maximum_download_time"}
+    rows = [
+        (
+            name.replace("_", " ").capitalize().replace("Http ", "HTTP "),
+            show_value(v) + (" s" if name in seconds and v is not None else ""),
+        )
+        for name, v in props._asdict().items()
+    ]
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        out.write(f"{label + ':':<{width}} {value}\n")
+    out.write(f"Files ({len(files)}):\n")
+    for f in files:
+        p = f.progress
+        peers = (
+            ""
+            if f.peer_stats is None
+            else (
+                f", {format_bytes(f.peer_stats.from_origin)} from origin, "
+                f"{format_bytes(f.peer_stats.from_peers)} from peers"
+            )
+        )
+        out.write(
+            f"  {visible(f.remote_name)} -> {visible(f.local_name)}: "
+            f"{format_bytes(p.bytes_transferred)} of {format_bytes(p.bytes_total)}"
+            f"{' (complete)' if p.completed else ''}{peers}\n"
+        )
+    return 0
+
+
+def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
+    changes = job_settings(args)
+    if not changes and args.branchcache is None:
+        raise UsageError("nothing to set: give at least one option (see winbits set --help)")
+    with connect_for(args) as bits:
+        job = find_job(bits, args.id, args.all_users)
+        done = apply_settings(job, args, None, changes)
+        out.write(f"set {', '.join(done)} of {job.id} {visible(job.name)}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .._prometheus import Health, write_textfile
+    except ImportError:
+        raise UsageError(
+            "export needs prometheus_client: pip install winbits[prometheus]"
+        ) from None
+
+    state = _counters.state_path(args.prometheus)
+    try:
+        counters, warning = _counters.load(state)
+    except _counters.StateError as e:
+        raise UsageError(str(e)) from None
+    with connect_for(args) as bits, Stopper() as stop:
+        poller = bits.poller(args.all_users)
+        outage, health = Outage(), Health()
+        for _ in stop.rounds(args.count, args.interval):
+            problem = None
+            try:
+                snap = poller.poll()
+                health.up, health.last_success = True, time.time()
+                counters.update(snap, health.last_success)
+            except BitsError as e:  # the file still says so: bits_up 0, counters kept
+                problem = f"cannot read BITS: {e}"
+                snap, health.up = None, False
+                health.poll_errors += 1
+            if problem and args.interval is None:
+                raise UsageError(problem)  # a one-shot export: one line, exit 1
+            try:  # the state first: a crash between the two never counts a byte twice
+                _counters.save(counters, state)
+                write_textfile(snap, args.prometheus, health, counters, per_job=args.per_job)
+            except OSError as e:  # a folder that is not there, a directory, read-only
+                problem = f"cannot write {args.prometheus}: {e.strerror or e}"
+                if args.interval is None:
+                    raise UsageError(problem) from None
+            else:  # said once there is a state, so that a failed export stays one line
+                if warning:
+                    say(warning)
+                warning = None
+            if problem:
+                outage.failed(problem)
+            else:
+                outage.ok(f"reading BITS and writing {args.prometheus}")
+    return 0

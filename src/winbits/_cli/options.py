@@ -1,0 +1,338 @@
+"""The command line's parser: every command, its options and their checks."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .. import __version__
+from .._checks import format_headers
+from .._types import (
+    AuthScheme,
+    JobPriority,
+)
+from . import commands, transfer
+from .usage import UsageError
+
+COMMANDS = (
+    "list",
+    "watch",
+    "download",
+    "upload",
+    "show",
+    "set",
+    "cancel",
+    "complete",
+    "resume",
+    "suspend",
+    "export",
+)
+
+# Without a byte moving for this long, `download` gives up (BITS itself would wait for its
+# no-progress timeout: 14 days by default on Windows).
+DEFAULT_STALL_TIMEOUT = 300.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2; ours is a usage error: 1
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def _seconds_or_zero(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _positive(text)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _ulong_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"must be 0 to 4294967295 seconds: {text!r}")
+    return value
+
+
+def header(text: str) -> tuple[str, str]:
+    """--header "Name: value". A refusal names the header, never its value."""
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("give a header as 'Name: value' (no ':' found)")
+    name, value = name.strip(), value.strip()
+    try:
+        format_headers({name: value})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name, value
+
+
+def _settings_parser() -> _Parser:
+    """The job settings that download and set share."""
+    p = _Parser(add_help=False)
+    p.add_argument(
+        "--priority",
+        choices=[m.name.lower() for m in JobPriority],
+        help="how BITS ranks the job against others (default: normal)",
+    )
+    p.add_argument(
+        "--retry-delay",
+        dest="minimum_retry_delay",
+        type=_ulong_seconds,
+        metavar="SECONDS",
+        help="wait this long after a transient error before trying again",
+    )
+    p.add_argument(
+        "--no-progress-timeout",
+        type=_ulong_seconds,
+        metavar="SECONDS",
+        help="BITS gives up after this long without progress (the job goes to ERROR)",
+    )
+    p.add_argument(
+        "--max-time",
+        dest="maximum_download_time",
+        type=_ulong_seconds,
+        metavar="SECONDS",
+        help="the most the whole job may take (BITS 3.0; 0: no limit)",
+    )
+    p.add_argument(
+        "--proxy",
+        action="append",
+        metavar="PROXY",
+        help="use this proxy (repeatable), e.g. http://proxy:8080",
+    )
+    p.add_argument(
+        "--proxy-bypass",
+        action="append",
+        metavar="HOST",
+        help="hosts reached without --proxy (repeatable; '<local>' for local names)",
+    )
+    p.add_argument("--no-proxy", action="store_true", help="connect directly, never by proxy")
+    p.add_argument(
+        "--transfer-policy",
+        choices=["always", "unrestricted", "standard", "no-surcharge", "not-roaming"],
+        help="on which networks the job transfers, by cost (BITS 5.0): standard waits "
+        "near a data cap and when roaming",
+    )
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--no-branchcache",
+        dest="branchcache",
+        action="store_false",
+        default=None,
+        help="take no bytes from BranchCache peers for this job (BITS 3.0)",
+    )
+    cache.add_argument(
+        "--branchcache",
+        dest="branchcache",
+        action="store_true",
+        default=None,
+        help="let the job use BranchCache again",
+    )
+    return p
+
+
+def _transfer_parser() -> _Parser:
+    """The options download and upload share: limits, the job's name, authentication."""
+    t = _Parser(add_help=False)
+    t.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="SECONDS",
+        help="cancel if the transfer has not finished after SECONDS (default: no limit)",
+    )
+    t.add_argument(
+        "--stall-timeout",
+        type=_seconds_or_zero,
+        default=DEFAULT_STALL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"cancel when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g}; "
+        "0: wait as long as BITS does)",
+    )
+    t.add_argument("--name", help="the job's display name (default: winbits COMMAND FILE)")
+    t.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=header,
+        metavar="'NAME: VALUE'",
+        help="an HTTP header sent with every request (repeatable; never printed)",
+    )
+    t.add_argument("--user", help="the user name the server (or proxy) asks for")
+    t.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="the environment variable that holds --user's password (else it is asked for "
+        "at the terminal; never on the command line)",
+    )
+    t.add_argument(
+        "--auth-scheme",
+        choices=[m.name.lower() for m in AuthScheme],
+        default="basic",
+        help="how --user's credentials are sent (default: basic)",
+    )
+    return t
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = _settings_parser()
+    clsid = _Parser(add_help=False)
+    clsid.add_argument("--clsid", help="connect to another COM class (a test double)")
+    users = _Parser(add_help=False)
+    users.add_argument(
+        "--all-users", action="store_true", help="every user's jobs (needs an administrator)"
+    )
+    parser = _Parser(
+        prog="winbits",
+        description=(
+            "Windows BITS jobs and files, with bytes from origin and from peers (BranchCache). "
+            "Without a command: list."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"winbits {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", parents=[clsid, users], help="a table of jobs and their files")
+    p.add_argument("--json", action="store_true", help="JSON (keys documented in the README)")
+    p.set_defaults(run=commands.cmd_list)
+
+    p = sub.add_parser("watch", parents=[clsid, users], help="refresh the table until Ctrl-C")
+    p.add_argument(
+        "--interval",
+        type=_positive,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between polls (default 2)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON line per change")
+    p.add_argument(
+        "--count", type=_count, default=0, metavar="N", help="stop after N polls (default: never)"
+    )
+    p.set_defaults(run=commands.cmd_watch)
+
+    moving = _transfer_parser()
+    p = sub.add_parser(
+        "download",
+        parents=[clsid, settings, moving],
+        help="download URLs through BITS",
+        description="Creates a BITS job, shows its progress, completes it and "
+        "prints the bytes from origin and from peers. Ctrl-C, an error, --timeout or "
+        "--stall-timeout cancel the job.",
+    )
+    p.add_argument("urls", nargs="+", metavar="URL", help="http, https or \\\\server\\share")
+    p.add_argument("dest", metavar="DEST", help="a file (one URL) or an existing folder")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="the server's content has no fixed size (a dynamic page): no ranges (BITS 5.0)",
+    )
+    p.set_defaults(run=transfer.cmd_download)
+
+    p = sub.add_parser(
+        "upload",
+        parents=[clsid, settings, moving],
+        help="upload a file through BITS",
+        description="Creates a BITS upload job for an existing file, shows its progress and "
+        "completes it. The server must speak BITS' upload protocol (IIS with the BITS "
+        "server extension). Ctrl-C, an error, --timeout or --stall-timeout cancel the job.",
+    )
+    p.add_argument("file", metavar="FILE", help="the file to send")
+    p.add_argument("url", metavar="URL", help="where to send it: http or https")
+    p.set_defaults(run=transfer.cmd_upload)
+
+    p = sub.add_parser(
+        "show",
+        parents=[clsid, users],
+        help="every property of one job and its files",
+        description="Like bitsadmin /info /verbose: every setting BITS gives for the job, "
+        "then its files. Custom headers are shown by name, never their values.",
+    )
+    p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(run=commands.cmd_show)
+
+    p = sub.add_parser(
+        "set",
+        parents=[clsid, users, settings],
+        help="change the settings of a job",
+        description="Sets what the options give; BITS' own refusal (a job in the wrong "
+        "state, a setting this BITS lacks) is one line and exit code 1.",
+    )
+    p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+    p.add_argument("--description", help="the job's description (at most 1,024 characters)")
+    p.set_defaults(run=commands.cmd_set)
+
+    for verb in commands.VERBS:
+        p = sub.add_parser(verb, parents=[clsid, users], help=f"{verb} a job by id (or id prefix)")
+        p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+        p.set_defaults(run=commands.cmd_verb)
+
+    p = sub.add_parser(
+        "export",
+        parents=[clsid, users],
+        help="write metrics for Prometheus (windows_exporter textfile collector)",
+    )
+    p.add_argument(
+        "--prometheus", required=True, metavar="FILE", help="the .prom file to write (atomically)"
+    )
+    p.add_argument(
+        "--interval", type=_positive, metavar="SECONDS", help="keep rewriting it every SECONDS"
+    )
+    p.add_argument(
+        "--count",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="with --interval: stop after N writes (default: never)",
+    )
+    p.add_argument(
+        "--per-job",
+        action="store_true",
+        help="also a series per job and per file (for small queues and debugging: "
+        "every job is a new series)",
+    )
+    p.set_defaults(run=commands.cmd_export)
+    return parser
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    argv = list(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "list")  # no command, or options only: list
+    elif argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        raise UsageError(f"unknown command {argv[0]!r}; the commands are: {', '.join(COMMANDS)}")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        known = {
+            option
+            for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+            for command in action.choices.values()  # type: ignore[union-attr]
+            for option in command._option_string_actions
+        }
+        name = extra[0].split("=", 1)[0]
+        if name in known:
+            raise UsageError(f"winbits {args.command}: {name} does not apply to {args.command}")
+        raise UsageError(f"winbits {args.command}: unrecognized arguments: {' '.join(extra)}")
+    return args

@@ -1,0 +1,152 @@
+"""The progress line of download and upload, drawn from Job.wait()'s on_progress, and
+the one-line failures of a transfer."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import TextIO
+
+from .._errors import (
+    JobFailedError,
+)
+from .._job import Job
+from .._types import (
+    JobProgress,
+    JobState,
+)
+from .render import format_bytes, format_duration
+from .usage import UsageError
+
+
+class RateMeter:
+    """Bytes per second over the last `window` seconds; None until half a second of
+    samples exists (a rate from the first milliseconds says nothing)."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.samples: list[tuple[float, int]] = []
+
+    def add(self, now: float, done: int) -> float | None:
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.pop(0)
+        t0, d0 = self.samples[0]
+        return (done - d0) / (now - t0) if now - t0 >= 0.5 else None
+
+
+def progress_line(done: int, total: int | None, rate: float | None, width: int = 24) -> str:
+    """'[#######.........]  31.0%  1.2 MiB / 3.9 MiB  620.0 KiB/s  ETA 0:04'"""
+    if total:
+        filled = min(width, int(width * done / total))
+        bar = "#" * filled + "." * (width - filled)
+        eta = (total - done) / rate if rate else (0.0 if done >= total else None)
+        pct = f"{100.0 * done / total:5.1f}%"
+    else:
+        bar, eta, pct = "?" * width, None, "    ?%"
+    speed = "?" if rate is None else format_bytes(int(rate))
+    return (
+        f"[{bar}] {pct}  {format_bytes(done)} / {format_bytes(total)}  "
+        f"{speed}/s  ETA {format_duration(eta)}"
+    )
+
+
+class ProgressDisplay:
+    """On a terminal, one line redrawn in place; elsewhere (a pipe, a log), a line at
+    most every `every` seconds."""
+
+    def __init__(self, stream: TextIO, every: float = 1.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = every
+        self.last = -math.inf
+
+    def show(self, line: str, now: float, final: bool = False, news: bool = False) -> None:
+        """``news``: the line says something new (the job's state), shown at once."""
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        elif final or news or now - self.last >= self.every:
+            self.stream.write(line + "\n")
+            self.last = now
+        self.stream.flush()
+
+
+def waiting_for(job: Job, state: JobState | int) -> str:
+    """What the progress line adds while no byte moves: the state, and BITS' reason for
+    a transient error (BITS retries it until the job's no-progress timeout)."""
+    if state == JobState.TRANSIENT_ERROR:
+        err = job.error
+        return f"retrying: {err.message}" if err else "retrying"
+    return str(state)
+
+
+def job_failure(job: Job, urls: str, verb: str = "download") -> str:
+    """One line: which URL, what BITS said (or winbits' text for the code), or, where
+    BITS gave no error at all, the state the job ended in."""
+    err = job.error
+    if err is None:
+        return f"{verb} of {urls} failed: BITS gave no reason (the job is {job.state})"
+    return (
+        f"{verb} of {err.remote_name or urls} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+    )
+
+
+def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
+    """Resumes the job and waits for it (Job.wait), showing its progress on stderr from
+    wait()'s on_progress until BITS has transferred it; -> when it started
+    (time.monotonic). A UsageError when it fails, or --timeout or --stall-timeout
+    passes; the caller cancels the job (Manager.transfer)."""
+    display = ProgressDisplay(sys.stderr)
+    meter = RateMeter()
+    job.resume()
+    handles = job.files()
+    said = ""  # the state part of the line last shown
+
+    def totals(p: JobProgress | None) -> tuple[int, int | None]:
+        done = p.bytes_transferred if p else 0
+        total = p.bytes_total if p else None
+        if total is None:  # some BITS (Wine) never total a job: its files know
+            sizes = [None if fp is None else fp.bytes_total for fp in (f.progress for f in handles)]
+            total = None if None in sizes else sum(s for s in sizes if s is not None)
+        return done, total
+
+    def show(p: JobProgress) -> None:  # called while bytes move and when the state changes
+        nonlocal said
+        now = time.monotonic()
+        done, total = totals(p)
+        state = job.state
+        moving = state in (JobState.TRANSFERRING, JobState.TRANSFERRED)
+        waiting = "" if moving else waiting_for(job, state)
+        line = progress_line(done, total, meter.add(now, done))
+        display.show(line + ("  " + waiting if waiting else ""), now, news=waiting != said)
+        said = waiting
+
+    start = time.monotonic()
+    try:
+        job.wait(
+            args.timeout,
+            on_progress=show,
+            progress_interval=0.2,
+            stall_timeout=args.stall_timeout or None,
+        )
+    except JobFailedError:
+        raise UsageError(job_failure(job, shown, verb)) from None
+    except TimeoutError:
+        state = job.state
+        if args.timeout is not None and time.monotonic() - start >= args.timeout:
+            raise UsageError(
+                f"{verb} of {shown} did not finish in {args.timeout:g} s "
+                f"(the job is {state}); cancelled"
+            ) from None
+        raise UsageError(
+            f"{verb} of {shown}: no byte moved for "
+            f"{args.stall_timeout:g} s ({waiting_for(job, state)}); cancelled"
+        ) from None
+    now = time.monotonic()
+    done, total = totals(job.progress)  # the last line: the whole transfer's rate
+    display.show(
+        progress_line(done, total, done / (now - start) if now > start else None), now, final=True
+    )
+    return start

@@ -1,0 +1,309 @@
+"""What the commands print: one JSON-ready shape per job (``job_json``) that the table,
+the JSON output and the Prometheus export all read; the table; `show`'s values; sizes
+and durations. Pure: tested on any OS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+import shutil
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .._job import Job
+from .._types import (
+    ClientCertificate,
+    CostFlags,
+    FileProgress,
+    FileRecord,
+    JobError,
+    JobProgress,
+    JobProperties,
+    JobRecord,
+    JobTimes,
+    PeerCaching,
+    ProxySettings,
+    SecurityFlags,
+    Snapshot,
+    peer_share,
+    percent,
+    visible,
+)
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def job_json(job: JobRecord) -> dict[str, Any]:
+    """A job as the documented JSON object (README: "JSON output")."""
+    p = job.progress
+    state = job.state
+    return {
+        "id": str(job.id),
+        "name": job.name,
+        "owner": job.owner,
+        "state": str(state),  # the name (JobState prints it), or the number BITS gave
+        "bytes_total": p.bytes_total,
+        "bytes_transferred": p.bytes_transferred,
+        "percent": percent(p.bytes_transferred, p.bytes_total),
+        "files_total": p.files_total,
+        "files_transferred": p.files_transferred,
+        "created": iso(job.times.created) if job.times else None,
+        "modified": iso(job.times.modified) if job.times else None,
+        "transfer_completed": iso(job.times.transfer_completed) if job.times else None,
+        "files": [file_json(f) for f in job.files],
+    }
+
+
+def file_json(f: FileRecord) -> dict[str, Any]:
+    return {
+        "remote_name": f.remote_name,
+        "local_name": f.local_name,
+        "bytes_total": f.progress.bytes_total,
+        "bytes_transferred": f.progress.bytes_transferred,
+        "completed": f.progress.completed,
+        "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
+        "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
+        "peer_percent": None if f.peer_stats is None else f.peer_stats.peer_share,
+    }
+
+
+def file_records(job: Job) -> list[FileRecord]:
+    """The job's files as records, read live (a file whose progress BITS does not give
+    reads as nothing moved)."""
+    records = []
+    for f in job.files():
+        progress = f.progress or FileProgress(None, 0, False)
+        records.append(FileRecord(f.remote_name, f.local_name, progress, f.peer_download_stats()))
+    return records
+
+
+def flag_names(value: enum.IntFlag) -> list[str]:
+    """The names of the flags set in value."""
+    return [m.name or "" for m in type(value) if m in value]
+
+
+def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, Any]:
+    """`show --json`: every property of one job, its files as in list --json. Custom
+    headers by name only."""
+    out: dict[str, Any] = {}
+    for name, value in props._asdict().items():
+        if name == "id" or isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, (JobProgress, JobError)):
+            value = value._asdict()
+        elif isinstance(value, JobTimes):
+            value = {k: iso(v) for k, v in value._asdict().items()}
+        elif isinstance(value, ProxySettings):
+            value = {"usage": str(value.usage), "proxies": value.proxies, "bypass": value.bypass}
+        elif isinstance(value, CostFlags):
+            value = int(value)  # its members overlap: the number says it exactly
+        elif isinstance(value, (PeerCaching, SecurityFlags)):
+            value = flag_names(value)
+        elif isinstance(value, ClientCertificate):
+            sha1 = None if value.sha1 is None else value.sha1.hex()
+            value = {**value._asdict(), "location": str(value.location), "sha1": sha1}
+        elif isinstance(value, enum.Enum):
+            value = str(value)
+        out[name] = value
+    if props.error is not None:
+        out["error"]["context"] = str(props.error.context)
+    out["files"] = [file_json(f) for f in files]
+    return out
+
+
+def snapshot_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    return {"time": iso(now), "jobs": [job_json(j) for j in snap.jobs]}
+
+
+def changes_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
+    """One line of `watch --json`: what was added, changed and removed, with the
+    added and changed jobs in full."""
+    moved = snap.added | snap.changed
+    return {
+        "time": iso(now),
+        "added": sorted(str(i) for i in snap.added),
+        "changed": sorted(str(i) for i in snap.changed),
+        "removed": sorted(str(i) for i in snap.removed),
+        "jobs": [job_json(j) for j in snap.jobs if j.id in moved],
+    }
+
+
+def format_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KiB'; None (unknown) -> '?'."""
+    if n is None:
+        return "?"
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def format_percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}%"
+
+
+HEADERS = (
+    "NAME",
+    "ID",
+    "STATE",
+    "OWNER",
+    "BYTES",
+    "%",
+    "FILES",
+    "FROM ORIGIN",
+    "FROM PEERS",
+    "PEER %",
+)
+
+RIGHT = {"BYTES", "%", "FILES", "FROM ORIGIN", "FROM PEERS", "PEER %"}
+
+
+def _share_cell(done: int, total: int | None, finished: bool) -> str:
+    """The % column: nothing where there is nothing to count (an empty job, a file of
+    size 0 that did not finish), else the share done."""
+    if total == 0:
+        return format_percent(100.0) if finished else ""
+    return format_percent(percent(done, total))
+
+
+def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """A row per job, then a row per file under it (its name indented)."""
+    rows: list[tuple[str, ...]] = []
+    for j in jobs:
+        done, total = j["bytes_transferred"], j["bytes_total"]
+        n, n_done = j["files_total"], j["files_transferred"]
+        rows.append(
+            (
+                visible(j["name"]),
+                j["id"][:8],
+                j["state"],
+                visible(j["owner"] or ""),
+                f"{format_bytes(done)} / {format_bytes(total)}" if n else "",
+                _share_cell(done, total, 0 < n == n_done),
+                f"{n_done}/{n}",
+                "",
+                "",
+                "",
+            )
+        )
+        for f in j["files"]:
+            origin, peers = f["from_origin"], f["from_peers"]
+            rows.append(
+                (
+                    "  " + visible(f["local_name"]),
+                    "",
+                    "",
+                    "",
+                    f"{format_bytes(f['bytes_transferred'])} / {format_bytes(f['bytes_total'])}",
+                    _share_cell(f["bytes_transferred"], f["bytes_total"], f["completed"]),
+                    "done" if f["completed"] else "",
+                    "" if origin is None else format_bytes(origin),
+                    "" if peers is None else format_bytes(peers),
+                    format_percent(peer_share(origin, peers)),
+                )
+            )
+    return rows
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes on a terminal: 2 for wide (CJK, most emoji), 0 for
+    combining marks and zero-width characters, 1 for the rest."""
+    width = 0
+    for c in text:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return width
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` columns, its end replaced by an ellipsis if cut."""
+    if display_width(text) <= width:
+        return text
+    kept, used = [], 0
+    for c in text:
+        w = display_width(c)
+        if used + w > width - 1:
+            break
+        kept.append(c)
+        used += w
+    return "".join(kept) + "\u2026"
+
+
+def format_table(jobs: Sequence[dict[str, Any]], width: int | None = None) -> str:
+    """The table; with `width` (a terminal's), the NAME column is cut to fit it (the
+    full names are in --json)."""
+    if not jobs:
+        return "No BITS jobs."
+    rows = [HEADERS, *table_rows(jobs)]
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(HEADERS))]
+    if width is not None:
+        others = sum(widths[1:]) + 2 * (len(widths) - 1)
+        widths[0] = max(len(HEADERS[0]), min(widths[0], width - others))
+    lines = []
+    for r in rows:
+        cells = []
+        for c, w, h in zip(r, widths, HEADERS, strict=True):
+            c = cut(c, w)
+            fill = " " * (w - display_width(c))
+            cells.append(fill + c if h in RIGHT else c + fill)
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def terminal_width(out: TextIO) -> int | None:
+    return shutil.get_terminal_size().columns if out.isatty() else None
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or math.isinf(seconds) or math.isnan(seconds) or seconds < 0:
+        return "--:--"
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02}:{s:02}" if h else f"{m}:{s:02}"
+
+
+def show_value(value: object) -> str:
+    """One property's value as `show` prints it."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, JobProgress):
+        return (
+            f"{format_bytes(value.bytes_transferred)} of {format_bytes(value.bytes_total)}, "
+            f"{value.files_transferred} of {value.files_total} file(s)"
+        )
+    if isinstance(value, JobTimes):
+        return ", ".join(f"{k} {iso(v) or '-'}" for k, v in value._asdict().items())
+    if isinstance(value, JobError):
+        return f"{visible(value.message)} (HRESULT 0x{value.hresult:08X}, {value.context})"
+    if isinstance(value, ProxySettings):
+        text = str(value.usage)
+        if value.proxies:
+            text += " " + " ".join(value.proxies)
+        if value.bypass:
+            text += " (bypass: " + " ".join(value.bypass) + ")"
+        return text
+    if isinstance(value, CostFlags):
+        return f"0x{int(value):08X}"
+    if isinstance(value, (PeerCaching, SecurityFlags)):
+        return "|".join(flag_names(value)) or "0"
+    if isinstance(value, ClientCertificate):
+        return f"{visible(value.subject)} in {value.location} {visible(value.store)}"
+    if isinstance(value, tuple):
+        return " ".join(visible(str(v)) for v in value) if value else "-"
+    return visible(str(value))
