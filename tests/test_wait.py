@@ -475,6 +475,28 @@ def finish_the_first_queued_job(double, from_origin=3, from_peers=1):
             time.sleep(0.01)
 
 
+def test_download_whose_file_did_not_land_raises_and_names_it(double, tmp_path):
+    double.reset(lands=False)  # BITS answered Complete, but nothing is at DEST
+    helper = later(0, lambda: finish_the_first_queued_job(double))
+    with winbits.connect(double.clsid()) as bits:
+        dest = str(tmp_path / "gone.bin")
+        with pytest.raises(winbits.PartialCompleteError) as failed:
+            bits.download("http://h/gone.bin", dest)
+        helper.join()
+        assert failed.value.files == (dest,)
+        assert f"{dest} did not land" in str(failed.value)
+        assert bits.jobs() == []  # completed, not left in the queue
+
+
+def test_download_lands_each_file_at_the_size_bits_transferred(double, tmp_path):
+    helper = later(0, lambda: finish_the_first_queued_job(double))
+    with winbits.connect(double.clsid()) as bits:
+        dest = tmp_path / "four.bin"
+        result = bits.download("http://h/four.bin", str(dest))
+        helper.join()
+    assert result.bytes == 4 and dest.stat().st_size == 4
+
+
 def test_download_async_returns_what_landed(double, tmp_path):
     helper = later(0, lambda: finish_the_first_queued_job(double))
     with winbits.connect(double.clsid()) as bits:

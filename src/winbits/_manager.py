@@ -151,18 +151,19 @@ class Manager:
     ) -> DownloadResult:
         """download() of several (url, path) pairs in one job."""
         checks.wait_args(timeout, on_progress, 0.5, poll_interval, stall_timeout)
-        job = _downloads.start(self, files, name, overwrite, settings)
-        try:
-            job.wait(
+        return _downloads.transfer(
+            self,
+            files,
+            lambda job: job.wait(
                 timeout,
                 on_progress=on_progress,
                 poll_interval=poll_interval,
                 stall_timeout=stall_timeout,
-            )
-            return _downloads.finish(job)
-        except BaseException:
-            _downloads.cancel_quietly(job)
-            raise
+            ),
+            name=name,
+            overwrite=overwrite,
+            settings=settings,
+        )
 
     async def download_async(
         self,

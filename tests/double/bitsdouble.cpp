@@ -83,8 +83,23 @@ void leave_queue(JobData& d) {
 std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
 int g_file_level = 5;  // the highest IBackgroundCopyFileN this "server" implements
-int g_job_level = 5;   // the highest IBackgroundCopyJobN (3 and up: the HTTP options too;
-                       // 5: HttpOptions2 too)
+bool g_lands = true;   // Complete() writes a download's files, as BITS moves them into place
+
+// A file moved into place: `transferred` bytes (zeros) at its local name; nothing where
+// that folder does not exist (a test's made-up path).
+void land(const FileData& f) {
+    HANDLE h = CreateFileW(f.local.c_str(), GENERIC_WRITE, 0, nullptr, CREATE_ALWAYS,
+                           FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE)
+        return;
+    LARGE_INTEGER size;
+    size.QuadPart = static_cast<LONGLONG>(f.transferred);
+    if (SetFilePointerEx(h, size, nullptr, FILE_BEGIN))
+        SetEndOfFile(h);
+    CloseHandle(h);
+}
+int g_job_level = 5;  // the highest IBackgroundCopyJobN (3 and up: the HTTP options too;
+                      // 5: HttpOptions2 too)
 bool g_admin = false;
 bool g_stable_identity = true;    // hand out the same job object in every enumeration
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
@@ -699,6 +714,10 @@ public:
         JOB_ENTER("Complete");
         if (data_->state != BG_JOB_STATE_TRANSFERRED)
             return winbits::kBgInvalidState;
+        constexpr HRESULT kPartialComplete = 0x00200017;  // BG_S_PARTIAL_COMPLETE: none moved
+        if (data_->type == BG_JOB_TYPE_DOWNLOAD && g_lands && entered_ != kPartialComplete)
+            for (const FileData& f : data_->files)
+                land(f);
         data_->state = BG_JOB_STATE_ACKNOWLEDGED;
         leave_queue(*data_);
         return entered_;
@@ -1134,12 +1153,12 @@ std::wstring wide(PyObject* s) {
 }
 
 PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
-    static const char* names[] = {"file_level", "admin",     "stable_identity",
-                                  "delay_us",   "job_level", nullptr};
-    int level = 5, admin = 0, stable = 1, job_level = 5;
+    static const char* names[] = {"file_level", "admin", "stable_identity", "delay_us", "job_level",
+                                  "lands",      nullptr};
+    int level = 5, admin = 0, stable = 1, job_level = 5, lands = 1;
     long delay_us = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ippli", const_cast<char**>(names), &level, &admin,
-                                     &stable, &delay_us, &job_level))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|ipplip", const_cast<char**>(names), &level, &admin,
+                                     &stable, &delay_us, &job_level, &lands))
         return nullptr;
     if (level < 1 || level > 5 || job_level < 1 || job_level > 5)
         return PyErr_Format(PyExc_ValueError, "file_level 1..5, job_level 1..5");
@@ -1156,6 +1175,7 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     g_faults.clear();
     g_any_fault = false;
     g_file_level = level;
+    g_lands = lands != 0;
     g_admin = admin != 0;
     g_stable_identity = stable != 0;
     g_delay_us = delay_us;
@@ -1591,7 +1611,7 @@ PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS, "Register the double's class object (idempotent)."},
     {"clsid", py_clsid, METH_NOARGS, "The double's CLSID as a string."},
     {"reset", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_reset)),
-     METH_VARARGS | METH_KEYWORDS, "reset(file_level=5, admin=False)"},
+     METH_VARARGS | METH_KEYWORDS, "reset(file_level=5, admin=False, ..., lands=True)"},
     {"add_job", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_add_job)),
      METH_VARARGS | METH_KEYWORDS, "add_job(name, state=3, ...) -> id string"},
     {"add_file", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_add_file)),

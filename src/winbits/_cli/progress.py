@@ -93,14 +93,12 @@ def job_failure(job: Job, urls: str, verb: str = "download") -> str:
     )
 
 
-def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
-    """Resumes the job and waits for it (Job.wait), showing its progress on stderr from
-    wait()'s on_progress until BITS has transferred it; -> when it started
-    (time.monotonic). A UsageError when it fails, or --timeout or --stall-timeout
-    passes; the caller cancels the job (Manager.transfer)."""
+def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> None:
+    """Waits for the resumed job (Job.wait), showing its progress on stderr from wait()'s
+    on_progress until BITS has transferred it. A UsageError when it fails, or --timeout
+    or --stall-timeout passes; the caller cancels the job (_downloads.transfer)."""
     display = ProgressDisplay(sys.stderr)
     meter = RateMeter()
-    job.resume()
     handles = job.files()
     said = ""  # the state part of the line last shown
 
@@ -149,4 +147,3 @@ def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> float:
     display.show(
         progress_line(done, total, done / (now - start) if now > start else None), now, final=True
     )
-    return start

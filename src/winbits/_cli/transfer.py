@@ -9,8 +9,10 @@ import os
 import time
 from typing import TextIO
 
-from .._checks import MAX_NAME_LENGTH
+from .. import _downloads
+from .._manager import Manager
 from .._types import (
+    DownloadResult,
     JobType,
     peer_share,
     visible,
@@ -23,6 +25,34 @@ from .targets import plan_targets
 from .usage import UsageError
 
 
+def _run(
+    bits: Manager,
+    args: argparse.Namespace,
+    files: list[tuple[str, str]],
+    job_type: JobType,
+    shown: str,
+) -> tuple[DownloadResult, float]:
+    """One transfer through the library's path (create, set, add, resume, wait, complete,
+    check what landed; cancelled on any failure), the wait drawn as the progress line;
+    -> what it moved, and how long it took. The password (asked for before connecting)
+    is let go once it is set."""
+    secret = [args.password]
+    args.password = None
+    verb = "download" if job_type == JobType.DOWNLOAD else "upload"
+    name = args.name or f"winbits {verb} {ntpath.basename(files[0][1])}"
+    start = time.monotonic()
+    result = _downloads.transfer(
+        bits,
+        files,
+        lambda job: follow(job, args, shown, verb),
+        name=name,
+        overwrite=getattr(args, "force", False),
+        job_type=job_type,
+        setup=lambda job: apply_settings(job, args, secret.pop()),
+    )
+    return result, time.monotonic() - start
+
+
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     urls, dest = args.urls, args.dest
     targets = plan_targets(urls, dest, os.path.isdir, os.path.abspath)
@@ -33,50 +63,26 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     for _, path in targets:  # BITS would transfer, then fail to move the file into place
         if not os.path.isdir(os.path.dirname(path)):
             raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
-    password = password_for(args)
-    name = args.name or f"winbits download {ntpath.basename(targets[0][1])}"
-    with (
-        connect_for(args) as bits,
-        bits.transfer(name[:MAX_NAME_LENGTH]) as job,
-    ):
-        apply_settings(job, args, password)
-        password = None
-        for url, path in targets:
-            job.add_file(url, path, overwrite=args.force)
-        start = follow(job, args, ", ".join(urls), "download")  # the URLs, as failures name them
-        files = []
-        for f in job.files():
-            fp = f.progress
-            files.append(
-                (
-                    f.local_name,
-                    0 if fp is None else fp.bytes_transferred,
-                    f.peer_download_stats(),
-                )
-            )
-        job.complete()
-        for path, size, _ in files:  # say "downloaded" only of what is there
-            if not os.path.isfile(path) or os.path.getsize(path) != size:
-                raise UsageError(f"BITS completed the job, but {path} did not land")
-    elapsed = time.monotonic() - start
-    origin = sum(s.from_origin for _, _, s in files if s is not None)
-    peers = sum(s.from_peers for _, _, s in files if s is not None)
-    total_bytes = sum(n for _, n, _ in files)
+    args.password = password_for(args)
+    with connect_for(args) as bits:  # failures name the URLs
+        result, elapsed = _run(bits, args, targets, JobType.DOWNLOAD, ", ".join(urls))
+    files = result.files
     out.write(
-        f"Downloaded {len(files)} file(s), {format_bytes(total_bytes)} in "
+        f"Downloaded {len(files)} file(s), {format_bytes(result.bytes)} in "
         f"{format_duration(elapsed)}\n"
     )
-    for name, size, _ in files:
-        out.write(f"  {visible(name)}  {format_bytes(size)}\n")
-    if any(s is None for _, _, s in files):
+    for f in files:
+        out.write(f"  {visible(f.path)}  {format_bytes(f.bytes)}\n")
+    stats = result.peer_stats
+    if stats is None:
         out.write(
             "Bytes from origin / peers: not reported by this BITS (no IBackgroundCopyFile4)\n"
         )
     else:
-        share = peer_share(origin, peers)
+        share = peer_share(stats.from_origin, stats.from_peers)
         out.write(
-            f"Bytes from origin: {format_bytes(origin)}, from peers: "
-            f"{format_bytes(peers)} (peer share {format_percent(share) or '0.0%'})\n"
+            f"Bytes from origin: {format_bytes(stats.from_origin)}, from peers: "
+            f"{format_bytes(stats.from_peers)} (peer share {format_percent(share) or '0.0%'})\n"
         )
     return 0
 
@@ -85,21 +91,11 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     path = os.path.abspath(args.file)
     if not os.path.isfile(path):
         raise UsageError(f"{path} is not a file: upload sends an existing file")
-    password = password_for(args)
-    name = args.name or f"winbits upload {ntpath.basename(path)}"
-    with (
-        connect_for(args) as bits,
-        bits.transfer(name[:MAX_NAME_LENGTH], JobType.UPLOAD) as job,
-    ):
-        apply_settings(job, args, password)
-        password = None
-        job.add_file(args.url, path)
-        start = follow(job, args, args.url, "upload")
-        p = job.progress
-        sent = p.bytes_transferred if p else 0
-        job.complete()
+    args.password = password_for(args)
+    with connect_for(args) as bits:
+        result, elapsed = _run(bits, args, [(args.url, path)], JobType.UPLOAD, args.url)
     out.write(
-        f"Uploaded {visible(path)} to {visible(args.url)}, {format_bytes(sent)} in "
-        f"{format_duration(time.monotonic() - start)}\n"
+        f"Uploaded {visible(path)} to {visible(args.url)}, {format_bytes(result.bytes)} in "
+        f"{format_duration(elapsed)}\n"
     )
     return 0
