@@ -78,8 +78,8 @@ bool service_gone(const ModuleState* st, HRESULT hr) {
 
 }  // namespace
 
-// A job or file from before an outage stays dead, and its error says to get it again.
-PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr, const unsigned* seen) {
+PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr, const unsigned* seen,
+                        bool from_object) {
     const bool gone = service_gone(st, hr);
     std::wstring text;
     Py_BEGIN_ALLOW_THREADS
@@ -93,12 +93,16 @@ PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr, const uns
         return S_OK;
     });
     Py_END_ALLOW_THREADS
-    if (gone && seen) {
-        if (text.empty())
-            text = L"the BITS service went away";
-        text +=
-            L" (this object belongs to the BITS service from before: get the job again "
-            L"from the manager)";
+    if (gone && from_object) {
+        try {
+            if (text.empty())
+                text = L"the BITS service went away";
+            text +=
+                L" (this object belongs to the BITS service from before: get the job again "
+                L"from the manager)";
+        } catch (const std::bad_alloc&) {
+            return PyErr_NoMemory();
+        }
     }
     PyRef message(text.empty() ? Py_NewRef(Py_None) : to_py(text));
     if (!message)
@@ -112,7 +116,7 @@ PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr, const uns
 
 PyObject* raise_for(PyObject* self, HRESULT hr) {
     ChildObject* c = as_child(self);
-    return raise_hresult(state_of(self), c->manager->conn, hr, &c->generation);
+    return raise_hresult(state_of(self), c->manager->conn, hr, &c->generation, true);
 }
 
 bool check_open(ManagerObject* m) {
@@ -172,7 +176,7 @@ namespace {
 // A wrapper of type tp around a new handle of `com` (moved only once the handle is
 // made); the handle is deleted in the MTA, and com released, when no wrapper can be made.
 template <class Obj, class Handle, class I>
-PyObject* wrap(ManagerObject* m, PyTypeObject* tp, ComPtr<I>& com) {
+PyObject* wrap(ManagerObject* m, PyTypeObject* tp, ComPtr<I>& com, unsigned generation) {
     auto* handle = new (std::nothrow) Handle(std::move(com));
     if (!handle) {
         IUnknown* orphan = com.Detach();
@@ -190,21 +194,27 @@ PyObject* wrap(ManagerObject* m, PyTypeObject* tp, ComPtr<I>& com) {
     }
     auto* w = reinterpret_cast<Obj*>(o);
     w->manager = reinterpret_cast<ManagerObject*>(Py_NewRef(reinterpret_cast<PyObject*>(m)));
-    w->generation = m->conn->generation();
+    w->generation = generation;
     w->handle = handle;
     return o;
 }
 
 }  // namespace
 
-PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job) {
+PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job, unsigned generation,
+                  const GUID* id) {
     ModuleState* st = state_of(reinterpret_cast<PyObject*>(m));
-    return wrap<JobObject, JobHandle>(m, st->job_type, job);
+    PyObject* o = wrap<JobObject, JobHandle>(m, st->job_type, job, generation);
+    if (o && id) {
+        as_job(o)->id = *id;
+        as_job(o)->has_id = true;
+    }
+    return o;
 }
 
-PyObject* new_file(ManagerObject* m, ComPtr<IBackgroundCopyFile>& file) {
+PyObject* new_file(ManagerObject* m, ComPtr<IBackgroundCopyFile>& file, unsigned generation) {
     ModuleState* st = state_of(reinterpret_cast<PyObject*>(m));
-    return wrap<FileObject, FileHandle>(m, st->file_type, file);
+    return wrap<FileObject, FileHandle>(m, st->file_type, file, generation);
 }
 
 }  // namespace winbits::py

@@ -49,6 +49,8 @@ struct JobObject {
     ManagerObject* manager;
     unsigned generation;
     JobHandle* handle;  // owned; deleted in the MTA
+    GUID id;            // read when it was made (it never changes), where has_id
+    bool has_id;
 };
 
 struct FileObject {
@@ -137,10 +139,12 @@ bool optional_text(PyObject* arg, WideArg& out, const char* what);
 
 // BITS' own text for hr is fetched (GIL released), and winbits._errors.from_hresult picks
 // the exception class. Where the service went away, the connection gets a fresh manager
-// here, once per outage: `seen` is the generation of the failing job or file (null for
-// the manager's own calls). Always returns null.
+// here, once per outage: `seen` is the generation the failing call went to (read with
+// the manager when the call started, or the failing job's or file's), so that calls
+// failing together in one outage reconnect once. A job or file (`from_object`) from
+// before the outage stays dead, and its error says to get it again. Returns null.
 PyObject* raise_hresult(ModuleState* st, Connection* conn, HRESULT hr,
-                        const unsigned* seen = nullptr);
+                        const unsigned* seen = nullptr, bool from_object = false);
 // raise_hresult for a job or file.
 PyObject* raise_for(PyObject* self, HRESULT hr);
 // ValueError, false, once the manager was closed.
@@ -178,10 +182,12 @@ PyObject* py_string_or_none(const CoTaskString& s);  // None for a null or empty
 
 PyObject* alloc(PyTypeObject* tp);
 void free_object(PyObject* self);  // and the reference to its heap type
-// A Job or File wrapper of what an enumeration or a call found; takes over `job` or
-// `file`, which is released in the MTA when no wrapper can be made.
-PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job);
-PyObject* new_file(ManagerObject* m, ComPtr<IBackgroundCopyFile>& file);
+// A Job or File wrapper of what an enumeration or a call found, stamped with the
+// generation of the service it came from; takes over `job` or `file`, which is released
+// in the MTA when no wrapper can be made.
+PyObject* new_job(ManagerObject* m, ComPtr<IBackgroundCopyJob>& job, unsigned generation,
+                  const GUID* id = nullptr);
+PyObject* new_file(ManagerObject* m, ComPtr<IBackgroundCopyFile>& file, unsigned generation);
 
 // Releases COM pointers from Python code: in the MTA, with the GIL released.
 template <class I>

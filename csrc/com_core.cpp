@@ -1,6 +1,8 @@
 // The COM core: the MTA helper thread, the connection, enumerator walks and reads.
 #include "com_core.h"
 
+#include <algorithm>
+
 namespace winbits {
 
 namespace {
@@ -134,7 +136,13 @@ HRESULT drain(Enum* e, std::vector<ComPtr<Item>>& out) {
         for (ULONG i = 0; i < fetched; ++i) {
             ComPtr<Item> item;
             item.Attach(batch[i]);
-            out.push_back(std::move(item));  // may throw: in_mta turns it into E_OUTOFMEMORY
+            try {
+                out.push_back(std::move(item));  // `item` releases its own if this throws
+            } catch (...) {
+                for (ULONG rest = i + 1; rest < fetched; ++rest)
+                    batch[rest]->Release();
+                throw;  // in_mta turns it into E_OUTOFMEMORY
+            }
         }
         if (hr == S_FALSE || fetched < kBatch)
             return S_OK;
@@ -202,9 +210,11 @@ Connection::~Connection() {
         CoDecrementMTAUsage(cookie_);
 }
 
-ComPtr<IBackgroundCopyManager> Connection::manager() {
+ComPtr<IBackgroundCopyManager> Connection::manager(unsigned* generation) {
     lock_.lock_shared();
     ComPtr<IBackgroundCopyManager> m = manager_;
+    if (generation)
+        *generation = this->generation();  // bumped only under the exclusive lock
     lock_.unlock_shared();
     return m;
 }
@@ -297,10 +307,15 @@ void Doorbell::release() noexcept {
 }
 
 void Doorbell::ring(unsigned long long token) noexcept {
+    // Each token once, and a bounded list: a wait whose ring finds it full (or memory
+    // short) learns of the change by its own poll. BITS can call a forgotten notifier for
+    // as long as the job is in the queue, and nothing takes a token nobody waits for.
+    constexpr size_t kMaxRung = 1024;
     AcquireSRWLockExclusive(&lock_);
     try {
-        rung_.push_back(token);
-    } catch (...) {  // out of memory: that wait learns of it by its fallback poll
+        if (rung_.size() < kMaxRung && std::find(rung_.begin(), rung_.end(), token) == rung_.end())
+            rung_.push_back(token);
+    } catch (...) {
     }
     ReleaseSRWLockExclusive(&lock_);
     SetEvent(event_);
@@ -397,8 +412,15 @@ HRESULT JobHandle::listen(Doorbell* bell, unsigned long long token) noexcept {
     if (busy)
         return kListenBusy;
     IBackgroundCopyJob* job = job_.Get();
-    Notifier* n = Notifier::create(bell, token);
-    HRESULT hr = n ? S_OK : E_OUTOFMEMORY;
+    // BITS runs a job's notify command line only while no callback is registered (and
+    // answers success either way): a job that has one is polled, so that it still runs.
+    IBackgroundCopyJob2* job2 = nullptr;
+    CoTaskString program, parameters;
+    const bool has_program = SUCCEEDED(as(&job2)) &&
+                             SUCCEEDED(job2->GetNotifyCmdLine(program.put(), parameters.put())) &&
+                             !program.empty();
+    Notifier* n = has_program ? nullptr : Notifier::create(bell, token);
+    HRESULT hr = has_program ? kListenCommandLine : n ? S_OK : E_OUTOFMEMORY;
     ULONG old = 0;
     bool restore = false;
     if (n) {

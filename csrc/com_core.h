@@ -240,8 +240,10 @@ public:
     ~Connection();
 
     // The manager, or null once closed. The copy holds its own reference, so a
-    // concurrent close() cannot pull it away mid-call.
-    ComPtr<IBackgroundCopyManager> manager();
+    // concurrent close() cannot pull it away mid-call. With `generation`, the generation
+    // it belongs to, read together with it: what a failure of a call through it compares
+    // (reconnect), and what the jobs it gives are stamped with.
+    ComPtr<IBackgroundCopyManager> manager(unsigned* generation = nullptr);
     void close() noexcept;
     // After the service went away, a fresh manager for the next call: the failed call
     // still fails, the connection itself recovers. Only the first failure of an outage
@@ -391,6 +393,9 @@ constexpr int kJobSlots = 6;
 
 // listen() while another wait of the same handle listens, or is registering.
 constexpr HRESULT kListenBusy = HRESULT_FROM_WIN32(ERROR_BUSY);
+// listen() on a job with a notify command line, which a registered callback would keep
+// BITS from running: not registered, the wait polls.
+constexpr HRESULT kListenCommandLine = HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED);
 
 // A job: its proxy, the richer interfaces it was asked for (each once), and wait()'s
 // registration on it. Destroyed in the MTA (delete_in_mta): the registration undone and
@@ -419,7 +424,8 @@ public:
     // Registers winbits' notifier on the job (a job this process created: the last
     // SetNotifyInterface wins), TRANSFERRED | ERROR | MODIFICATION, remembering the flags
     // it found; with a doorbell, each call also rings it with `token`. kListenBusy when
-    // this handle listens already. Call in the MTA.
+    // this handle listens already, kListenCommandLine when the job has a notify command
+    // line. Call in the MTA.
     HRESULT listen(Doorbell* bell, unsigned long long token) noexcept;
     // The registration's notifier with one reference for the caller, or null.
     Notifier* notifier() noexcept;

@@ -1,6 +1,8 @@
 // winbits._native.Job: a BITS job (IBackgroundCopyJob and its richer interfaces). Its
 // method table has a line per BITS method; the shapes come from binding.h, the settings
 // that take more than one value from job_settings.cpp.
+#include <algorithm>
+
 #include "job.h"
 
 namespace winbits::py {
@@ -78,7 +80,7 @@ PyObject* job_set_string(PyObject* self, PyObject* arg) {
 // --- Waiting: wait()'s registration on the job ----------------------------------------
 
 // listen(ring=False) -> a token (> 0) with winbits' notifier registered on the job (for a
-// job this process created), 0 where BITS refuses it (then wait() polls). With `ring`,
+// job this process created), 0 where it is not registered (then wait() polls). With `ring`,
 // every call from BITS also rings the module's doorbell with the token (asyncio waits).
 PyObject* job_listen(PyObject* self, PyObject* args) {
     int ring = 0;
@@ -91,19 +93,36 @@ PyObject* job_listen(PyObject* self, PyObject* args) {
     unsigned long long token = g_next_token++;
     JobHandle* handle = j->handle;
     HRESULT hr = without_gil_in_mta([&] { return handle->listen(bell, token); });
-    if (hr == kListenBusy) {
-        PyErr_SetString(PyExc_RuntimeError, "another wait() is listening on this job object");
-        return nullptr;
-    }
     if (SUCCEEDED(hr))
         return PyLong_FromUnsignedLongLong(token);
-    if (hr == E_NOTIMPL || hr == E_ACCESSDENIED || hr == E_NOINTERFACE || hr == kBgInvalidState)
+    // Another wait on this object listens already (it keeps the registration; this one
+    // polls), the job has a notify command line, or BITS refuses the callback.
+    if (hr == kListenBusy || hr == kListenCommandLine || hr == E_NOTIMPL || hr == E_ACCESSDENIED ||
+        hr == E_NOINTERFACE || hr == kBgInvalidState)
         return PyLong_FromLong(0);
     return raise_for(self, hr);
 }
 
+// How often a long wait looks for Ctrl-C and Ctrl-Break: a signal handler only runs when
+// the main thread comes back to Python.
+constexpr DWORD kSignalSliceMs = 100;
+
+// Waits up to `ms` for the event; a thread in a single-threaded apartment dispatches its
+// messages meanwhile. No GIL here.
+bool wait_for_event(HANDLE event, DWORD ms) {
+    DWORD index = 0;
+    HRESULT hr = CoWaitForMultipleHandles(COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES,
+                                          ms, 1, &event, &index);
+    if (hr == RPC_S_CALLPENDING)
+        return false;
+    if (SUCCEEDED(hr))
+        return true;
+    // no COM on this thread, or flags this Windows does not know: a plain wait
+    return WaitForSingleObject(event, ms) == WAIT_OBJECT_0;
+}
+
 // notified(milliseconds) -> whether BITS called back within that time. The GIL is
-// released; a thread in a single-threaded apartment dispatches its messages meanwhile.
+// released, in slices: between them a signal (Ctrl-C) raises at once, as in time.sleep().
 PyObject* job_notified(PyObject* self, PyObject* arg) {
     unsigned long ms = PyLong_AsUnsignedLong(arg);
     if (ms == static_cast<unsigned long>(-1) && PyErr_Occurred())
@@ -113,21 +132,32 @@ PyObject* job_notified(PyObject* self, PyObject* arg) {
         PyErr_SetString(PyExc_RuntimeError, "not listening: call listen() first");
         return nullptr;
     }
-    bool signalled;
-    Py_BEGIN_ALLOW_THREADS
-    HANDLE event = n->event();
-    DWORD index = 0;
-    HRESULT hr = CoWaitForMultipleHandles(COWAIT_DISPATCH_CALLS | COWAIT_DISPATCH_WINDOW_MESSAGES,
-                                          ms, 1, &event, &index);
-    if (hr == RPC_S_CALLPENDING)
-        signalled = false;
-    else if (SUCCEEDED(hr))
-        signalled = true;
-    else  // no COM on this thread, or flags this Windows does not know: a plain wait
-        signalled = WaitForSingleObject(event, ms) == WAIT_OBJECT_0;
+    const ULONGLONG end = GetTickCount64() + ms;
+    bool signalled = false;
+    for (;;) {
+        const ULONGLONG now = GetTickCount64();
+        const DWORD slice =
+            now >= end ? 0 : static_cast<DWORD>(std::min<ULONGLONG>(end - now, kSignalSliceMs));
+        Py_BEGIN_ALLOW_THREADS
+        signalled = wait_for_event(n->event(), slice);
+        Py_END_ALLOW_THREADS
+        if (signalled || slice == 0 || GetTickCount64() >= end)
+            break;
+        if (PyErr_CheckSignals() < 0) {
+            n->Release();
+            return nullptr;
+        }
+    }
     n->Release();
-    Py_END_ALLOW_THREADS
     return PyBool_FromLong(signalled);
+}
+
+// known_id() -> the id read when the job object was made (16 bytes), or None; no call.
+PyObject* job_known_id(PyObject* self, PyObject*) {
+    JobObject* j = as_job(self);
+    if (!j->has_id)
+        Py_RETURN_NONE;
+    return py_guid(j->id);
 }
 
 // unlisten(): the job's notify interface taken away and its flags put back.
@@ -181,7 +211,10 @@ PyObject* job_files(PyObject* self, PyObject*) {
         return raise_for(self, hr);
     }
     ManagerObject* m = j->manager;
-    return wrap_all(found, [m](ComPtr<IBackgroundCopyFile>& f) { return new_file(m, f); });
+    const unsigned generation = j->generation;  // its files come from the job's service
+    return wrap_all(found, [m, generation](ComPtr<IBackgroundCopyFile>& f) {
+        return new_file(m, f, generation);
+    });
 }
 
 PyObject* job_add_file(PyObject* self, PyObject* args) {
@@ -212,10 +245,15 @@ PyObject* job_add_file_ranges(PyObject* self, PyObject* args) {
     } catch (const std::bad_alloc&) {
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* item = PyList_GetItem(ranges_obj, i);  // borrowed
-        if (!PyArg_ParseTuple(item, "KK:range", &ranges[i].InitialOffset, &ranges[i].Length))
+    for (Py_ssize_t i = 0; i < n && i < PyList_Size(ranges_obj); ++i) {
+        // Held while it is read: a number's __index__ may change the list under us.
+        PyRef item(Py_NewRef(PyList_GetItem(ranges_obj, i)));
+        if (!PyArg_ParseTuple(item.get(), "KK:range", &ranges[i].InitialOffset, &ranges[i].Length))
             return nullptr;
+    }
+    if (PyList_Size(ranges_obj) != n) {
+        PyErr_SetString(PyExc_RuntimeError, "the ranges changed while they were read");
+        return nullptr;
     }
     JobObject* job = as_job(self);
     return write_property(self, [&] {
@@ -233,6 +271,7 @@ PyMethodDef job_methods[] = {
     {"unlisten", job_unlisten, METH_NOARGS, "unlisten(): SetNotifyInterface(NULL), flags back"},
     {"id", job_get<Job, GUID, &Job::GetId, py_guid>, METH_NOARGS,
      "GetId -> 16 bytes (uuid bytes_le)"},
+    {"known_id", job_known_id, METH_NOARGS, "known_id() -> the id read when made, or None"},
     {"name", job_string<Job, &Job::GetDisplayName, py_string>, METH_NOARGS, "GetDisplayName"},
     {"description", job_string<Job, &Job::GetDescription, py_string>, METH_NOARGS,
      "GetDescription"},

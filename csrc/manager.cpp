@@ -26,6 +26,16 @@ PyObject* manager_closed(PyObject* self, void*) {
     return PyBool_FromLong(reinterpret_cast<ManagerObject*>(self)->conn->closed());
 }
 
+// fn(manager) in the MTA with the GIL released, through the connection's manager of the
+// moment; `generation` gets the generation that manager belongs to.
+template <class Fn>
+HRESULT through_manager(ManagerObject* m, unsigned& generation, Fn fn) {
+    return without_gil_in_mta([&] {
+        ComPtr<IBackgroundCopyManager> mgr = m->conn->manager(&generation);
+        return mgr ? fn(mgr.Get()) : kClosed;
+    });
+}
+
 PyObject* manager_jobs(PyObject* self, PyObject* args) {
     int all_users = 0;
     if (!PyArg_ParseTuple(args, "p:jobs", &all_users))
@@ -34,15 +44,26 @@ PyObject* manager_jobs(PyObject* self, PyObject* args) {
     if (!check_open(m))
         return nullptr;
     std::vector<ComPtr<IBackgroundCopyJob>> found;
-    HRESULT hr = without_gil_in_mta([&] {
-        ComPtr<IBackgroundCopyManager> mgr = m->conn->manager();
-        return mgr ? list_jobs(mgr.Get(), all_users != 0, found) : kClosed;
+    std::vector<GUID> ids;  // in the same batch: a Job's repr, hash and == need no call
+    std::vector<char> has_ids;
+    unsigned gen = 0;
+    HRESULT hr = through_manager(m, gen, [&](IBackgroundCopyManager* mgr) {
+        HRESULT r = list_jobs(mgr, all_users != 0, found);
+        ids.resize(found.size());
+        has_ids.resize(found.size());
+        for (size_t i = 0; SUCCEEDED(r) && i < found.size(); ++i)
+            has_ids[i] = SUCCEEDED(found[i]->GetId(&ids[i]));  // one that left: read later
+        return r;
     });
     if (FAILED(hr)) {
         release_all(found);
-        return raise_hresult(state_of(self), m->conn, hr);
+        return raise_hresult(state_of(self), m->conn, hr, &gen);
     }
-    return wrap_all(found, [m](ComPtr<IBackgroundCopyJob>& j) { return new_job(m, j); });
+    size_t next = 0;
+    return wrap_all(found, [&](ComPtr<IBackgroundCopyJob>& j) {
+        size_t i = next++;
+        return new_job(m, j, gen, has_ids[i] ? &ids[i] : nullptr);
+    });
 }
 
 PyObject* manager_get_job(PyObject* self, PyObject* args) {
@@ -55,13 +76,12 @@ PyObject* manager_get_job(PyObject* self, PyObject* args) {
     if (!check_open(m))
         return nullptr;
     ComPtr<IBackgroundCopyJob> job;
-    HRESULT hr = without_gil_in_mta([&] {
-        ComPtr<IBackgroundCopyManager> mgr = m->conn->manager();
-        return mgr ? mgr->GetJob(guid, job.put()) : kClosed;
-    });
+    unsigned gen = 0;
+    HRESULT hr = through_manager(
+        m, gen, [&](IBackgroundCopyManager* mgr) { return mgr->GetJob(guid, job.put()); });
     if (FAILED(hr))
-        return raise_hresult(state_of(self), m->conn, hr);
-    return new_job(m, job);
+        return raise_hresult(state_of(self), m->conn, hr, &gen);
+    return new_job(m, job, gen, &guid);
 }
 
 PyObject* manager_create_job(PyObject* self, PyObject* args) {
@@ -76,15 +96,14 @@ PyObject* manager_create_job(PyObject* self, PyObject* args) {
     if (!check_open(m))
         return nullptr;
     ComPtr<IBackgroundCopyJob> job;
-    HRESULT hr = without_gil_in_mta([&] {
-        ComPtr<IBackgroundCopyManager> mgr = m->conn->manager();
-        GUID id;
-        return mgr ? mgr->CreateJob(name.get(), static_cast<BG_JOB_TYPE>(type), &id, job.put())
-                   : kClosed;
+    unsigned gen = 0;
+    GUID id{};
+    HRESULT hr = through_manager(m, gen, [&](IBackgroundCopyManager* mgr) {
+        return mgr->CreateJob(name.get(), static_cast<BG_JOB_TYPE>(type), &id, job.put());
     });
     if (FAILED(hr))
-        return raise_hresult(state_of(self), m->conn, hr);
-    return new_job(m, job);
+        return raise_hresult(state_of(self), m->conn, hr, &gen);
+    return new_job(m, job, gen, &id);
 }
 
 PyObject* manager_poller(PyObject* self, PyObject* args) {

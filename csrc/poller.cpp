@@ -36,12 +36,18 @@ struct ParallelWork {
     std::atomic<size_t> next{0};
     std::atomic<HRESULT> failure{S_OK};
 
-    void run() {
+    void fail(HRESULT hr) noexcept {
+        HRESULT none = S_OK;
+        failure.compare_exchange_strong(none, hr);
+    }
+    // Takes items until none is left. No exception leaves an item (guarded), so every
+    // thread runs to the end of the list, and no thread outlives the caller's frame.
+    void run() noexcept {
         for (size_t i; (i = next.fetch_add(1)) < n;) {
-            HRESULT hr = work(context, i);
-            HRESULT none = S_OK;
+            auto item = [&] { return work(context, i); };
+            HRESULT hr = guarded(item);
             if (FAILED(hr))
-                failure.compare_exchange_strong(none, hr);
+                fail(hr);
         }
     }
 };
@@ -52,11 +58,23 @@ DWORD WINAPI parallel_thread(void* arg) {
         pw->run();
         return S_OK;
     });
-    HRESULT none = S_OK;
     if (FAILED(hr))
-        pw->failure.compare_exchange_strong(none, hr);
+        pw->fail(hr);
     return 0;
 }
+
+// Joins the helper threads, on every way out of parallel_for.
+struct Joined {
+    std::vector<HANDLE>& threads;
+    void join() noexcept {
+        for (HANDLE h : threads) {
+            WaitForSingleObject(h, INFINITE);
+            CloseHandle(h);
+        }
+        threads.clear();
+    }
+    ~Joined() { join(); }
+};
 
 }  // namespace
 
@@ -68,16 +86,15 @@ HRESULT parallel_for(size_t n, unsigned threads, HRESULT (*work)(void*, size_t),
     // A thread costs a start (tens of microseconds): each extra one gets 4 items at least.
     size_t extra = std::min<size_t>(threads > 1 ? threads - 1 : 0, n / 4);
     std::vector<HANDLE> handles;
+    handles.reserve(extra);  // may throw, before any thread runs: no push_back below can
+    Joined joined{handles};
     for (size_t t = 0; t < extra; ++t) {
         HANDLE h = CreateThread(nullptr, 0, parallel_thread, &pw, 0, nullptr);
         if (h)
             handles.push_back(h);  // too few threads only means less overlap
     }
     pw.run();  // the caller's thread works too (it is in the MTA already)
-    for (HANDLE h : handles) {
-        WaitForSingleObject(h, INFINITE);
-        CloseHandle(h);
-    }
+    joined.join();
     return pw.failure.load();
 }
 
@@ -181,13 +198,19 @@ HRESULT Poller::refresh(CachedJob& js) {
 }
 
 HRESULT Poller::poll(unsigned threads) {
-    ComPtr<IBackgroundCopyManager> manager = conn_.manager();
+    unsigned generation = 0;
+    ComPtr<IBackgroundCopyManager> manager = conn_.manager(&generation);
     if (!manager)
         return E_HANDLE;
+    if (generation != generation_)
+        jobs_.clear();  // proxies of the service from before a restart: dead, start cold
+    generation_ = generation;
     std::vector<ComPtr<IBackgroundCopyJob>> listed;
     HRESULT hr = list_jobs(manager.Get(), all_users_, listed);
-    if (FAILED(hr))
+    if (FAILED(hr)) {
+        jobs_.clear();  // whatever failed may have killed them too: the next poll starts cold
         return hr;
+    }
 
     // A job seen before comes back under the same proxy (one per remote object)...
     std::unordered_map<IBackgroundCopyJob*, size_t> by_pointer;

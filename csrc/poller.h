@@ -58,6 +58,11 @@ public:
 
     const std::vector<std::unique_ptr<CachedJob>>& jobs() const { return jobs_; }
     SrwLock& lock() { return lock_; }
+    // The connection's generation the last poll went to (for its error's reconnect).
+    unsigned generation() const { return generation_; }
+    // Forgets what was seen: the next poll is a cold walk that reports every job. For a
+    // poll whose results could not be handed over. Call in the MTA.
+    void reset() { jobs_.clear(); }
 
 private:
     HRESULT refresh(CachedJob& js);
@@ -68,6 +73,7 @@ private:
     bool all_users_;
     SrwLock lock_;  // one poll at a time; held while Python reads the results
     std::vector<std::unique_ptr<CachedJob>> jobs_;
+    unsigned generation_ = 0;  // of the service whose proxies jobs_ holds
 };
 
 // Runs work(i) for i in [0, n) on up to `threads` MTA threads (the caller's among

@@ -67,6 +67,14 @@ void poller_dealloc(PyObject* self) {
     free_object(self);
 }
 
+// Forgets what the poller saw; its proxies are released in the MTA. No GIL here.
+void reset_in_mta(Poller* poller) {
+    in_mta([poller] {
+        poller->reset();
+        return S_OK;
+    });
+}
+
 // poll(threads) -> (order, changed): the ids of the jobs in the queue now, in BITS'
 // order, and a record for each job that is new or whose state or progress moved.
 PyObject* poller_poll(PyObject* self, PyObject* args) {
@@ -87,14 +95,35 @@ PyObject* poller_poll(PyObject* self, PyObject* args) {
     hr = in_mta([&] { return poller->poll(threads); });
     Py_END_ALLOW_THREADS
     PyObject* result = SUCCEEDED(hr) ? poll_result(poller->jobs()) : nullptr;
+    if (SUCCEEDED(hr) && !result) {  // the walk is done, but Python never got it: go cold
+        Py_BEGIN_ALLOW_THREADS
+        reset_in_mta(poller);
+        Py_END_ALLOW_THREADS
+    }
+    const unsigned generation = poller->generation();
     poller->lock().unlock();
     if (FAILED(hr))
-        return raise_hresult(state_of(self), p->manager->conn, hr);
+        return raise_hresult(state_of(self), p->manager->conn, hr, &generation);
     return result;
+}
+
+// reset(): the next poll is cold and reports every job, for a facade that could not take
+// in the last poll's results.
+PyObject* poller_reset(PyObject* self, PyObject*) {
+    Poller* poller = reinterpret_cast<PollerObject*>(self)->poller;
+    if (waiting_for_mta_worker())  // its lock may be held by the poll this one interrupted
+        return raise_hresult(state_of(self), nullptr, HRESULT_FROM_WIN32(ERROR_POSSIBLE_DEADLOCK));
+    Py_BEGIN_ALLOW_THREADS
+    poller->lock().lock();
+    reset_in_mta(poller);
+    poller->lock().unlock();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 PyMethodDef poller_methods[] = {
     {"poll", poller_poll, METH_VARARGS, "poll(threads) -> (order, changed records)"},
+    {"reset", poller_reset, METH_NOARGS, "reset(): the next poll reports every job"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -383,3 +383,17 @@ def test_temporary_files_left_behind_are_a_warning(double, manager, tmp_path):
     double.fail("Job.Complete", 0x0020001A)  # BG_S_UNABLE_TO_DELETE_FILES
     with pytest.warns(RuntimeWarning, match="temporary files"):
         assert job.complete() is None
+
+
+def test_a_jobs_repr_hash_and_equality_make_no_call_and_outlive_the_manager(double):
+    key = double.add_job("a")
+    with winbits.connect(double.clsid()) as bits:
+        (job,) = bits.jobs()
+        same = bits.get_job(uuid.UUID(key))
+        made = bits.create_job("b")
+        double.clear_calls()
+        assert job == same and hash(job) == hash(same) and made != job
+        assert repr(job) == f"<winbits.Job {key.strip('{}').lower()}>"
+        assert double.calls() == {}  # the ids were read when the objects were made
+        made.cancel()
+    assert job == same and repr(job) == f"<winbits.Job {key.strip('{}').lower()}>"  # closed

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fill, windows_only
+from conftest import fill, wait_until, windows_only
 
 import winbits
 
@@ -254,8 +254,9 @@ def test_a_gui_thread_dispatches_its_messages_while_its_batch_runs(double):
     # While the main STA's batch runs on winbits' MTA worker (each call of the double
     # blocks 0.4 s), another thread sends its window a message. The window procedure
     # runs during the batch, not after it; a winbits call made from there is refused
-    # (the worker is busy with the batch it interrupted), and a Job whose last reference
-    # it drops is released once that batch ends.
+    # (the worker is busy with the batch it interrupted), and a Job, a listening Job and
+    # a Poller whose last references it drops are released once that batch ends: their
+    # COM objects, and the notifier of the listening one.
     if importlib.util.find_spec("win32gui") is None:
         pytest.skip("no pywin32 here")
     code = """
@@ -266,7 +267,12 @@ _bitsdouble.register()
 _bitsdouble.reset()
 _bitsdouble.add_job("one")
 bits = winbits.connect(_bitsdouble.clsid())
-held = [bits.jobs()[0]]
+mine = bits.create_job("mine")
+assert mine._native.listen() > 0
+poller = bits.poller()
+poller.poll()
+held = [bits.jobs()[0], mine, poller]
+del mine, poller
 _bitsdouble.reset(delay_us=400_000)
 _bitsdouble.add_job("two")
 seen = []
@@ -277,7 +283,7 @@ def on_message(hwnd, msg, wparam, lparam):
         bits.jobs()
     except winbits.BitsError as e:
         seen.append(hex(e.hresult))
-    held.clear()  # the last reference to a Job, dropped mid-batch
+    held.clear()  # the last references to two Jobs and a Poller, dropped mid-batch
     return 0
 
 wc = win32gui.WNDCLASS()
@@ -301,7 +307,7 @@ n = len(bits.jobs())
 during = list(seen)
 bits.close()
 del bits
-print(n, during, _bitsdouble.live())
+print(n, during, _bitsdouble.live(), winbits._native._live_notifiers())
 """
     r = subprocess.run(
         [sys.executable, "-c", code, os.path.dirname(double.__file__)],
@@ -311,7 +317,7 @@ print(n, during, _bitsdouble.live())
         stdin=subprocess.DEVNULL,
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[0] == "1 [7, '0x8007046b'] 0"  # ERROR_POSSIBLE_DEADLOCK
+    assert r.stdout.split("\n")[0] == "1 [7, '0x8007046b'] 0 0"  # ERROR_POSSIBLE_DEADLOCK
 
 
 # --- the GIL, sub-interpreters, process-wide state --------------------------------------
@@ -412,6 +418,101 @@ def test_a_poller_recovers_after_the_service_died(double):
         assert [j.name for j in after.jobs] == ["job0", "job1"]
         assert (after.added, after.changed, after.removed) == (frozenset(),) * 3
         assert double.calls()["Factory.CreateInstance"] == 2  # the connect, one reconnect
+
+
+def test_calls_failing_together_in_one_outage_reconnect_once(double):
+    fill(double, jobs=1, files=1)
+    with winbits.connect(double.clsid()) as bits:
+        double.clear_calls()
+        double.hold("Manager.EnumJobs")  # eight calls in flight when the service dies
+        failed = []
+
+        def list_jobs():
+            with contextlib.suppress(winbits.ServiceUnavailableError):
+                bits.jobs()
+                return
+            failed.append(True)
+
+        threads = [threading.Thread(target=list_jobs) for _ in range(8)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: double.calls().get("Manager.EnumJobs") == 8, "eight calls in flight")
+        double.fail("Manager.EnumJobs", RPC_E_DISCONNECTED, times=8)
+        double.release()
+        for t in threads:
+            t.join(30)
+        assert len(failed) == 8
+        assert double.calls()["Factory.CreateInstance"] == 1  # one reconnect for the outage
+        assert [j.name for j in bits.jobs()] == ["job0"]
+
+
+def test_a_poll_across_a_restart_of_bits_reconnects_once_and_reads_the_queue_anew(double):
+    fill(double, jobs=2, files=2)
+    with winbits.connect(double.clsid()) as bits:
+        poller = bits.poller()
+        poller.poll()
+        double.restart()  # every proxy from before is dead; the jobs stay queued
+        double.clear_calls()
+        with pytest.raises(winbits.ServiceUnavailableError):
+            poller.poll()  # through the manager from before
+        (first, _) = [j.id for j in poller.poll().jobs]
+        double.set_file(f"{{{first}}}", 0, 55, total=100)  # moves: its files are read again
+        after = poller.poll()
+        assert [j.name for j in after.jobs] == ["job0", "job1"]
+        assert after.jobs[0].files[0].progress.bytes_transferred == 55
+        assert double.calls()["Factory.CreateInstance"] == 1  # the one reconnect
+
+
+def test_a_poll_whose_results_were_not_built_is_followed_by_one_that_reports_every_job(double):
+    """Each allocation of a poll's results fails in turn (after the walk: the double's
+    hook on the interpreter's allocator, as in the test above, on the native call so
+    that the interpreter's own paths are spared): the next poll is cold and reports
+    every job, where it would have found the walk moved on without its results."""
+    fill(double, jobs=3, files=2)
+    with winbits.connect(double.clsid()) as bits:
+        failures = 0
+        for n in range(5000):
+            poller = bits.poller(threads=1)
+            double.nomemory(n, n + 1)
+            try:
+                poller._native.poll(1)
+                failed = False
+            except MemoryError:
+                failed = True
+            finally:
+                made = double.nomemory_off()
+            if failed:  # the facade never saw the results: its next poll must see all
+                failures += 1
+                snap = poller.poll()
+                assert [j.name for j in snap.jobs] == ["job0", "job1", "job2"], n
+                assert len(snap.added) == 3, n
+            if made <= n:
+                break
+        else:
+            raise AssertionError("a poll made more than 5000 allocations")
+        assert failures > 0
+
+
+def test_a_poll_whose_results_the_facade_could_not_take_in_is_followed_by_a_cold_one(
+    double, monkeypatch
+):
+    from winbits import _poller, _types
+
+    fill(double, jobs=3, files=2)
+    with winbits.connect(double.clsid()) as bits:
+        poller = bits.poller()
+        real = _types.job_record
+
+        def no_memory(raw: Any) -> Any:
+            raise MemoryError
+
+        monkeypatch.setattr(_poller, "job_record", no_memory)
+        with pytest.raises(MemoryError):
+            poller.poll()
+        monkeypatch.setattr(_poller, "job_record", real)
+        snap = poller.poll()
+        assert [j.name for j in snap.jobs] == ["job0", "job1", "job2"]
+        assert len(snap.added) == 3
 
 
 def test_a_new_manager_connects_while_another_failed(double):

@@ -52,17 +52,20 @@ class _Hub:
             self._waits.pop(token, None)
 
     def _run(self) -> None:
-        doorbell = native().doorbell
-        while True:
-            rung = doorbell(RING_WAIT_MS)
+        try:
+            doorbell = native().doorbell
+            while True:
+                rung = dict.fromkeys(doorbell(RING_WAIT_MS))  # each token once, in order
+                with self._lock:
+                    if not self._waits:
+                        return
+                    woken = [self._waits[t] for t in rung if t in self._waits]
+                for loop, wake in woken:
+                    with contextlib.suppress(RuntimeError):  # that loop is closed
+                        loop.call_soon_threadsafe(wake)
+        finally:  # however the thread ends, the next asyncio wait starts another
             with self._lock:
-                if not self._waits:
-                    self._running = False
-                    return
-                woken = [self._waits[t] for t in rung if t in self._waits]
-            for loop, wake in woken:
-                with contextlib.suppress(RuntimeError):  # that loop is closed
-                    loop.call_soon_threadsafe(wake)
+                self._running = False
 
 
 _hub = _Hub()
@@ -86,6 +89,15 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> T:
     return future.result()
 
 
+def _listen(job: Job, tokens: list[int]) -> None:
+    """listen(ring=True), for the executor: the token (0: not registered, the wait polls)
+    lands in ``tokens``, where the cleanup finds it even when the task was cancelled
+    while the call ran."""
+    token = int(job._native.listen(True))
+    if token:
+        tokens.append(token)
+
+
 def _step(steps: Steps) -> JobProgress | float | None:
     """The next step of a wait; None when it ended (StopIteration cannot cross a future)."""
     try:
@@ -95,17 +107,23 @@ def _step(steps: Steps) -> JobProgress | float | None:
 
 
 async def follow(job: Job, steps: Steps) -> AsyncGenerator[JobProgress, None]:
-    """Runs a wait's steps (Job._steps) for asyncio: yields what they report, sleeps
+    """Runs a wait's steps (_wait.steps) for asyncio: yields what they report, sleeps
     until BITS calls back or the step's time passes, and ends when the job is
     transferred. The notifier is registered only on a job this process created."""
     loop = asyncio.get_running_loop()
     bell = asyncio.Event()
-    token = await off_loop(job._native.listen, True) if job._created else 0
+    # The registration is inside the cleanup's scope: a task cancelled while listen() runs
+    # still gets its token here (off_loop waits for the call), and takes the callback away.
+    tokens: list[int] = []
     try:
+        if job._created:
+            await off_loop(_listen, job, tokens)
+        token = tokens[0] if tokens else 0
         if token:
             try:
                 _hub.add(token, loop, bell.set)
             except RuntimeError:  # no thread may start here (an isolated sub-interpreter)
+                tokens.clear()
                 await off_loop(job._native.unlisten)
                 token = 0  # so the wait polls
         while True:
@@ -122,8 +140,8 @@ async def follow(job: Job, steps: Steps) -> AsyncGenerator[JobProgress, None]:
                 await asyncio.sleep(step)
     finally:
         steps.close()
-        if token:
-            _hub.remove(token)
+        if tokens:
+            _hub.remove(tokens[0])
             await off_loop(job._native.unlisten)
 
 

@@ -70,7 +70,10 @@ class Job:
         self, native: native_types.Job, job_type: int | None = None, *, created: bool = False
     ) -> None:
         self._native = native
-        self._id: uuid.UUID | None = None
+        # Read when the native object was made (the listing reads it in its batch): repr,
+        # hash and == need no call, and work after the manager is closed.
+        raw = native.known_id()
+        self._id: uuid.UUID | None = None if raw is None else uuid.UUID(bytes_le=raw)
         self._type = job_type
         # Made by create_job in this process: wait() may register its callback on it.
         # Never on another program's job: BITS keeps one callback per job, the last set.
@@ -510,8 +513,9 @@ class Job:
     ) -> JobState | int:
         """Wait until BITS has transferred the job; -> JobState.TRANSFERRED (at once for
         a job already transferred). Raises JobFailedError when the job reaches ERROR
-        (TRANSIENT_ERROR is waited through: BITS retries it), InvalidStateError when it
-        was completed or cancelled meanwhile, and TimeoutError when ``timeout`` seconds
+        (TRANSIENT_ERROR is waited through: BITS retries it), InvalidStateError at once
+        when it is SUSPENDED (nothing would move) or was completed or cancelled meanwhile,
+        and TimeoutError when ``timeout`` seconds
         pass, or ``stall_timeout`` seconds with no byte moving (BITS' own limit, the
         job's no_progress_timeout, is 14 days by default and counts only while BITS
         retries an error); in every case the job is left as it is.

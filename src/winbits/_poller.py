@@ -4,7 +4,7 @@ have moved; this merges its records into a Snapshot of added, changed and remove
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._types import JobRecord, Snapshot, job_record
 
@@ -33,10 +33,17 @@ class Poller:
 
     def poll(self) -> Snapshot:
         with self._lock:  # the native walk and the merge into _records are one step
-            return self._poll()
+            order, changed = self._native.poll(self._threads)
+            try:
+                return self._merge(order, changed)
+            except BaseException:
+                # The walk moved on, but its results were not taken in (a MemoryError, a
+                # time past year 9999): both sides forget, and the next poll is cold.
+                self._records = {}
+                self._native.reset()
+                raise
 
-    def _poll(self) -> Snapshot:
-        order, changed = self._native.poll(self._threads)
+    def _merge(self, order: list[bytes], changed: list[Any]) -> Snapshot:
         previous = self._records
         records = {}
         added, moved = set(), set()
@@ -46,7 +53,8 @@ class Poller:
             if record is None:
                 record = previous[key]
             elif key in previous:
-                moved.add(record.id)
+                if record != previous[key]:  # read again (a cold walk reads all): moved?
+                    moved.add(record.id)
             else:
                 added.add(record.id)
             records[key] = record

@@ -101,7 +101,11 @@ void land(const FileData& f) {
 int g_job_level = 5;  // the highest IBackgroundCopyJobN (3 and up: the HTTP options too;
                       // 5: HttpOptions2 too)
 bool g_admin = false;
-bool g_stable_identity = true;    // hand out the same job object in every enumeration
+bool g_stable_identity = true;  // hand out the same job object in every enumeration
+// restart(): the service stopped and started again. Every object handed out before
+// answers RPC_E_DISCONNECTED, as a proxy of a dead server does; the jobs stay queued.
+std::atomic<unsigned> g_epoch{0};
+constexpr HRESULT kDisconnected = static_cast<HRESULT>(0x80010108);  // RPC_E_DISCONNECTED
 std::atomic<long> g_delay_us{0};  // stands in for a round trip on every counted call
 std::atomic<long> g_live{0};
 std::atomic<long> g_strings{0};  // strings handed out (CoTaskMemAlloc) so far
@@ -186,8 +190,29 @@ Counter* register_counter(const char* name) {
     return c;
 }
 
+// hold(method): the next calls of `method` stop there until release(), and held() tells
+// a test that one has arrived: a call BITS is slow to answer, at a moment the test picks.
+std::string g_hold;  // guarded by g_lock
+std::atomic<bool> g_holding{false};
+HANDLE g_hold_reached = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+HANDLE g_hold_release = CreateEventW(nullptr, TRUE, FALSE, nullptr);
+
+void hold_here(const char* method) {
+    bool mine;
+    {
+        Locked l;
+        mine = g_hold == method;
+    }
+    if (!mine)
+        return;
+    SetEvent(g_hold_reached);
+    WaitForSingleObject(g_hold_release, 60000);  // a test that forgets release() still ends
+}
+
 HRESULT enter(Counter& counter) {
     counter.calls.fetch_add(1, std::memory_order_relaxed);
+    if (g_holding.load())
+        hold_here(counter.name);
     HRESULT hr = S_OK;
     if (g_any_fault.load(std::memory_order_relaxed)) {
         Locked l;
@@ -206,10 +231,10 @@ HRESULT enter(Counter& counter) {
 // Counts the call and returns an injected failure. An injected success code (such as
 // BG_S_PARTIAL_COMPLETE) is kept in `entered_` for the method to return when it has done
 // its work.
-#define ENTER(name)                                    \
-    static Counter* counter_ = register_counter(name); \
-    const HRESULT entered_ = enter(*counter_);         \
-    if (FAILED(entered_))                              \
+#define ENTER(name)                                                                       \
+    static Counter* counter_ = register_counter(name);                                    \
+    const HRESULT entered_ = this->epoch() != g_epoch ? kDisconnected : enter(*counter_); \
+    if (FAILED(entered_))                                                                 \
     return entered_
 
 HRESULT out_string(const std::wstring& s, LPWSTR* out) {
@@ -234,6 +259,7 @@ class Object : public I {
 public:
     Object() { ++g_live; }
     virtual ~Object() { --g_live; }
+    unsigned epoch() const { return epoch_; }  // of the service that made it
     ULONG STDMETHODCALLTYPE AddRef() override { return ++refs_; }
     ULONG STDMETHODCALLTYPE Release() override {
         ULONG r = --refs_;
@@ -252,6 +278,7 @@ protected:
         return false;
     }
     std::atomic<ULONG> refs_{1};
+    const unsigned epoch_ = g_epoch.load();
 
     // Answers IUnknown and the interfaces in iids (all of them implemented by this).
     HRESULT query(Counter* counter, REFIID riid, void** out,
@@ -506,6 +533,7 @@ public:
     }
     ULONG STDMETHODCALLTYPE AddRef() override { return outer_->AddRef(); }
     ULONG STDMETHODCALLTYPE Release() override { return outer_->Release(); }
+    unsigned epoch() const { return epoch_; }
 #define HTTP_ENTER(name) \
     ENTER("Http." name); \
     Locked l;            \
@@ -598,6 +626,7 @@ public:
 private:
     IBackgroundCopyJob* outer_;
     std::shared_ptr<JobData> data_;
+    const unsigned epoch_ = g_epoch.load();
 };
 
 class Job : public Object<IBackgroundCopyJob5> {
@@ -605,7 +634,8 @@ public:
     // The job's COM object: the live one where the server keeps identity, else new.
     // Called with g_lock held.
     static IBackgroundCopyJob* of(const std::shared_ptr<JobData>& data) {
-        if (g_stable_identity && data->object && static_cast<Job*>(data->object)->try_addref())
+        auto* kept = static_cast<Job*>(data->object);
+        if (g_stable_identity && kept && kept->epoch() == g_epoch && kept->try_addref())
             return data->object;
         Job* j = new Job(data);
         if (g_stable_identity)
@@ -1174,6 +1204,9 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
         c->calls = 0;
     g_faults.clear();
     g_any_fault = false;
+    g_hold.clear();
+    g_holding = false;
+    SetEvent(g_hold_release);
     g_file_level = level;
     g_lands = lands != 0;
     g_admin = admin != 0;
@@ -1312,6 +1345,44 @@ PyObject* py_credentials(PyObject*, PyObject* args) {
         Py_DECREF(item);
     }
     return list;
+}
+
+PyObject* py_restart(PyObject*, PyObject*) {
+    ++g_epoch;
+    Py_RETURN_NONE;
+}
+
+PyObject* py_hold(PyObject*, PyObject* args) {
+    const char* method;
+    if (!PyArg_ParseTuple(args, "s", &method))
+        return nullptr;
+    ResetEvent(g_hold_reached);
+    ResetEvent(g_hold_release);
+    Locked l;
+    g_hold = method;
+    g_holding = true;
+    Py_RETURN_NONE;
+}
+
+PyObject* py_held(PyObject*, PyObject* args) {
+    double seconds;
+    if (!PyArg_ParseTuple(args, "d", &seconds))
+        return nullptr;
+    DWORD got;
+    Py_BEGIN_ALLOW_THREADS
+    got = WaitForSingleObject(g_hold_reached, static_cast<DWORD>(seconds * 1000));
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(got == WAIT_OBJECT_0);
+}
+
+PyObject* py_release(PyObject*, PyObject*) {
+    {
+        Locked l;
+        g_hold.clear();
+        g_holding = false;
+    }
+    SetEvent(g_hold_release);
+    Py_RETURN_NONE;
 }
 
 PyObject* py_fail(PyObject*, PyObject* args, PyObject* kw) {
@@ -1619,6 +1690,10 @@ PyMethodDef methods[] = {
     {"set_state", py_set_state, METH_VARARGS, "set_state(job, state)"},
     {"job_state", py_job_state, METH_VARARGS, "job_state(job) -> (state, gone)"},
     {"credentials", py_credentials, METH_VARARGS, "credentials(job) -> ['target/scheme/user']"},
+    {"restart", py_restart, METH_NOARGS, "The service restarted: every object is dead."},
+    {"hold", py_hold, METH_VARARGS, "hold(method): its calls wait for release()"},
+    {"held", py_held, METH_VARARGS, "held(seconds) -> whether a held call arrived"},
+    {"release", py_release, METH_NOARGS, "Let the held calls go on."},
     {"fail", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_fail)),
      METH_VARARGS | METH_KEYWORDS, "fail(method, hresult, times=-1)"},
     {"file4_pointer", py_file4_pointer, METH_VARARGS, "file4_pointer(job, index) -> address"},
