@@ -10,6 +10,7 @@ import uuid
 import pytest
 from conftest import by_server, prom_values, windows_only
 
+import winbits
 from winbits import _cli
 from winbits._cli import commands
 
@@ -109,18 +110,22 @@ def test_verbs_by_id_prefix(double, verb, state):
 
 
 @pytest.mark.parametrize(
-    ("verb", "state", "said"),
+    ("argv", "state", "said"),
     [
-        ("complete", 2, "TRANSFERRING: it cannot be completed"),
-        ("cancel", 7, "ACKNOWLEDGED: it cannot be cancelled"),
+        (["complete"], 2, "TRANSFERRING: only a TRANSFERRED job is completed; completing it"),
+        (["complete", "--force"], 2, "TRANSFERRING: it cannot be completed"),  # the double's word
+        (["cancel"], 7, "ACKNOWLEDGED: it cannot be cancelled"),
     ],
 )
-def test_a_verb_refused_in_the_jobs_state_names_the_state(double, capsys, verb, state, said):
+def test_a_verb_refused_in_the_jobs_state_names_the_state(double, capsys, argv, state, said):
     job = double.add_job("not now", state=state)
     double.add_file(job, "http://h/a", "C:\\a")
-    code, out = run(double, verb, job)
+    double.clear_calls()
+    code, out = run(double, *argv, job)
     assert (code, out) == (1, "")
-    assert capsys.readouterr().err == f"winbits: job {job.strip('{}').lower()} is {said}\n"
+    assert capsys.readouterr().err.startswith(f"winbits: job {job.strip('{}').lower()} is {said}")
+    assert double.job_state(job)[0] == state  # left as it was
+    assert ("Job.Complete" in double.calls()) == ("--force" in argv)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +288,11 @@ def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, 
     double.remove_job(job)  # completed and gone before the next export saw it...
     gone = export()
     assert gone == first  # ...so its last bytes were never seen: none are made up
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bits.prom", "bits.winbits-state.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bits.prom",
+        "bits.winbits-state.json",
+        "bits.winbits-state.json.lock",  # one exporter per file; no temporary left
+    ]
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("winbits: no state file")  # the first run only
 
@@ -321,3 +330,69 @@ def test_export_ends_with_0_on_sigterm_after_its_write(double, tmp_path):
     timer.join()
     assert code == 0 and time.monotonic() - started < 30  # no --count: the signal ended it
     assert prom_values(target)["winbits_up"] == 1.0
+
+
+def test_download_ends_its_job_on_sigterm_and_ctrl_break(double, tmp_path):
+    import signal
+    import threading
+
+    numbers = [signal.SIGTERM, *([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])]
+    for number in numbers:
+        double.clear_calls()
+        timer = threading.Timer(1.0, signal.raise_signal, (number,))
+        timer.start()
+        started = time.monotonic()
+        code, _ = run(double, "download", "http://h/never.bin", str(tmp_path / "never.bin"))
+        timer.join()
+        assert code == 130 and time.monotonic() - started < 30  # the double never transfers
+        calls = double.calls()
+        assert calls["Job.Cancel"] == 1 and "Job.Complete" not in calls
+        assert calls["Job.SetNoProgressTimeout"] == 1  # BITS' own limit: --stall-timeout's
+        with winbits.connect(double.clsid()) as bits:
+            assert bits.jobs() == []
+
+
+def test_a_failure_line_shows_no_secret_of_the_url(double, tmp_path, capsys):
+    import threading
+
+    def fail_it():
+        with winbits.connect(double.clsid()) as bits:
+            for _ in range(500):
+                jobs = bits.jobs()
+                if jobs and jobs[0].state == winbits.JobState.QUEUED:
+                    double.set_state(f"{{{jobs[0].id}}}", 4)  # ERROR
+                    return
+                threading.Event().wait(0.01)
+
+    helper = threading.Thread(target=fail_it)
+    helper.start()
+    url = "https://bob:PASSWORD@h.example/f.bin?sig=SECRET"
+    code, out = run(double, "download", url, str(tmp_path / "f.bin"))
+    helper.join(10)
+    err = capsys.readouterr().err
+    assert (code, out) == (1, "")
+    assert "PASSWORD" not in err and "SECRET" not in err and "bob" not in err
+    assert "winbits: download of https://h.example/f.bin?… failed: " in err
+
+
+def test_a_one_shot_export_that_cannot_read_bits_writes_up_0_then_fails(double, tmp_path, capsys):
+    target = tmp_path / "x.prom"
+    target.write_text("winbits_up 1\n")  # what an earlier run left
+    double.fail("Manager.EnumJobs", 0x800706BA)  # RPC_S_SERVER_UNAVAILABLE
+    code, out = run(double, "export", "--prometheus", str(target))
+    err = capsys.readouterr().err.splitlines()
+    assert (code, out) == (1, "")
+    assert prom_values(target) == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 1.0}
+    assert err[-1].startswith("winbits: cannot read BITS: ")
+
+
+def test_a_second_exporter_on_the_same_file_is_refused_in_one_line(double, tmp_path, capsys):
+    from winbits import _counters
+
+    target = str(tmp_path / "x.prom")
+    with _counters.StateLock(_counters.state_path(target)):  # the first exporter
+        code, _ = run(double, "export", "--prometheus", target)
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith(f"winbits: another winbits export is writing {tmp_path}")
+    assert not (tmp_path / "x.prom").exists()

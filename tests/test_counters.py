@@ -122,3 +122,85 @@ def test_a_state_from_a_newer_winbits_is_refused(tmp_path):
 
 def test_the_state_lives_beside_the_metrics_file_and_is_no_prom_file():
     assert _counters.state_path("C:\\x\\bits.prom") == "C:\\x\\bits.winbits-state.json"
+
+
+def test_the_state_keeps_no_secret_of_a_url(tmp_path):
+    path = tmp_path / "bits.winbits-state.json"
+    c = Counters()
+    c.update(snap(("https://bob:PASSWORD@cdn.example/blob.bin?sig=SECRET", 10, 6, 4, False)), 0)
+    _counters.save(c, str(path))
+    text = path.read_text(encoding="utf-8")
+    assert "SECRET" not in text and "PASSWORD" not in text and "bob" not in text
+    assert "blob.bin" not in text  # not even the path: a job id and the local name
+    assert c.totals == {"cdn.example": [10, 6, 4, 0]}
+
+
+def test_a_url_that_changes_while_the_file_transfers_counts_once():
+    c = Counters()
+    c.update(snap(("http://origin.example/f", 100, None, None, False)), now=0)
+    c.update(snap(("http://mirror.example/f", 150, None, None, True)), now=1)  # remote_name set
+    assert c.totals == {"origin.example": [100, 0, 0, 0], "mirror.example": [50, 0, 0, 1]}
+
+
+def test_a_version_1_state_is_read_without_its_urls_and_counts_nothing_again(tmp_path):
+    path = tmp_path / "s.json"
+    url = "http://h/a?sig=SECRET"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "kinds": list(_counters.KINDS),
+                "totals": {"h": [100, 60, 40, 0]},
+                "jobs": {str(JOB): {"seen": 0, "files": {f"{url}\nC:\\f0": [100, 60, 40, 0]}}},
+            }
+        )
+    )
+    c, warning = _counters.load(str(path))
+    assert warning is None and c.jobs[str(JOB)]["files"] == {"C:\\f0": [100, 60, 40, 0]}
+    c.update(snap((url, 100, 60, 40, False)), now=1)
+    assert c.totals == {"h": [100, 60, 40, 0]}
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"version": 2, "totals": {"h": [-1, 0, 0, 0]}, "jobs": {}}', "whole number"),
+        ('{"version": 2, "totals": {"h": [1.5, 0, 0, 0]}, "jobs": {}}', "whole number"),
+        ('{"version": 2, "totals": {"h": [NaN, 0, 0, 0]}, "jobs": {}}', "NaN"),
+        (
+            '{"version": 2, "totals": {}, "jobs": {"j": {"seen": Infinity, "files": {}}}}',
+            "Infinity",
+        ),
+        ('{"version": 2, "totals": {"h": "1"}, "jobs": {}}', "not a list"),
+        ('{"version": 2, "totals": {}, "jobs": {"j": {"seen": "x", "files": {}}}}', "time"),
+        ('{"version": true, "totals": {}, "jobs": {}}', "version"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+    ids=[
+        "negative",
+        "fraction",
+        "nan",
+        "infinite",
+        "not-a-list",
+        "bad-time",
+        "bad-version",
+        "deep",
+    ],
+)
+def test_a_damaged_state_is_set_aside_and_counting_starts_afresh(tmp_path, content, why):
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    c, warning = _counters.load(str(path))
+    assert c.totals == {} and c.jobs == {}
+    assert warning is not None and why in warning and warning.endswith("counting from zero")
+    assert f"kept as {path}.bad" in warning
+    assert (tmp_path / "s.json.bad").read_text() == content and not path.exists()
+
+
+def test_a_second_exporter_on_the_same_state_is_refused(tmp_path):
+    path = str(tmp_path / "bits.winbits-state.json")
+    refused = pytest.raises(_counters.StateError, match="another winbits export is writing")
+    with _counters.StateLock(path), refused, _counters.StateLock(path):
+        pass
+    with _counters.StateLock(path):  # let go when the first one ended
+        pass

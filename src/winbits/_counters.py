@@ -2,24 +2,31 @@
 only grow for the life of the machine, although jobs leave the queue and the exporter
 restarts.
 
-Each file's counters are counted once: the state remembers, per job id and file, the
-values already counted, keeps a job's last values after it leaves the queue (for a day,
-then forgets it), and is saved beside the metrics file so that a restarted exporter
-neither loses nor double-counts a byte. A value in BITS that goes backwards (a job
-restarted, a file replaced) adds nothing and subtracts nothing. Pure Python, no COM.
+Each file's counters are counted once: the state remembers, per job id and the file's
+local name, the values already counted (never the file's URL, which can carry a password
+or a signature, nor anything of it but the server's label in the totals), keeps a job's
+last values after it leaves the queue (for a day, then forgets it), and is saved beside
+the metrics file, synced to disk before it replaces the last one, so that a restarted
+exporter neither loses nor double-counts a byte. A URL that changes while a file
+transfers (a mirror) does not count it again. A value in BITS that goes backwards (a job
+restarted, a file replaced) adds nothing and subtracts nothing. One exporter per state
+file: a second one is refused. Pure Python, no COM.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 import tempfile
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from ._types import Snapshot
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1 keyed files by URL and local name; 2 by local name alone
+MAX_STATE_BYTES = 64 * 1024 * 1024  # far past what 100 servers and a day of jobs need
 MAX_SERVERS = 100  # a machine's content servers; more go to server="other"
 FORGET_AFTER = 24 * 3600.0  # seconds a job stays remembered after it left the queue
 # What is counted per server, in this order in the state file.
@@ -27,7 +34,8 @@ KINDS = ("transferred_bytes", "origin_bytes", "peer_bytes", "files_transferred")
 
 
 class StateError(Exception):
-    """The state file cannot be used as it is (written by a newer winbits)."""
+    """The state file cannot be used as it is (written by a newer winbits, or in use by
+    another exporter)."""
 
 
 def server_of(url: str) -> str:
@@ -45,7 +53,7 @@ def server_of(url: str) -> str:
 class Counters:
     def __init__(self) -> None:
         self.totals: dict[str, list[int]] = {}  # server -> a value per KINDS
-        # job id -> {"seen": time last in the queue, "files": {remote\nlocal: values}}
+        # job id -> {"seen": time last in the queue, "files": {local name: values}}
         self.jobs: dict[str, dict[str, Any]] = {}
 
     def _server(self, host: str) -> str:
@@ -58,7 +66,7 @@ class Counters:
             entry = self.jobs.setdefault(str(job.id), {"seen": now, "files": {}})
             entry["seen"] = now
             for f in job.files:
-                key = f"{f.remote_name}\n{f.local_name}"
+                key = f.local_name  # a job's files are told apart by where they land
                 old = entry["files"].get(key, [0, 0, 0, 0])
                 stats = f.peer_stats
                 new = [
@@ -86,9 +94,10 @@ class Counters:
     @classmethod
     def from_json(cls, data: Any) -> Counters:
         """Counters from a state file's content; StateError for a newer version,
-        ValueError (or KeyError, TypeError) for anything else that is not a state."""
+        ValueError (or KeyError, TypeError) for anything else that is not a state: every
+        value is checked (whole numbers of 0 or more, finite times)."""
         version = data["version"]
-        if not isinstance(version, int):
+        if type(version) is not int or version < 1:
             raise ValueError("no version")
         if version > STATE_VERSION:
             raise StateError(
@@ -97,15 +106,27 @@ class Counters:
             )
         c = cls()
         for server, values in data["totals"].items():
-            if len(values) != len(KINDS) or not all(type(v) is int and v >= 0 for v in values):
-                raise ValueError("bad totals")
-            c.totals[str(server)] = list(values)
+            c.totals[str(server)] = _counts(values)
         for job_id, entry in data["jobs"].items():
-            files = {str(k): [int(v) for v in vs] for k, vs in entry["files"].items()}
-            if not all(len(vs) == len(KINDS) for vs in files.values()):
-                raise ValueError("bad file values")
-            c.jobs[str(job_id)] = {"seen": float(entry["seen"]), "files": files}
+            seen = entry["seen"]
+            if type(seen) not in (int, float) or not math.isfinite(seen):
+                raise ValueError("a job's time is not a number")
+            files = {}
+            for key, values in entry["files"].items():
+                # Version 1 keyed a file by "URL\nlocal name": the URL is dropped here.
+                files[str(key).rpartition("\n")[2] if version == 1 else str(key)] = _counts(values)
+            c.jobs[str(job_id)] = {"seen": float(seen), "files": files}
         return c
+
+
+def _counts(values: Any) -> list[int]:
+    """One file's or server's values, as the state holds them: len(KINDS) whole numbers,
+    none negative."""
+    if type(values) is not list or len(values) != len(KINDS):
+        raise ValueError("not a list of counts")
+    if not all(type(v) is int and v >= 0 for v in values):
+        raise ValueError("a count that is not a whole number of 0 or more")
+    return list(values)
 
 
 def state_path(metrics_path: str) -> str:
@@ -114,30 +135,50 @@ def state_path(metrics_path: str) -> str:
 
 
 def load(path: str) -> tuple[Counters, str | None]:
-    """(counters, a warning or None). A missing or unreadable state starts from zero
-    with a warning; one from a newer winbits raises StateError."""
+    """(counters, a warning or None). A missing state starts from zero with a warning;
+    an unreadable or damaged one is set aside as PATH.bad (for a person to look at) and
+    counting starts from zero, with a warning that says so; one from a newer winbits
+    raises StateError."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_STATE_BYTES + 1)
     except FileNotFoundError:
         return Counters(), f"no state file {path} was found: counting from zero"
-    except (OSError, ValueError) as e:
+    except OSError as e:
         return Counters(), f"cannot read the state file {path} ({e}): counting from zero"
     try:
+        if len(raw) > MAX_STATE_BYTES:
+            raise ValueError(f"it is over {MAX_STATE_BYTES} bytes")
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
         return Counters.from_json(data), None
     except StateError as e:
         raise StateError(f"cannot use the state file {path}: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        return Counters(), f"the state file {path} is damaged ({e!r}): counting from zero"
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        why = "it is nested too deeply" if isinstance(e, RecursionError) else repr(e)
+        bad = path + ".bad"
+        try:
+            os.replace(path, bad)
+        except OSError:
+            bad = "where it is"
+        return Counters(), (
+            f"the state file {path} is damaged ({why}); it is kept as {bad}: counting from zero"
+        )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a count")
 
 
 def save(counters: Counters, path: str) -> None:
-    """Writes the state atomically: a temporary file beside it, then a rename."""
+    """Writes the state atomically: a temporary file beside it, flushed to disk, then a
+    rename (after a power loss the state is the old one or the new one, never empty)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".winbits-state-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(counters.to_json(), f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -145,3 +186,56 @@ def save(counters: Counters, path: str) -> None:
         except OSError:
             pass
         raise
+
+
+class StateLock:
+    """This exporter is the only one counting into a state: acquire() takes PATH.lock, or
+    raises StateError when another exporter holds it (two would write over each other's
+    counts), or OSError when its folder cannot hold it (not there yet). The system lets
+    the lock go when the process ends, however it ends; release() lets it go before."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".lock"
+        self._file: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def acquire(self) -> None:
+        f = open(self.path, "a+b")  # noqa: SIM115 (held until release)
+        try:
+            _lock(f)
+        except OSError:
+            f.close()
+            raise StateError(
+                f"another winbits export is writing {self.path[: -len('.lock')]}: "
+                "one exporter per file (stop the other, or give this one another file)"
+            ) from None
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the handle lets the lock go
+            self._file = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(f: IO[bytes]) -> None:
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(f: IO[bytes]) -> None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -4,6 +4,7 @@ export."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -18,9 +19,7 @@ from .._errors import (
 )
 from .._job import Job
 from .._manager import Manager, connect
-from .._types import (
-    visible,
-)
+from .._types import JobState, redact_url, visible
 from .loops import Outage, Stopper
 from .render import (
     changes_json,
@@ -115,6 +114,14 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
     with connect_for(args) as bits:
         job = find_job(bits, args.id, args.all_users)
         name = job.name
+        if args.command == "complete" and not args.force:
+            state = job.state  # BITS would end a running transfer and keep what arrived
+            if state != JobState.TRANSFERRED:
+                raise UsageError(
+                    f"job {job.id} is {state}: only a TRANSFERRED job is completed; "
+                    "completing it now would end its transfer and drop what did not "
+                    "arrive (pass --force to do that)"
+                )
         try:
             getattr(job, args.command)()
         except InvalidStateError:
@@ -157,7 +164,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
         out.write(
-            f"  {visible(f.remote_name)} -> {visible(f.local_name)}: "
+            f"  {visible(redact_url(f.remote_name))} -> {visible(f.local_name)}: "
             f"{format_bytes(p.bytes_transferred)} of {format_bytes(p.bytes_total)}"
             f"{' (complete)' if p.completed else ''}{peers}\n"
         )
@@ -184,28 +191,43 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         ) from None
 
     state = _counters.state_path(args.prometheus)
-    try:
-        counters, warning = _counters.load(state)
-    except _counters.StateError as e:
-        raise UsageError(str(e)) from None
-    with connect_for(args) as bits, Stopper() as stop:
-        poller = bits.poller(args.all_users)
+    lock = _counters.StateLock(state)  # one exporter per file: a second one is refused
+    with contextlib.ExitStack() as held:
+        held.callback(lock.release)
+        try:
+            lock.acquire()
+        except _counters.StateError as e:
+            raise UsageError(str(e)) from None
+        except OSError as e:  # its folder is not there (yet): taken before the first write
+            if args.interval is None:
+                raise UsageError(f"cannot write {args.prometheus}: {e.strerror or e}") from None
+        try:
+            counters, warning = _counters.load(state)
+        except _counters.StateError as e:
+            raise UsageError(str(e)) from None
+        stop = held.enter_context(Stopper())
         outage, health = Outage(), Health()
+        bits: Manager | None = None
         for _ in stop.rounds(args.count, args.interval):
             problem = None
-            try:
+            try:  # connecting is part of the round: BITS may be away from the start
+                if bits is None:
+                    bits = held.enter_context(connect_for(args))
+                    poller = bits.poller(args.all_users)
                 snap = poller.poll()
                 health.up, health.last_success = True, time.time()
                 counters.update(snap, health.last_success)
-            except BitsError as e:  # the file still says so: bits_up 0, counters kept
+            except BitsError as e:  # the file says so: bits_up 0, counters kept
                 problem = f"cannot read BITS: {e}"
                 snap, health.up = None, False
                 health.poll_errors += 1
-            if problem and args.interval is None:
-                raise UsageError(problem)  # a one-shot export: one line, exit 1
             try:  # the state first: a crash between the two never counts a byte twice
+                if not lock.held:
+                    lock.acquire()
                 _counters.save(counters, state)
                 write_textfile(snap, args.prometheus, health, counters, per_job=args.per_job)
+            except _counters.StateError as e:  # another exporter took the file meanwhile
+                raise UsageError(str(e)) from None
             except OSError as e:  # a folder that is not there, a directory, read-only
                 problem = f"cannot write {args.prometheus}: {e.strerror or e}"
                 if args.interval is None:
@@ -214,6 +236,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                 if warning:
                     say(warning)
                 warning = None
+            if problem and args.interval is None:
+                raise UsageError(problem)  # a one-shot export: written, then one line
             if problem:
                 outage.failed(problem)
             else:
