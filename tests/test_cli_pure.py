@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import ntpath
 import sys
 import uuid
@@ -22,6 +23,8 @@ from winbits._types import (
     JobRecord,
     JobTimes,
     PeerStats,
+    ProxySettings,
+    ProxyUsage,
     visible,
 )
 
@@ -232,12 +235,37 @@ def test_download_targets():
         ("http://h/LPT9", "device name"),
         ("http://h/trailing.", "dot or space"),
         ("http://h/trailing%20", "dot or space"),
+        ("http://h/invoice%E2%80%AEfdp.exe", "format characters"),  # shows as invoiceexe.pdf
+        ("http://h/a%E2%80%8Bb.bin", "format characters"),  # zero-width space
+        ("http://h/a%E2%80%A8b.bin", "format characters"),  # line separator
+        ("http://h/CONIN$", "device name"),
+        ("http://h/conout$.txt", "device name"),
+        ("http://h/COM%C2%B9", "device name"),  # COM¹
+        ("http://h/lpt%C2%B3.log", "device name"),
+        ("http://h/COM0", "device name"),
+        ("\\\\srv\\share\\CON", "device name"),
     ],
 )
 def test_a_name_from_a_url_must_stay_inside_dest(url, why):
     with pytest.raises(usage.UsageError, match=why) as info:
         targets.plan_targets([url], "C:\\dl\\sub", lambda d: True, ntpath.normpath)
     assert "give a file as DEST" in str(info.value)
+
+
+def test_a_unc_source_into_a_folder_takes_the_file_name():
+    plan = targets.plan_targets(["\\\\srv\\share\\dir\\f%20x.bin"], "C:\\dl\\", lambda d: True, str)
+    assert plan == [("\\\\srv\\share\\dir\\f%20x.bin", "C:\\dl\\f%20x.bin")]  # not decoded
+
+
+def test_format_characters_are_escaped_wherever_text_is_shown():
+    assert visible("invoice\u202efdp.exe") == "invoice\\u202efdp.exe"
+    assert visible("a\u200bb\ufeff") == "a\\u200bb\\ufeff"
+    assert visible("a\ud800b") == "a\\ud800b"  # a lone surrogate would not even encode
+    proxy = ProxySettings(ProxyUsage.OVERRIDE, ("http://p\x1b[2J:8080",), ("h\u202e",))
+    assert render.show_value(proxy) == "OVERRIDE http://p\\x1b[2J:8080 (bypass: h\\u202e)"
+    stream = io.StringIO()
+    progress.ProgressDisplay(stream).show("retrying: evil\x1b]0;title\x07 text", 0.0)
+    assert stream.getvalue() == "retrying: evil\\x1b]0;title\\x07 text\n"
 
 
 def test_plain_names_are_kept_as_they_are():

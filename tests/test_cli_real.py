@@ -3,8 +3,10 @@ it: downloads land byte for byte, interrupted ones leave no job and no file."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -138,6 +140,29 @@ def test_a_verb_on_a_missing_job_is_one_line(command):
     r = winbits_cli(command, str(uuid.uuid4()))
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1 and "no such job" in r.stderr
+
+
+def test_complete_refuses_a_job_that_is_still_transferring(server, serve, tmp_path):
+    url = serve("slow-complete.bin", make_payload(600_000, seed=8))
+    server.rate["/slow-complete.bin"] = 40_000  # about 15 s: running while we ask
+    name = f"winbits-cli {uuid.uuid4()}"
+    with winbits.connect() as bits, bits.transfer(name) as job:
+        job.add_file(url, str(tmp_path / "slow-complete.bin"))
+        job.resume()
+        try:
+            wait_until(lambda: job.state == winbits.JobState.TRANSFERRING, "the transfer runs")
+            r = winbits_cli("complete", str(job.id))
+            assert r.returncode == 1
+            assert f"job {job.id} is TRANSFERRING: only a TRANSFERRED job is completed" in r.stderr
+            assert "--force" in r.stderr
+            assert job.state == winbits.JobState.TRANSFERRING  # still running, not ACKNOWLEDGED
+        finally:
+            server.rate.clear()  # the rest at once, and cancelled once it is there: Wine's
+            with contextlib.suppress(AssertionError):  # service is shaky after a Cancel
+                done = (winbits.JobState.TRANSFERRED, winbits.JobState.ERROR)
+                wait_until(lambda: job.state in done, "transferred", 30)
+            job.cancel()  # mid-transfer (docs/testbed.md)
+    assert leftovers(name) == []
 
 
 def test_a_bits_error_is_shown_with_its_hresult_and_cancels(server, tmp_path):
@@ -337,6 +362,54 @@ def test_closing_the_console_ends_export_with_0_after_its_write(tmp_path, event)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert prom_values(target)["winbits_up"] == 1.0
+
+
+CLOSE_THE_CONSOLE_DURING_A_DOWNLOAD = """\
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import _bitsdouble, winbits
+from winbits import _cli, _native
+_bitsdouble.register()
+_bitsdouble.reset()
+clsid = _bitsdouble.clsid()
+def close_the_console():  # once the download's job is there, as a user closing the window
+    while True:
+        with winbits.connect(clsid) as bits:
+            if bits.jobs():
+                break
+        time.sleep(0.05)
+    _native._console_event(int(sys.argv[3]))
+threading.Thread(target=close_the_console, daemon=True).start()
+code = _cli.main(["download", "http://h/never.bin", sys.argv[2], "--clsid", clsid])
+with winbits.connect(clsid) as bits:
+    print(code, len(bits.jobs()), _bitsdouble.calls().get("Job.Cancel"))
+"""
+
+
+@pytest.mark.parametrize("event", [2, 5, 6], ids=["close", "logoff", "shutdown"])
+def test_closing_the_console_during_a_download_cancels_its_job(double, tmp_path, event):
+    """The console closes (or the user logs off, or Windows shuts down) while `winbits
+    download` waits: its job is cancelled before the process ends, so nothing goes on
+    downloading into DEST's folder for 90 days. Against the double (whose jobs never
+    move), in a process of its own, with the event delivered as the system does."""
+    dest = tmp_path / "never.bin"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CLOSE_THE_CONSOLE_DURING_A_DOWNLOAD,
+            os.path.dirname(double.__file__),
+            str(dest),
+            str(event),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.stdout.strip() == "130 0 1", r.stderr  # exit 130, no job left, one Cancel
+    assert r.stderr.strip().splitlines()[-1] == "winbits: interrupted"
+    assert not dest.exists()
 
 
 def stop_bits() -> str:

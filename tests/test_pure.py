@@ -137,3 +137,39 @@ def test_the_download_settings_type_names_every_settable_job_property():
 
     settable = {name for name in vars(Job) if not name.startswith("_") and Job.settable(name)}
     assert set(JobSettings.__annotations__) == settable - {"name"}  # name= is the download's own
+
+
+SECRET_URL = "https://bob:PASSWORD@cdn.example/f.bin?sig=SECRET&X-Amz-Signature=SECRET2#t"
+
+
+def test_a_url_is_shown_without_its_password_and_signed_query():
+    from winbits._types import redact_url
+
+    assert redact_url(SECRET_URL) == "https://cdn.example/f.bin?…#…"
+    assert redact_url("http://h:8080/a/b") == "http://h:8080/a/b"
+    assert redact_url("\\\\server\\share\\f.bin") == "\\\\server\\share\\f.bin"
+    assert redact_url("not a url") == "not a url"
+
+
+def test_a_urls_secrets_reach_no_exception_and_no_repr():
+    from winbits._checks import check_url
+    from winbits._types import DownloadedFile, ErrorContext, FileProgress, FileRecord, JobError
+
+    for bad in (
+        SECRET_URL.replace("https", "ftp"),
+        SECRET_URL.replace("f.bin", "f .bin"),
+    ):
+        with pytest.raises(ValueError) as info:
+            check_url(bad)
+        assert "PASSWORD" not in str(info.value) and "SECRET" not in str(info.value)
+    records: list[DownloadedFile | FileRecord | JobError] = [
+        DownloadedFile(SECRET_URL, "C:\\f.bin", 1, None),
+        FileRecord(SECRET_URL, "C:\\f.bin", FileProgress(1, 1, True), None),
+        JobError(
+            0x80190194, ErrorContext.REMOTE_FILE, "not found", None, "HTTP", SECRET_URL, "C:\\f"
+        ),
+    ]
+    for record in records:
+        assert "PASSWORD" not in repr(record) and "SECRET" not in repr(record), repr(record)
+        assert "https://cdn.example/f.bin?…#…" in repr(record)
+    assert DownloadedFile(SECRET_URL, "C:\\f", 1, None).url == SECRET_URL  # the value, whole

@@ -72,6 +72,8 @@ def test_a_wait_woken_by_bits_makes_the_same_calls_however_long_it_takes(double,
             job.complete()
     assert counts[0] == counts[1]
     assert counts[0] == {
+        "Job.QueryInterface": 1,  # IBackgroundCopyJob2, asked for once per job object
+        "Job.GetNotifyCmdLine": 1,  # a job with one is polled, so that BITS runs it
         "Job.GetNotifyFlags": 1,
         "Job.SetNotifyInterface": 2,  # the notifier, then NULL
         "Job.SetNotifyFlags": 2,  # TRANSFERRED | ERROR | MODIFICATION, then the old ones
@@ -99,6 +101,80 @@ def test_a_job_of_another_program_is_polled_never_listened_to(double, tmp_path):
         job = bits.get_job(uuid.UUID(key))
         assert job.wait() == JobState.TRANSFERRED  # at once
         assert "Job.SetNotifyInterface" not in double.calls()
+
+
+def test_a_job_with_a_notify_command_line_is_polled_so_that_bits_runs_it(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        job.notify_command_line = (r"C:\Windows\System32\cmd.exe", "/c exit")
+        double.clear_calls()
+        helper = later(0.5, lambda: double.set_state(key, TRANSFERRED))
+        assert job.wait(poll_interval=0.1) == JobState.TRANSFERRED
+        helper.join()
+        assert "Job.SetNotifyInterface" not in double.calls()  # BITS would skip the program
+        assert double.calls()["Job.GetState"] >= 3  # polled
+        job.cancel()
+
+
+def test_two_waits_on_one_job_object_both_return(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        results = []
+        other = threading.Thread(target=lambda: results.append(job.wait(poll_interval=0.1)))
+        other.start()
+        helper = later(
+            0.5,
+            lambda: double.set_state(key, TRANSFERRED),
+            lambda: double.fire(key, "transferred"),
+        )
+        results.append(job.wait(poll_interval=0.1))
+        other.join(10)
+        helper.join()
+        assert results == [JobState.TRANSFERRED] * 2  # one listened, the other polled
+        assert double.notify_flags(key) == (3, False)
+        job.cancel()
+
+
+def test_ctrl_c_ends_a_wait_on_bits_notification_at_once(double, tmp_path):
+    import _thread
+
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            job.wait(poll_interval=60)  # one native wait of 60 s, in slices
+        assert time.monotonic() - started < 10  # not the 60 s of the wait
+        assert double.notify_flags(key) == (3, False)  # the callback taken away
+        job.cancel()
+
+
+def test_a_wait_async_cancelled_while_it_registers_takes_its_callback_away(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job, key = queued_job(bits, tmp_path)
+        double.hold("Job.SetNotifyInterface")
+
+        async def main():
+            task = asyncio.create_task(job.wait_async(poll_interval=60))
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, double.held, 10)
+            task.cancel()  # while BITS is answering SetNotifyInterface
+            await asyncio.sleep(0.1)
+            double.release()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert double.notify_flags(key) == (3, False)  # not left registered
+        helper = later(
+            0.2,
+            lambda: double.set_state(key, TRANSFERRED),
+            lambda: double.fire(key, "transferred"),
+        )
+        assert job.wait(poll_interval=60) == JobState.TRANSFERRED  # a wait works again
+        helper.join()
+        job.cancel()
 
 
 def test_error_raises_job_failed_with_bits_error(double, tmp_path):
@@ -334,6 +410,8 @@ def test_wait_async_is_woken_by_bits_without_blocking_the_loop_or_a_thread_per_j
         assert ticks >= 20  # about 1 s / 10 ms on a quiet machine: the loop kept running
         assert threads_while_waiting == [1]  # one thread for all five waits
         assert double.calls() == {  # five times what one synchronous wait makes
+            "Job.QueryInterface": 5,
+            "Job.GetNotifyCmdLine": 5,
             "Job.GetNotifyFlags": 5,
             "Job.SetNotifyInterface": 10,
             "Job.SetNotifyFlags": 10,
@@ -454,11 +532,15 @@ def test_progress_async_raises_job_failed_when_the_job_fails(double, tmp_path):
         job.cancel()
 
 
-def finish_the_first_queued_job(double, from_origin=3, from_peers=1):
+def finish_the_first_queued_job(double, from_origin=3, from_peers=1, before=None):
+    """BITS transferring the first job once it is QUEUED (made, set, its files added,
+    resumed); `before(job)` runs first, as another program would meanwhile."""
     with winbits.connect(double.clsid()) as bits:
         for _ in range(500):
             jobs = bits.jobs()
             if jobs and jobs[0].state == JobState.QUEUED:
+                if before is not None:
+                    before(jobs[0])
                 key = f"{{{jobs[0].id}}}"
                 double.set_file(
                     key,
@@ -486,6 +568,43 @@ def test_download_whose_file_did_not_land_raises_and_names_it(double, tmp_path):
         assert failed.value.files == (dest,)
         assert f"{dest} did not land" in str(failed.value)
         assert bits.jobs() == []  # completed, not left in the queue
+
+
+def test_a_file_that_appears_at_dest_during_the_transfer_is_left_alone(double, tmp_path):
+    dest = tmp_path / "theirs.bin"
+    appear = lambda job: dest.write_bytes(b"theirs")  # after add_file looked, before complete
+    helper = later(0, lambda: finish_the_first_queued_job(double, before=appear))
+    with winbits.connect(double.clsid()) as bits:
+        with pytest.raises(FileExistsError, match="appeared while the job transferred"):
+            bits.download("http://h/theirs.bin", str(dest))
+        helper.join()
+        assert bits.jobs() == []  # cancelled, not completed
+    assert "Job.Complete" not in double.calls() and double.calls()["Job.Cancel"] == 1
+    assert dest.read_bytes() == b"theirs"  # Windows' Cancel leaves it (Wine's deletes it)
+
+
+def test_a_download_job_carries_bits_own_limits_from_its_timeouts(double, tmp_path):
+    seen = []
+    read = lambda job: seen.append((job.maximum_download_time, job.no_progress_timeout))
+    helper = later(0, lambda: finish_the_first_queued_job(double, before=read))
+    with winbits.connect(double.clsid()) as bits:
+        bits.download("http://h/l.bin", str(tmp_path / "l.bin"), timeout=100, stall_timeout=29.5)
+        helper.join()
+    assert seen == [(160, 90)]  # each a minute past the wait's: the wait reports first
+
+
+def test_waiting_on_a_suspended_job_raises_at_once(double, tmp_path):
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.create_job("never resumed")
+        job.add_file("http://h/s.bin", str(tmp_path / "s.bin"))
+        started = time.monotonic()
+        with pytest.raises(winbits.InvalidStateError, match="SUSPENDED: resume"):
+            job.wait()  # no timeout: it would wait for ever
+        with pytest.raises(winbits.InvalidStateError, match="SUSPENDED"):
+            asyncio.run(job.wait_async())
+        assert time.monotonic() - started < 10
+        assert double.notify_flags(f"{{{job.id}}}") == (3, False)
+        job.cancel()
 
 
 def test_download_lands_each_file_at_the_size_bits_transferred(double, tmp_path):
@@ -635,6 +754,21 @@ def test_a_real_download_async_lands_while_another_coroutine_ticks(bits, server,
     assert result.bytes == len(payload)
     assert took < 25  # JobTransferred woke it, not the 30 s poll
     assert ticks >= 50  # the loop ran all along: a 10 ms tick over about 2 s
+
+
+def test_a_file_written_to_dest_during_a_real_download_makes_it_fail(bits, server, serve, tmp_path):
+    url = serve("raced.bin", b"x" * 300_000)
+    server.rate["/raced.bin"] = 100_000  # about 3 s
+    dest = tmp_path / "raced.bin"
+    name = f"winbits-raced {uuid.uuid4()}"
+    try:
+        helper = later(1.0, lambda: dest.write_bytes(b"another program's"))
+        with pytest.raises(FileExistsError, match="appeared while the job transferred"):
+            bits.download(url, str(dest), name=name, timeout=120)
+        helper.join()
+    finally:
+        server.rate.clear()
+    assert leftovers(name) == []  # cancelled (Wine's Cancel also deletes DEST; Windows' not)
 
 
 def test_cancelling_a_real_download_async_leaves_no_job_and_no_file(bits, server, serve, tmp_path):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from enum import IntEnum
 from typing import TypeGuard
 
-from ._types import AuthScheme, CredentialTarget, PeerCaching
+from ._types import AuthScheme, CredentialTarget, PeerCaching, redact_url
 
 # BG_FILE_INFO: a URL of at most 2,200 characters; a local path of at most MAX_PATH, with
 # no wildcards and no \\?\ prefix (each without the terminating NUL).
@@ -40,9 +40,11 @@ def check_url(url: object) -> None:
     scheme, sep, rest = url.partition("://")
     host = rest.split("/", 1)[0]
     if not sep or scheme.lower() not in ("http", "https") or not host:
-        raise ValueError(f"BITS takes http://, https:// URLs or UNC paths, not {url!r}")
+        raise ValueError(f"BITS takes http://, https:// URLs or UNC paths, not {redact_url(url)!r}")
     if any(c.isspace() or ord(c) < 32 for c in url):
-        raise ValueError(f"a URL must not contain spaces or control characters: {url!r}")
+        raise ValueError(
+            f"a URL must not contain spaces or control characters: {redact_url(url)!r}"
+        )
 
 
 def guid_bytes(value: uuid.UUID | str, what: str) -> bytes:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from . import _checks as checks
 from ._settings import FILE2, FILE3, FILE5
-from ._types import FileProgress, FileRange, PeerStats, size_or_none
+from ._types import FileProgress, FileRange, PeerStats, redact_url, size_or_none
 
 if TYPE_CHECKING:
     from . import _native as native_types
@@ -22,7 +22,7 @@ class File:
         self._native = native
 
     def __repr__(self) -> str:
-        return f"<winbits.File {self.remote_name!r}>"
+        return f"<winbits.File {redact_url(self.remote_name)!r}>"
 
     @property
     def remote_name(self) -> str:

@@ -4,6 +4,7 @@ one implementation is _downloads.py), and the fast snapshot and poller."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -163,6 +164,7 @@ class Manager:
             name=name,
             overwrite=overwrite,
             settings=settings,
+            limits=(timeout, stall_timeout),
         )
 
     async def download_async(
@@ -208,7 +210,8 @@ class Manager:
         checks.wait_args(timeout, on_progress, 0.5, poll_interval, stall_timeout)
         made: list[Job] = []  # the job, even when the task is cancelled as it is made
         try:
-            await off_loop(_downloads.start, self, list(files), name, overwrite, settings, made)
+            start = functools.partial(_downloads.start, limits=(timeout, stall_timeout))
+            await off_loop(start, self, list(files), name, overwrite, settings, made)
             job = made[0]
             await job.wait_async(
                 timeout,
@@ -216,7 +219,7 @@ class Manager:
                 poll_interval=poll_interval,
                 stall_timeout=stall_timeout,
             )
-            return await off_loop(_downloads.finish, job)
+            return await off_loop(_downloads.finish, job, overwrite)
         except BaseException:
             if made:
                 await off_loop(_downloads.cancel_quietly, made[0])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 import uuid
 from enum import IntEnum, IntFlag
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 SIZE_UNKNOWN = 0xFFFFFFFFFFFFFFFF  # BG_SIZE_UNKNOWN
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
@@ -157,14 +158,51 @@ class ErrorContext(_Named):
     SERVER_CERTIFICATE_CALLBACK = 8
 
 
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: job and file
-# names come from any user (--all-users) and must not drive a terminal or split a line.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What is escaped before text reaches a terminal, a log line or a label: C0 and C1
+# controls and DEL (Cc), format characters (Cf: bidi overrides, zero-width ones), the line
+# and paragraph separators (Zl, Zp) and lone surrogates (Cs). Job and file names come from
+# any user (--all-users) and must not drive a terminal, split a line or read backwards.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _shown(c: str) -> str:
+    if unicodedata.category(c) not in HIDDEN_CATEGORIES:
+        return c
+    return c.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def visible(text: str) -> str:
-    """text with every control character shown as its escape (ESC as \\x1b)."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """text with every control, format and separator character shown as its escape (ESC
+    as \\x1b, a right-to-left override as \\u202e)."""
+    if text.isprintable():  # the usual case; a printable text holds none of them
+        return text
+    return "".join(map(_shown, text))
+
+
+# scheme://, the authority (user:password@host:port), the path, ?query, #fragment
+_URL_PARTS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?\Z", re.S)
+
+
+def redact_url(url: str) -> str:
+    """A URL as winbits shows it anywhere (messages, exceptions, reprs, output): without
+    its user name and password, and with its query and fragment elided, which is where
+    signed URLs keep their signatures: ``https://host/path?…``. A UNC path, or what is
+    not a URL, is shown as it is."""
+    m = _URL_PARTS.match(url)
+    if m is None:
+        return url
+    scheme, authority, path, query, fragment = m.groups()
+    host = authority.rpartition("@")[2]
+    return f"{scheme}{host}{path}{'?…' if query else ''}{'#…' if fragment else ''}"
+
+
+def _redacted_repr(record: Any, urls: tuple[str, ...]) -> str:
+    """A named tuple's repr, with the URLs in its fields named by `urls` redacted."""
+    parts = []
+    for name, value in zip(record._fields, record, strict=True):
+        shown = redact_url(value) if name in urls and isinstance(value, str) else value
+        parts.append(f"{name}={shown!r}")
+    return f"{type(record).__name__}({', '.join(parts)})"
 
 
 E = TypeVar("E", bound=IntEnum)
@@ -293,6 +331,9 @@ class DownloadedFile(NamedTuple):
     bytes: int
     peer_stats: PeerStats | None
 
+    def __repr__(self) -> str:  # no password or signed query of a URL in a repr
+        return _redacted_repr(self, ("url",))
+
 
 class DownloadResult(NamedTuple):
     """What Manager.download() or download_files() downloaded."""
@@ -326,6 +367,9 @@ class JobError(NamedTuple):
     protocol: str | None
     remote_name: str | None
     local_name: str | None
+
+    def __repr__(self) -> str:  # no password or signed query of a URL in a repr
+        return _redacted_repr(self, ("remote_name",))
 
 
 class JobProperties(NamedTuple):
@@ -373,6 +417,9 @@ class FileRecord(NamedTuple):
     local_name: str
     progress: FileProgress
     peer_stats: PeerStats | None  # None where the BITS lacks IBackgroundCopyFile4
+
+    def __repr__(self) -> str:  # no password or signed query of a URL in a repr
+        return _redacted_repr(self, ("remote_name",))
 
 
 class JobRecord(NamedTuple):

@@ -15,7 +15,7 @@ from ._errors import (
     InvalidStateError,
     JobFailedError,
 )
-from ._types import JobProgress, JobState
+from ._types import JobProgress, JobState, redact_url
 
 if TYPE_CHECKING:
     from ._job import Job
@@ -52,6 +52,10 @@ def steps(
             raise InvalidStateError(
                 BG_E_INVALID_STATE, f"job {job.id} is {state}: nothing to wait for"
             )
+        if state == JobState.SUSPENDED:  # nothing moves until somebody resumes it
+            raise InvalidStateError(
+                BG_E_INVALID_STATE, f"job {job.id} is SUSPENDED: resume() it, then wait"
+            )
         now = time.monotonic()
         step = poll_interval
         if progress_interval or stall_timeout is not None:
@@ -87,7 +91,7 @@ def failure(job: Job, state: JobState | int) -> JobFailedError:
             None,
             int(state),
         )
-    where = f" ({err.remote_name})" if err.remote_name else ""
+    where = f" ({redact_url(err.remote_name)})" if err.remote_name else ""
     return JobFailedError(err.hresult, f"{err.message}{where}", err, int(state))
 
 

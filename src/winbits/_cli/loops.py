@@ -36,10 +36,13 @@ class Stopper:
     """SIGTERM, CTRL_BREAK (SIGBREAK) and, on Windows, closing the console, logging off
     and shutting down ask a long loop to end, with exit code 0, after the write it is
     doing; the loop's sleep wakes for them. (Ctrl-C stays KeyboardInterrupt: exit 130.)
-    Handlers are set only on the main thread, and the ones found are put back."""
+    With ``interrupts``, for a transfer, they raise KeyboardInterrupt as Ctrl-C does, so
+    that its job is cancelled on the way out. Handlers are set only on the main thread,
+    and the ones found are put back."""
 
-    def __init__(self) -> None:
+    def __init__(self, interrupts: bool = False) -> None:
         self.asked = False
+        self.interrupts = interrupts
         self._old: dict[int, Any] = {}
         self._console = False
 
@@ -66,6 +69,8 @@ class Stopper:
 
     def _ask(self, signum: int, frame: object) -> None:
         self.asked = True
+        if self.interrupts:
+            raise KeyboardInterrupt
 
     def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -286,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in commands.VERBS:
         p = sub.add_parser(verb, parents=[clsid, users], help=f"{verb} a job by id (or id prefix)")
         p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+        if verb == "complete":
+            p.add_argument(
+                "--force",
+                action="store_true",
+                help="complete a job that is not TRANSFERRED: its transfer ends, and only "
+                "the files that arrived land",
+            )
         p.set_defaults(run=commands.cmd_verb)
 
     p = sub.add_parser(

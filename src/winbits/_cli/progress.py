@@ -9,14 +9,9 @@ import sys
 import time
 from typing import TextIO
 
-from .._errors import (
-    JobFailedError,
-)
+from .._errors import JobFailedError
 from .._job import Job
-from .._types import (
-    JobProgress,
-    JobState,
-)
+from .._types import JobProgress, JobState, redact_url, visible
 from .render import format_bytes, format_duration
 from .usage import UsageError
 
@@ -64,7 +59,9 @@ class ProgressDisplay:
         self.last = -math.inf
 
     def show(self, line: str, now: float, final: bool = False, news: bool = False) -> None:
-        """``news``: the line says something new (the job's state), shown at once."""
+        """``news``: the line says something new (the job's state), shown at once. BITS'
+        own text in it (a retry's reason) is shown escaped, as every line is."""
+        line = visible(line)
         if self.tty:
             self.stream.write("\r" + line + ("\n" if final else ""))
         elif final or news or now - self.last >= self.every:
@@ -88,9 +85,8 @@ def job_failure(job: Job, urls: str, verb: str = "download") -> str:
     err = job.error
     if err is None:
         return f"{verb} of {urls} failed: BITS gave no reason (the job is {job.state})"
-    return (
-        f"{verb} of {err.remote_name or urls} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
-    )
+    where = redact_url(err.remote_name) if err.remote_name else urls
+    return f"{verb} of {where} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
 
 
 def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> None:

@@ -30,6 +30,7 @@ from .._types import (
     Snapshot,
     peer_share,
     percent,
+    redact_url,
     visible,
 )
 
@@ -64,7 +65,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
 
 def file_json(f: FileRecord) -> dict[str, Any]:
     return {
-        "remote_name": f.remote_name,
+        "remote_name": redact_url(f.remote_name),  # no password, no signed query
         "local_name": f.local_name,
         "bytes_total": f.progress.bytes_total,
         "bytes_transferred": f.progress.bytes_transferred,
@@ -115,6 +116,8 @@ def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, 
         out[name] = value
     if props.error is not None:
         out["error"]["context"] = str(props.error.context)
+        if props.error.remote_name:
+            out["error"]["remote_name"] = redact_url(props.error.remote_name)
     out["files"] = [file_json(f) for f in files]
     return out
 
@@ -297,7 +300,7 @@ def show_value(value: object) -> str:
             text += " " + " ".join(value.proxies)
         if value.bypass:
             text += " (bypass: " + " ".join(value.bypass) + ")"
-        return text
+        return visible(text)
     if isinstance(value, CostFlags):
         return f"0x{int(value):08X}"
     if isinstance(value, (PeerCaching, SecurityFlags)):

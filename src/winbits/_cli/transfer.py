@@ -15,9 +15,11 @@ from .._types import (
     DownloadResult,
     JobType,
     peer_share,
+    redact_url,
     visible,
 )
 from .commands import connect_for
+from .loops import Stopper
 from .progress import follow
 from .render import format_bytes, format_duration, format_percent
 from .settings import apply_settings, password_for
@@ -41,15 +43,17 @@ def _run(
     verb = "download" if job_type == JobType.DOWNLOAD else "upload"
     name = args.name or f"winbits {verb} {ntpath.basename(files[0][1])}"
     start = time.monotonic()
-    result = _downloads.transfer(
-        bits,
-        files,
-        lambda job: follow(job, args, shown, verb),
-        name=name,
-        overwrite=getattr(args, "force", False),
-        job_type=job_type,
-        setup=lambda job: apply_settings(job, args, secret.pop()),
-    )
+    with Stopper(interrupts=True):  # Ctrl-Break, SIGTERM, console close: the job ends too
+        result = _downloads.transfer(
+            bits,
+            files,
+            lambda job: follow(job, args, shown, verb),
+            name=name,
+            overwrite=getattr(args, "force", False),
+            job_type=job_type,
+            setup=lambda job: apply_settings(job, args, secret.pop()),
+            limits=(args.timeout, args.stall_timeout or None),
+        )
     return result, time.monotonic() - start
 
 
@@ -65,7 +69,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
     args.password = password_for(args)
     with connect_for(args) as bits:  # failures name the URLs
-        result, elapsed = _run(bits, args, targets, JobType.DOWNLOAD, ", ".join(urls))
+        shown = ", ".join(map(redact_url, urls))
+        result, elapsed = _run(bits, args, targets, JobType.DOWNLOAD, shown)
     files = result.files
     out.write(
         f"Downloaded {len(files)} file(s), {format_bytes(result.bytes)} in "
@@ -93,9 +98,10 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{path} is not a file: upload sends an existing file")
     args.password = password_for(args)
     with connect_for(args) as bits:
-        result, elapsed = _run(bits, args, [(args.url, path)], JobType.UPLOAD, args.url)
+        shown = redact_url(args.url)
+        result, elapsed = _run(bits, args, [(args.url, path)], JobType.UPLOAD, shown)
     out.write(
-        f"Uploaded {visible(path)} to {visible(args.url)}, {format_bytes(result.bytes)} in "
+        f"Uploaded {visible(path)} to {visible(shown)}, {format_bytes(result.bytes)} in "
         f"{format_duration(elapsed)}\n"
     )
     return 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from .._types import (
-    visible,
-)
+from .._types import visible
 
 
 class UsageError(Exception):
