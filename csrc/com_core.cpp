@@ -301,7 +301,7 @@ Doorbell::~Doorbell() {
     CloseHandle(event_);
 }
 
-void Doorbell::release() noexcept {
+void Doorbell::Release() noexcept {
     if (--refs_ == 0)
         delete this;
 }
@@ -331,16 +331,16 @@ std::vector<unsigned long long> Doorbell::take(DWORD ms) noexcept {
 }
 
 Notifier::Notifier(HANDLE event, Doorbell* bell, unsigned long long token) noexcept
-    : event_(event), bell_(bell), token_(token) {
-    if (bell_)
-        bell_->add_ref();
+    : event_(event), token_(token) {
+    if (bell) {
+        bell->AddRef();
+        bell_.Attach(bell);
+    }
     ++g_live_notifiers;
 }
 
 Notifier::~Notifier() {
     CloseHandle(event_);
-    if (bell_)
-        bell_->release();
     --g_live_notifiers;
 }
 
@@ -419,26 +419,26 @@ HRESULT JobHandle::listen(Doorbell* bell, unsigned long long token) noexcept {
     const bool has_program = SUCCEEDED(as(&job2)) &&
                              SUCCEEDED(job2->GetNotifyCmdLine(program.put(), parameters.put())) &&
                              !program.empty();
-    Notifier* n = has_program ? nullptr : Notifier::create(bell, token);
+    ComPtr<Notifier> n;
+    if (!has_program)
+        n.Attach(Notifier::create(bell, token));
     HRESULT hr = has_program ? kListenCommandLine : n ? S_OK : E_OUTOFMEMORY;
     ULONG old = 0;
     bool restore = false;
     if (n) {
         restore = SUCCEEDED(job->GetNotifyFlags(&old));
-        hr = job->SetNotifyInterface(static_cast<IBackgroundCopyCallback2*>(n));
+        hr = job->SetNotifyInterface(static_cast<IBackgroundCopyCallback2*>(n.Get()));
         if (SUCCEEDED(hr)) {
             hr = job->SetNotifyFlags(BG_NOTIFY_JOB_TRANSFERRED | BG_NOTIFY_JOB_ERROR |
                                      BG_NOTIFY_JOB_MODIFICATION);
             if (FAILED(hr))
                 job->SetNotifyInterface(nullptr);
         }
-        if (FAILED(hr)) {
-            n->Release();
-            n = nullptr;
-        }
+        if (FAILED(hr))
+            n.Reset();
     }
     lock_.lock();
-    notifier_ = n;
+    notifier_ = std::move(n);
     old_flags_ = old;
     restore_flags_ = restore;
     registering_ = false;
@@ -446,21 +446,18 @@ HRESULT JobHandle::listen(Doorbell* bell, unsigned long long token) noexcept {
     return hr;
 }
 
-Notifier* JobHandle::notifier() noexcept {
+ComPtr<Notifier> JobHandle::notifier() noexcept {
     lock_.lock();
-    Notifier* n = notifier_;
-    if (n)
-        n->AddRef();
+    ComPtr<Notifier> n = notifier_;
     lock_.unlock();
     return n;
 }
 
 void JobHandle::unlisten() noexcept {
     lock_.lock();
-    Notifier* n = notifier_;
+    ComPtr<Notifier> n = std::move(notifier_);
     bool restore = restore_flags_;
     ULONG old = old_flags_;
-    notifier_ = nullptr;
     lock_.unlock();
     if (!n)
         return;
@@ -469,7 +466,6 @@ void JobHandle::unlisten() noexcept {
     job_->SetNotifyInterface(nullptr);
     if (restore)
         job_->SetNotifyFlags(old);
-    n->Release();
 }
 
 // --- Walks and reads ----------------------------------------------------------------

@@ -331,8 +331,9 @@ private:
 class Doorbell {
 public:
     static Doorbell* create() noexcept;  // one reference; null when no event can be made
-    void add_ref() noexcept { ++refs_; }
-    void release() noexcept;
+    // COM's names, so that ComPtr<Doorbell> holds one (it is not a COM object).
+    void AddRef() noexcept { ++refs_; }
+    void Release() noexcept;
     void ring(unsigned long long token) noexcept;
     // Waits up to `ms` for a ring (call without the GIL); -> the tokens rung since the
     // last take, none when the time passed first.
@@ -369,7 +370,7 @@ private:
     HRESULT signal() noexcept;
     std::atomic<ULONG> refs_{1};
     HANDLE event_;
-    Doorbell* bell_;  // owned reference, or null
+    ComPtr<Doorbell> bell_;  // or null
     unsigned long long token_;
 };
 
@@ -427,8 +428,8 @@ public:
     // this handle listens already, kListenCommandLine when the job has a notify command
     // line. Call in the MTA.
     HRESULT listen(Doorbell* bell, unsigned long long token) noexcept;
-    // The registration's notifier with one reference for the caller, or null.
-    Notifier* notifier() noexcept;
+    // The registration's notifier (a reference of the caller's own), or null.
+    ComPtr<Notifier> notifier() noexcept;
     // Takes the notifier away and puts the flags back; nothing when not listening. Call
     // in the MTA.
     void unlisten() noexcept;
@@ -438,7 +439,7 @@ private:
     std::atomic<IUnknown*> ifaces_[kJobSlots] = {};
     // Guards the four fields below, never held across a COM call.
     SrwLock lock_;
-    Notifier* notifier_ = nullptr;  // owned
+    ComPtr<Notifier> notifier_;
     ULONG old_flags_ = 0;
     bool restore_flags_ = false;
     bool registering_ = false;

@@ -127,7 +127,7 @@ PyObject* job_notified(PyObject* self, PyObject* arg) {
     unsigned long ms = PyLong_AsUnsignedLong(arg);
     if (ms == static_cast<unsigned long>(-1) && PyErr_Occurred())
         return nullptr;
-    Notifier* n = as_job(self)->handle->notifier();  // ours for the wait, whatever happens
+    ComPtr<Notifier> n = as_job(self)->handle->notifier();  // ours, whatever else happens
     if (!n) {
         PyErr_SetString(PyExc_RuntimeError, "not listening: call listen() first");
         return nullptr;
@@ -143,12 +143,9 @@ PyObject* job_notified(PyObject* self, PyObject* arg) {
         Py_END_ALLOW_THREADS
         if (signalled || slice == 0 || GetTickCount64() >= end)
             break;
-        if (PyErr_CheckSignals() < 0) {
-            n->Release();
+        if (PyErr_CheckSignals() < 0)
             return nullptr;
-        }
     }
-    n->Release();
     return PyBool_FromLong(signalled);
 }
 

@@ -160,7 +160,7 @@ void module_free(void* module) {
     module_clear(static_cast<PyObject*>(module));
     ModuleState* st = module_state(static_cast<PyObject*>(module));
     if (st->bell)  // notifiers still registered hold their own references
-        st->bell->release();
+        st->bell->Release();
     st->bell = nullptr;
 }
 
