@@ -241,6 +241,34 @@ def test_download_with_user_password_env_and_header(bits, server, serve, tmp_pat
 
 
 @windows_only
+def test_a_header_from_the_environment_reaches_the_server_and_no_output(server, serve, tmp_path):
+    url = serve("cli-token.bin", os.urandom(50_000))
+    dest = tmp_path / "cli-token.bin"
+    before = len(server.headers_seen)
+    r = run_cli(
+        "download", url, str(dest), "--header-env", "X-Winbits-Test=WINBITS_TEST_TOKEN",
+        env={"WINBITS_TEST_TOKEN": HEADER_VALUE},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    seen = server.headers_seen[before:]
+    assert seen and all(h.get("X-Winbits-Test") == HEADER_VALUE for h in seen)
+    assert HEADER_VALUE not in r.stdout + r.stderr
+
+
+def test_a_header_from_the_environment_is_refused_without_its_value(tmp_path):
+    url, dest = "http://127.0.0.1:9/x", str(tmp_path / "x")
+    r = run_cli("download", url, dest, "--header-env", "X-T=WINBITS_UNSET_TOKEN")
+    assert r.returncode == 1
+    assert "the environment variable WINBITS_UNSET_TOKEN (for header X-T) is not set" in r.stderr
+    env = {"WINBITS_TEST_TOKEN": HEADER_VALUE + "\r\nX-Smuggled: 1"}
+    r = run_cli("download", url, dest, "--header-env", "X-T=WINBITS_TEST_TOKEN", env=env)
+    assert r.returncode == 1 and "the value of header 'X-T' holds CR, LF or NUL" in r.stderr
+    assert HEADER_VALUE not in r.stderr
+    r = run_cli("download", url, dest, "--header-env", "Bad Name=V")
+    assert r.returncode == 1 and "not an HTTP header name: 'Bad Name'" in r.stderr
+
+
+@windows_only
 def test_show_reads_every_property_of_a_real_job_and_no_header_value(bits):
     job = bits.create_job("winbits show test")
     job.custom_headers = {"X-Winbits-Test": HEADER_VALUE}

@@ -87,6 +87,21 @@ def header(text: str) -> tuple[str, str]:
     return name, value
 
 
+def header_env(text: str) -> tuple[str, str]:
+    """--header-env "NAME=VAR": the header NAME with the value of the environment
+    variable VAR (read when the command runs), so that a token is not on the command
+    line, where other users of the machine can read it."""
+    name, sep, var = text.partition("=")
+    name, var = name.strip(), var.strip()
+    if not sep or not var:
+        raise argparse.ArgumentTypeError("give it as 'NAME=VARIABLE' (no '=' found)")
+    try:
+        format_headers({name: ""})
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name, var
+
+
 def _settings_parser() -> _Parser:
     """The job settings that download and set share."""
     p = _Parser(add_help=False)
@@ -177,6 +192,15 @@ def _transfer_parser() -> _Parser:
         type=header,
         metavar="'NAME: VALUE'",
         help="an HTTP header sent with every request (repeatable; never printed)",
+    )
+    t.add_argument(
+        "--header-env",
+        dest="header_envs",
+        action="append",
+        type=header_env,
+        metavar="NAME=VAR",
+        help="a header whose value is in the environment variable VAR, so that a token is "
+        "not on the command line (repeatable; never printed)",
     )
     t.add_argument("--user", help="the user name the server (or proxy) asks for")
     t.add_argument(

@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 
+from .._checks import format_headers
 from .._job import Job
 from .._types import (
     AuthScheme,
@@ -109,3 +110,18 @@ def proxy_setting(args: argparse.Namespace) -> ProxySettings | None:
     if args.proxy:
         return ProxySettings(ProxyUsage.OVERRIDE, tuple(args.proxy), tuple(args.proxy_bypass or ()))
     return None
+
+
+def headers_from_env(args: argparse.Namespace) -> None:
+    """--header-env NAME=VAR: each header's value from its environment variable, joined
+    to the --header ones, before anything is made. A refusal names the header or the
+    variable, never the value."""
+    for name, var in getattr(args, "header_envs", None) or ():
+        value = os.environ.get(var)
+        if value is None:
+            raise UsageError(f"the environment variable {var} (for header {name}) is not set")
+        try:
+            format_headers({name: value})
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        args.headers = [*(args.headers or []), (name, value)]

@@ -22,7 +22,7 @@ from .commands import connect_for
 from .loops import Stopper
 from .progress import follow
 from .render import format_bytes, format_duration, format_percent
-from .settings import apply_settings, password_for
+from .settings import apply_settings, headers_from_env, password_for
 from .targets import plan_targets
 from .usage import UsageError
 
@@ -68,6 +68,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         if not os.path.isdir(os.path.dirname(path)):
             raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
     args.password = password_for(args)
+    headers_from_env(args)
     with connect_for(args) as bits:  # failures name the URLs
         shown = ", ".join(map(redact_url, urls))
         result, elapsed = _run(bits, args, targets, JobType.DOWNLOAD, shown)
@@ -97,6 +98,7 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     if not os.path.isfile(path):
         raise UsageError(f"{path} is not a file: upload sends an existing file")
     args.password = password_for(args)
+    headers_from_env(args)
     with connect_for(args) as bits:
         shown = redact_url(args.url)
         result, elapsed = _run(bits, args, [(args.url, path)], JobType.UPLOAD, shown)
