@@ -66,9 +66,42 @@ def test_hosts_past_the_hundredth_go_to_other():
     hosts = [f"http://h{i}.example/f" for i in range(102)]
     c.update(snap(*[(u, 1, None, None, False) for u in hosts]), now=0)
     assert len(c.totals) == 101 and "h99.example" in c.totals and "h100.example" not in c.totals
-    assert c.totals["other"] == [2, 0, 0, 0]
+    assert c.totals["(other)"] == [2, 0, 0, 0]
     c.update(snap(("http://late.example/x", 5, None, None, False), job=uuid.UUID(int=7)), now=1)
-    assert c.totals["other"] == [7, 0, 0, 0] and len(c.totals) == 101
+    assert c.totals["(other)"] == [7, 0, 0, 0] and len(c.totals) == 101
+
+
+def test_a_server_gets_its_slot_once_bytes_move_and_a_host_named_other_its_own():
+    c = Counters()
+    squatters = [f"http://made-up-{i}.example/f" for i in range(150)]  # suspended, no byte
+    c.update(snap(*[(u, 0, None, None, False) for u in squatters]), now=0)
+    assert c.totals == {}  # no slot taken by a server nothing came from
+    c.update(snap(("http://other/f", 10, None, None, False), job=uuid.UUID(int=8)), now=1)
+    assert c.totals == {"other": [10, 0, 0, 0]}  # a real host: not the overflow label
+
+
+def test_a_server_idle_for_a_month_gives_its_slot_back():
+    c = Counters()
+    c.update(snap(("http://old.example/f", 10, None, None, True)), now=0)
+    c.update(EMPTY, now=_counters.IDLE_FOR - 1)
+    assert "old.example" in c.totals
+    c.update(EMPTY, now=_counters.IDLE_FOR + 1)
+    assert c.totals == {} and c.active == {}
+
+
+def test_whether_bits_reports_peer_stats_is_kept_while_the_queue_is_empty(tmp_path):
+    from winbits._prometheus import registry_for
+
+    c = Counters()
+    c.update(snap(("http://h/a", 10, 6, 4, True)), now=0)
+    c.update(EMPTY, now=1)
+    path = str(tmp_path / "s.json")
+    _counters.save(c, path)
+    again, _ = _counters.load(path)
+    assert again.peer_stats is True
+    registry = registry_for(EMPTY, counters=again)
+    assert registry.get_sample_value("winbits_peer_stats_reported") == 1.0
+    assert registry_for(EMPTY).get_sample_value("winbits_peer_stats_reported") == 0.0
 
 
 def test_server_of():
@@ -157,6 +190,7 @@ def test_a_version_1_state_is_read_without_its_urls_and_counts_nothing_again(tmp
     )
     c, warning = _counters.load(str(path))
     assert warning is None and c.jobs[str(JOB)]["files"] == {"C:\\f0": [100, 60, 40, 0]}
+    assert c.active == {}  # unknown until the next update, which counts it as now
     c.update(snap((url, 100, 60, 40, False)), now=1)
     assert c.totals == {"h": [100, 60, 40, 0]}
 

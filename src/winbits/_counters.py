@@ -27,7 +27,11 @@ from ._types import Snapshot
 
 STATE_VERSION = 2  # 1 keyed files by URL and local name; 2 by local name alone
 MAX_STATE_BYTES = 64 * 1024 * 1024  # far past what 100 servers and a day of jobs need
-MAX_SERVERS = 100  # a machine's content servers; more go to server="other"
+MAX_SERVERS = 100  # a machine's content servers; more go to server="(other)"
+# The label of the servers past MAX_SERVERS: no host name can hold parentheses, so a
+# real host named "other" keeps its own series.
+OTHER = "(other)"
+IDLE_FOR = 30 * 24 * 3600.0  # seconds without a byte after which a server's slot is freed
 FORGET_AFTER = 24 * 3600.0  # seconds a job stays remembered after it left the queue
 # What is counted per server, in this order in the state file.
 KINDS = ("transferred_bytes", "origin_bytes", "peer_bytes", "files_transferred")
@@ -53,12 +57,18 @@ def server_of(url: str) -> str:
 class Counters:
     def __init__(self) -> None:
         self.totals: dict[str, list[int]] = {}  # server -> a value per KINDS
+        # server -> when bytes last moved from it (None: not known yet, as after loading
+        # an older state: counted as now at the next update)
+        self.active: dict[str, float | None] = {}
         # job id -> {"seen": time last in the queue, "files": {local name: values}}
         self.jobs: dict[str, dict[str, Any]] = {}
+        # Whether this BITS reports peer statistics (IBackgroundCopyFile4), as last seen
+        # on a file: kept while the queue is empty. None until a file was seen.
+        self.peer_stats: bool | None = None
 
     def _server(self, host: str) -> str:
-        named = len(self.totals) - ("other" in self.totals)
-        return host if host in self.totals or named < MAX_SERVERS else "other"
+        named = len(self.totals) - (OTHER in self.totals)
+        return host if host in self.totals or named < MAX_SERVERS else OTHER
 
     def update(self, snap: Snapshot, now: float) -> None:
         """Adds what moved since the values last counted."""
@@ -75,20 +85,33 @@ class Counters:
                     old[2] if stats is None else stats.from_peers,
                     int(f.progress.completed),
                 ]
-                total = self.totals.setdefault(self._server(server_of(f.remote_name)), [0] * 4)
-                for i, (was, now_value) in enumerate(zip(old, new, strict=True)):
-                    total[i] += max(0, now_value - was)
+                moved = [max(0, n - o) for o, n in zip(old, new, strict=True)]
                 entry["files"][key] = new
+                self.peer_stats = stats is not None
+                if any(moved):  # a server gets its slot once bytes move from it
+                    server = self._server(server_of(f.remote_name))
+                    total = self.totals.setdefault(server, [0] * len(KINDS))
+                    for i, n in enumerate(moved):
+                        total[i] += n
+                    self.active[server] = now
         for job_id, entry in list(self.jobs.items()):
             if now - entry["seen"] > FORGET_AFTER:
                 del self.jobs[job_id]
+        for server in list(self.totals):  # idle for a month: its slot goes to another
+            last = self.active.get(server)
+            if last is None:
+                self.active[server] = now
+            elif now - last > IDLE_FOR:
+                del self.totals[server], self.active[server]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "kinds": list(KINDS),
             "totals": self.totals,
+            "active": self.active,
             "jobs": self.jobs,
+            "peer_stats": self.peer_stats,
         }
 
     @classmethod
@@ -106,7 +129,17 @@ class Counters:
             )
         c = cls()
         for server, values in data["totals"].items():
-            c.totals[str(server)] = _counts(values)
+            # Version 1 called the servers past the hundredth "other".
+            name = OTHER if version == 1 and server == "other" else str(server)
+            c.totals[name] = _counts(values)
+        for server, last in data.get("active", {}).items():
+            if last is not None and (type(last) not in (int, float) or not math.isfinite(last)):
+                raise ValueError("a server's time is not a number")
+            c.active[str(server)] = None if last is None else float(last)
+        peer_stats = data.get("peer_stats")
+        if peer_stats is not None and type(peer_stats) is not bool:
+            raise ValueError("peer_stats is not true, false or null")
+        c.peer_stats = peer_stats
         for job_id, entry in data["jobs"].items():
             seen = entry["seen"]
             if type(seen) not in (int, float) or not math.isfinite(seen):

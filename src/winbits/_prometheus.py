@@ -25,9 +25,10 @@ class _SnapshotCollector:
     """The queue now: jobs by state always; per-job and per-file series only when asked
     (they grow without bound across a fleet: for small queues and debugging)."""
 
-    def __init__(self, snap: Snapshot, per_job: bool) -> None:
+    def __init__(self, snap: Snapshot, per_job: bool, peer_stats: bool | None) -> None:
         self.snap = snap
         self.per_job = per_job
+        self.peer_stats = peer_stats  # what the counters last learnt, across empty queues
 
     def collect(self) -> Iterator[Metric]:
         counts = {s.name: 0 for s in JobState}
@@ -38,7 +39,8 @@ class _SnapshotCollector:
         for name, n in counts.items():
             by_state.add_metric([name], n)
         yield by_state
-        reported = any(f.peer_stats is not None for j in self.snap.jobs for f in j.files)
+        files = [f for j in self.snap.jobs for f in j.files]
+        reported = any(f.peer_stats is not None for f in files) if files else self.peer_stats
         yield GaugeMetricFamily(
             "winbits_peer_stats_reported",
             "1 if this BITS reports bytes from peers (IBackgroundCopyFile4)",
@@ -140,7 +142,8 @@ def registry_for(
     exporter."""
     registry = CollectorRegistry(auto_describe=False)
     if snap is not None:
-        registry.register(_SnapshotCollector(snap, per_job))  # type: ignore[arg-type]
+        known = None if counters is None else counters.peer_stats
+        registry.register(_SnapshotCollector(snap, per_job, known))  # type: ignore[arg-type]
     if counters is not None:
         registry.register(_CountersCollector(counters))  # type: ignore[arg-type]
     if health is not None:
