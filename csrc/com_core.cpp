@@ -228,19 +228,23 @@ void Connection::close() noexcept {
 }
 
 void Connection::reconnect(unsigned seen) noexcept {
-    if (generation() != seen)
-        return;  // this outage was already answered with a fresh manager
+    // One reconnect at a time: calls that failed together in one outage wait here for
+    // the first one's fresh manager, then find the generation past theirs.
+    reconnect_lock_.lock();
     ComPtr<IBackgroundCopyManager> fresh;
-    HRESULT hr = CoCreateInstance(clsid_, nullptr, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER,
-                                  __uuidof(IBackgroundCopyManager), fresh.put_void());
-    if (FAILED(hr))
-        return;  // still gone: the next call fails, and tries again
-    lock_.lock();
-    if (!closed_.load(std::memory_order_acquire) && generation() == seen) {
-        std::swap(manager_, fresh);
-        generation_.fetch_add(1, std::memory_order_acq_rel);
+    if (generation() == seen && !closed()) {
+        HRESULT hr = CoCreateInstance(clsid_, nullptr, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER,
+                                      __uuidof(IBackgroundCopyManager), fresh.put_void());
+        if (SUCCEEDED(hr)) {  // else still gone: the next call fails, and tries again
+            lock_.lock();
+            if (!closed_.load(std::memory_order_acquire)) {
+                std::swap(manager_, fresh);
+                generation_.fetch_add(1, std::memory_order_acq_rel);
+            }
+            lock_.unlock();
+        }
     }
-    lock_.unlock();
+    reconnect_lock_.unlock();
     // `fresh` now holds the dead manager (or the unused new one) and releases it here.
 }
 

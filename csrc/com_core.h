@@ -267,6 +267,7 @@ private:
     Connection() = default;
     GUID clsid_{};
     SrwLock lock_;
+    SrwLock reconnect_lock_;  // held across a reconnect's CoCreateInstance
     ComPtr<IBackgroundCopyManager> manager_;
     CO_MTA_USAGE_COOKIE cookie_ = nullptr;
     std::atomic<bool> closed_{false};
