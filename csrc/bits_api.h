@@ -71,6 +71,21 @@ __CRT_UUID_DECL(IBackgroundCopyJobHttpOptions2, 0xb591a192, 0xa405, 0x4fc3, 0x83
                 0x54, 0x25, 0x78, 0xfc)
 #endif
 
+#if __has_include(<bits10_3.h>)
+#include <bits10_3.h>  // IBackgroundCopyJobHttpOptions3
+#else
+// BITS 10.3 (Windows 10 1809): slots 13-14 after HttpOptions2's 11-12. After
+// MakeCustomHeadersWriteOnly, GetCustomHeaders answers E_ACCESSDENIED for good.
+MIDL_INTERFACE("8a9263d3-fd4c-4eda-9b28-30132a4d4e3c")
+IBackgroundCopyJobHttpOptions3 : public IBackgroundCopyJobHttpOptions2 {
+    virtual HRESULT STDMETHODCALLTYPE SetServerCertificateValidationInterface(IUnknown *
+                                                                              validator) = 0;
+    virtual HRESULT STDMETHODCALLTYPE MakeCustomHeadersWriteOnly() = 0;
+};
+__CRT_UUID_DECL(IBackgroundCopyJobHttpOptions3, 0x8a9263d3, 0xfd4c, 0x4eda, 0x9b, 0x28, 0x30, 0x13,
+                0x2a, 0x4d, 0x4e, 0x3c)
+#endif
+
 namespace winbits {
 
 // BITS' own HRESULTs (bitsmsg.h), named here so no header version matters.

@@ -391,7 +391,9 @@ template <>
 constexpr int kJobSlot<IBackgroundCopyJobHttpOptions> = 4;
 template <>
 constexpr int kJobSlot<IBackgroundCopyJobHttpOptions2> = 5;
-constexpr int kJobSlots = 6;
+template <>
+constexpr int kJobSlot<IBackgroundCopyJobHttpOptions3> = 6;
+constexpr int kJobSlots = 7;
 
 // listen() while another wait of the same handle listens, or is registering.
 constexpr HRESULT kListenBusy = HRESULT_FROM_WIN32(ERROR_BUSY);

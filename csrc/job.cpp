@@ -14,6 +14,7 @@ using Job2 = IBackgroundCopyJob2;
 using Job4 = IBackgroundCopyJob4;
 using HttpOptions = IBackgroundCopyJobHttpOptions;
 using HttpOptions2 = IBackgroundCopyJobHttpOptions2;
+using HttpOptions3 = IBackgroundCopyJobHttpOptions3;
 
 // Tokens name a wait's notifier when it rings the doorbell: unique in the process.
 std::atomic<unsigned long long> g_next_token{1};
@@ -357,6 +358,9 @@ PyMethodDef job_methods[] = {
      "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
     {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders>, METH_O,
      "IBackgroundCopyJobHttpOptions::SetCustomHeaders(str or None)"},
+    {"make_custom_headers_write_only",
+     job_verb_through<HttpOptions3, &HttpOptions3::MakeCustomHeadersWriteOnly>, METH_NOARGS,
+     "IBackgroundCopyJobHttpOptions3::MakeCustomHeadersWriteOnly"},
     {nullptr, nullptr, 0, nullptr},
 };
 

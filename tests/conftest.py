@@ -285,6 +285,36 @@ def double() -> Iterator[object]:
     assert _native._live_notifiers() == 0, "wait()'s callback objects still alive"
 
 
+def when_queued(double, action: Callable[[Any], object]) -> threading.Thread:
+    """Another program meanwhile: a started thread that runs action(job) on the first
+    job of the double's queue once it is QUEUED (made, set, its files added, resumed)."""
+
+    def watch() -> None:
+        import winbits
+
+        with winbits.connect(double.clsid()) as bits:
+            for _ in range(500):
+                jobs = bits.jobs()
+                if jobs and jobs[0].state == winbits.JobState.QUEUED:
+                    action(jobs[0])
+                    return
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
+def finish(double, job, from_origin: int = 3, from_peers: int = 1) -> None:
+    """BITS transferring job's first file (4 bytes) and calling back: TRANSFERRED."""
+    key = f"{{{job.id}}}"
+    double.set_file(
+        key, 0, 4, completed=True, total=4, from_origin=from_origin, from_peers=from_peers
+    )
+    double.set_state(key, 6)  # TRANSFERRED
+    double.fire(key, "transferred")
+
+
 def fill(double, jobs=20, files=5):
     """jobs x files, each job TRANSFERRING, its last file complete."""
     ids = []

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from conftest import by_server, prom_values, windows_only
+from conftest import by_server, prom_values, when_queued, windows_only
 
 import winbits
 from winbits import _cli
@@ -200,21 +200,9 @@ def test_watch_says_when_bits_went_away_and_when_it_came_back(double, capsys):
 
 
 def test_download_shows_a_transient_error_and_gives_up_when_nothing_moves(double, tmp_path, capsys):
-    import threading
-
     import winbits
 
-    def make_it_transient():
-        with winbits.connect(double.clsid()) as bits:
-            for _ in range(200):
-                jobs = bits.jobs()
-                if jobs and jobs[0].state == winbits.JobState.QUEUED:
-                    double.set_state(f"{{{jobs[0].id}}}", 5)  # TRANSIENT_ERROR
-                    return
-                threading.Event().wait(0.01)
-
-    helper = threading.Thread(target=make_it_transient)
-    helper.start()
+    helper = when_queued(double, lambda job: double.set_state(f"{{{job.id}}}", 5))  # TRANSIENT
     dest = tmp_path / "t.bin"
     code, out = run(double, "download", "http://h/t.bin", str(dest), "--stall-timeout", "2")
     helper.join(10)
@@ -353,19 +341,7 @@ def test_download_ends_its_job_on_sigterm_and_ctrl_break(double, tmp_path):
 
 
 def test_a_failure_line_shows_no_secret_of_the_url(double, tmp_path, capsys):
-    import threading
-
-    def fail_it():
-        with winbits.connect(double.clsid()) as bits:
-            for _ in range(500):
-                jobs = bits.jobs()
-                if jobs and jobs[0].state == winbits.JobState.QUEUED:
-                    double.set_state(f"{{{jobs[0].id}}}", 4)  # ERROR
-                    return
-                threading.Event().wait(0.01)
-
-    helper = threading.Thread(target=fail_it)
-    helper.start()
+    helper = when_queued(double, lambda job: double.set_state(f"{{{job.id}}}", 4))  # ERROR
     url = "https://bob:PASSWORD@h.example/f.bin?sig=SECRET"
     code, out = run(double, "download", url, str(tmp_path / "f.bin"))
     helper.join(10)

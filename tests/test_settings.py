@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import wait_for_state, windows_only
+from conftest import finish, wait_for_state, when_queued, windows_only
 
 import winbits
 from winbits import (
@@ -863,3 +863,61 @@ def test_upload_of_a_file_that_is_not_there_makes_no_job(double, tmp_path):
     assert (code, out) == (1, "")
     assert err == f"winbits: {missing} is not a file: upload sends an existing file\n"
     assert double.calls().get("Manager.CreateJob") is None
+
+
+@windows_only
+def test_headers_made_write_only_are_kept_but_never_read_back(double):
+    """BITS 10.3: after MakeCustomHeadersWriteOnly, GetCustomHeaders answers
+    E_ACCESSDENIED; `show` names no header rather than failing."""
+    double.reset(job_level=6)
+    job_id = double.add_job("write-only")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        job.custom_headers = {"X-Api-Key": HEADER_VALUE}
+        assert job.custom_headers == {"X-Api-Key": HEADER_VALUE}
+        double.clear_calls()
+        job.make_custom_headers_write_only()
+        assert double.calls() == {"Job.QueryInterface": 1, "Http.MakeCustomHeadersWriteOnly": 1}
+        with pytest.raises(winbits.AccessDeniedError) as denied:
+            _ = job.custom_headers
+        assert HEADER_VALUE not in str(denied.value)
+        assert job.properties().custom_header_names is None
+    code, out, err = cli_double(double, "show", job_id, "--json")
+    assert code == 0, err
+    assert json.loads(out)["custom_header_names"] is None and HEADER_VALUE not in out
+
+
+@windows_only
+def test_write_only_headers_name_bits_10_3_where_this_bits_lacks_them(double):
+    job_id = double.add_job("older")  # job_level 5: HttpOptions2, not 3
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        match = r"IBackgroundCopyJobHttpOptions3 \(BITS 10\.3\)"
+        with pytest.raises(winbits.NotSupportedError, match=match):
+            job.make_custom_headers_write_only()
+
+
+@windows_only
+@pytest.mark.parametrize("level", [6, 5], ids=["bits10_3", "bits10_2"])
+def test_a_download_makes_its_headers_write_only_where_bits_can(double, tmp_path, level):
+    double.reset(job_level=level)
+    helper = when_queued(double, lambda job: finish(double, job))
+    with winbits.connect(double.clsid()) as bits:
+        bits.download("http://h/k.bin", str(tmp_path / "k.bin"), custom_headers={"X-K": "v"})
+        helper.join()
+    assert double.calls().get("Http.MakeCustomHeadersWriteOnly", 0) == (level == 6)
+    assert double.calls()["Http.SetCustomHeaders"] == 1
+
+
+@windows_only
+@pytest.mark.parametrize("readable", [False, True], ids=["default", "readable"])
+def test_the_command_line_makes_headers_write_only_unless_asked(double, tmp_path, readable):
+    double.reset(job_level=6)
+    helper = when_queued(double, lambda job: finish(double, job))
+    more = ["--readable-headers"] if readable else []
+    code, _, err = cli_double(
+        double, "download", "http://h/c.bin", str(tmp_path / "c.bin"), "--header", "X-K: v", *more
+    )
+    helper.join()
+    assert code == 0, err
+    assert double.calls().get("Http.MakeCustomHeadersWriteOnly", 0) == (not readable)

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import leftovers, wait_until, windows_only
+from conftest import finish, leftovers, wait_until, when_queued, windows_only
 
 import winbits
 from winbits import JobState
@@ -532,34 +532,9 @@ def test_progress_async_raises_job_failed_when_the_job_fails(double, tmp_path):
         job.cancel()
 
 
-def finish_the_first_queued_job(double, from_origin=3, from_peers=1, before=None):
-    """BITS transferring the first job once it is QUEUED (made, set, its files added,
-    resumed); `before(job)` runs first, as another program would meanwhile."""
-    with winbits.connect(double.clsid()) as bits:
-        for _ in range(500):
-            jobs = bits.jobs()
-            if jobs and jobs[0].state == JobState.QUEUED:
-                if before is not None:
-                    before(jobs[0])
-                key = f"{{{jobs[0].id}}}"
-                double.set_file(
-                    key,
-                    0,
-                    4,
-                    completed=True,
-                    total=4,
-                    from_origin=from_origin,
-                    from_peers=from_peers,
-                )
-                double.set_state(key, TRANSFERRED)
-                double.fire(key, "transferred")
-                return
-            time.sleep(0.01)
-
-
 def test_download_whose_file_did_not_land_raises_and_names_it(double, tmp_path):
     double.reset(lands=False)  # BITS answered Complete, but nothing is at DEST
-    helper = later(0, lambda: finish_the_first_queued_job(double))
+    helper = when_queued(double, lambda job: finish(double, job))
     with winbits.connect(double.clsid()) as bits:
         dest = str(tmp_path / "gone.bin")
         with pytest.raises(winbits.PartialCompleteError) as failed:
@@ -573,7 +548,7 @@ def test_download_whose_file_did_not_land_raises_and_names_it(double, tmp_path):
 def test_a_file_that_appears_at_dest_during_the_transfer_is_left_alone(double, tmp_path):
     dest = tmp_path / "theirs.bin"
     appear = lambda job: dest.write_bytes(b"theirs")  # after add_file looked, before complete
-    helper = later(0, lambda: finish_the_first_queued_job(double, before=appear))
+    helper = when_queued(double, lambda job: (appear(job), finish(double, job)))
     with winbits.connect(double.clsid()) as bits:
         with pytest.raises(FileExistsError, match="appeared while the job transferred"):
             bits.download("http://h/theirs.bin", str(dest))
@@ -586,7 +561,7 @@ def test_a_file_that_appears_at_dest_during_the_transfer_is_left_alone(double, t
 def test_a_download_job_carries_bits_own_limits_from_its_timeouts(double, tmp_path):
     seen = []
     read = lambda job: seen.append((job.maximum_download_time, job.no_progress_timeout))
-    helper = later(0, lambda: finish_the_first_queued_job(double, before=read))
+    helper = when_queued(double, lambda job: (read(job), finish(double, job)))
     with winbits.connect(double.clsid()) as bits:
         bits.download("http://h/l.bin", str(tmp_path / "l.bin"), timeout=100, stall_timeout=29.5)
         helper.join()
@@ -608,7 +583,7 @@ def test_waiting_on_a_suspended_job_raises_at_once(double, tmp_path):
 
 
 def test_download_lands_each_file_at_the_size_bits_transferred(double, tmp_path):
-    helper = later(0, lambda: finish_the_first_queued_job(double))
+    helper = when_queued(double, lambda job: finish(double, job))
     with winbits.connect(double.clsid()) as bits:
         dest = tmp_path / "four.bin"
         result = bits.download("http://h/four.bin", str(dest))
@@ -617,7 +592,7 @@ def test_download_lands_each_file_at_the_size_bits_transferred(double, tmp_path)
 
 
 def test_download_async_returns_what_landed(double, tmp_path):
-    helper = later(0, lambda: finish_the_first_queued_job(double))
+    helper = when_queued(double, lambda job: finish(double, job))
     with winbits.connect(double.clsid()) as bits:
         dest = str(tmp_path / "d.bin")
         result = asyncio.run(bits.download_async("http://h/d.bin", dest, poll_interval=60))

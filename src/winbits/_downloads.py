@@ -55,6 +55,8 @@ def start(
         set_limits(job, *limits)
         for key, value in settings.items():
             setattr(job, key, value)
+        if settings.get("custom_headers"):
+            headers_write_only(job)
         if setup is not None:
             setup(job)
         for url, path in pairs:
@@ -63,6 +65,14 @@ def start(
         if made is not None:  # inside: no moment where neither we nor the caller cancels
             made.append(job)
     return job
+
+
+def headers_write_only(job: Job) -> None:
+    """The custom headers of a job winbits made, write-only where this BITS can (10.3):
+    no other program reads a token back from the queue; older BITS sends them all the
+    same."""
+    with contextlib.suppress(NotSupportedError):
+        job.make_custom_headers_write_only()
 
 
 # BITS' own limits end a job a while after the wait that made it would have: the wait

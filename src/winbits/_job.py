@@ -20,13 +20,14 @@ from ._errors import (
     BG_S_UNABLE_TO_DELETE_FILES,
     E_NOTIMPL,
     ERROR_NOACCESS,
+    AccessDeniedError,
     BitsError,
     NotSupportedError,
     PartialCompleteError,
     from_hresult,
 )
 from ._file import File
-from ._settings import HTTP, HTTP2, JOB2, JOB3, JOB4, Setting, job5
+from ._settings import HTTP, HTTP2, HTTP3, JOB2, JOB3, JOB4, Setting, job5
 from ._types import (
     AuthScheme,
     CertStoreLocation,
@@ -303,7 +304,10 @@ class Job:
                 return None
 
         fields = {f: read(f) for f in JobProperties._fields if f != "custom_header_names"}
-        headers = read("custom_headers")
+        try:
+            headers = read("custom_headers")
+        except AccessDeniedError:  # write-only, or another user's
+            headers = None
         names = None if headers is None else tuple(headers)
         return JobProperties(**fields, custom_header_names=names)
 
@@ -427,6 +431,15 @@ class Job:
         text = checks.format_headers(headers or {})
         with HTTP:
             self._native.set_custom_headers(text or None)
+
+    def make_custom_headers_write_only(self) -> None:
+        """From now on BITS sends the custom headers but no program reads them back:
+        ``custom_headers`` raises AccessDeniedError (BITS 10.3, Windows 10 1809,
+        IBackgroundCopyJobHttpOptions3; PowerShell's ``-CustomHeadersWriteOnly``). For
+        good: it cannot be undone. The downloads and the command line do it for the
+        headers they set, where this BITS can."""
+        with HTTP3:
+            self._native.make_custom_headers_write_only()
 
     @property
     def progress(self) -> JobProgress | None:

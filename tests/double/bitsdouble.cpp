@@ -54,7 +54,8 @@ struct JobData {
     BG_JOB_PROXY_USAGE proxy_usage = BG_JOB_PROXY_USAGE_PRECONFIG;
     std::wstring proxy_list, proxy_bypass, notify_program, notify_params, reply_name, headers,
         http_method;  // empty: the default of the job's type
-    bool has_notify = false, has_reply_name = false, has_headers = false;
+    bool has_notify = false, has_reply_name = false, has_headers = false,
+         headers_write_only = false;
     DWORD peer_flags = 0, security_flags = 0;
     std::vector<std::wstring> credentials;  // "target/scheme/user" of each set; no password
     std::map<int, BITS_JOB_PROPERTY_VALUE> properties;                     // IBackgroundCopyJob5
@@ -99,7 +100,7 @@ void land(const FileData& f) {
     CloseHandle(h);
 }
 int g_job_level = 5;  // the highest IBackgroundCopyJobN (3 and up: the HTTP options too;
-                      // 5: HttpOptions2 too)
+                      // 5: HttpOptions2 too; 6: BITS 10.3, HttpOptions3 too)
 bool g_admin = false;
 bool g_stable_identity = true;  // hand out the same job object in every enumeration
 // restart(): the service stopped and started again. Every object handed out before
@@ -524,7 +525,7 @@ private:
 
 // The job's IBackgroundCopyJobHttpOptions: a part of the job with its own vtable, whose
 // IUnknown is the job's.
-class HttpPart : public IBackgroundCopyJobHttpOptions2 {
+class HttpPart : public IBackgroundCopyJobHttpOptions3 {
 public:
     HttpPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
         : outer_(outer), data_(std::move(data)) {}
@@ -547,6 +548,9 @@ public:
     }
     HRESULT STDMETHODCALLTYPE GetCustomHeaders(LPWSTR* v) override {
         HTTP_ENTER("GetCustomHeaders");
+        *v = nullptr;
+        if (data_->headers_write_only)
+            return E_ACCESSDENIED;  // as Windows, once MakeCustomHeadersWriteOnly was called
         if (!data_->has_headers) {
             *v = nullptr;
             return S_FALSE;  // as Windows: none set
@@ -576,7 +580,15 @@ public:
             return out_string(data_->http_method, v);
         return out_string(data_->type == BG_JOB_TYPE_DOWNLOAD ? L"GET" : L"BITS_POST", v);
     }
+    HRESULT STDMETHODCALLTYPE MakeCustomHeadersWriteOnly() override {
+        HTTP_ENTER("MakeCustomHeadersWriteOnly");
+        data_->headers_write_only = true;
+        return S_OK;  // "always S_OK"
+    }
 #undef HTTP_ENTER
+    HRESULT STDMETHODCALLTYPE SetServerCertificateValidationInterface(IUnknown*) override {
+        return E_NOTIMPL;
+    }
     HRESULT STDMETHODCALLTYPE SetClientCertificateByID(BG_CERT_STORE_LOCATION, LPCWSTR,
                                                        BYTE*) override {
         return E_NOTIMPL;
@@ -657,16 +669,19 @@ public:
     // Answers the job interfaces up to g_job_level, and the HTTP options from level 3.
     HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
         static Counter* counter = register_counter("Job.QueryInterface");
-        const bool http2 = riid == __uuidof(IBackgroundCopyJobHttpOptions2);
-        if (out && (http2 || riid == __uuidof(IBackgroundCopyJobHttpOptions))) {
+        const int http_level = riid == __uuidof(IBackgroundCopyJobHttpOptions3)   ? 6
+                               : riid == __uuidof(IBackgroundCopyJobHttpOptions2) ? 5
+                               : riid == __uuidof(IBackgroundCopyJobHttpOptions)  ? 3
+                                                                                  : 0;
+        if (out && http_level) {
             HRESULT fault = enter(*counter);
             if (FAILED(fault))
                 return fault;
             *out = nullptr;
-            if (g_job_level < (http2 ? 5 : 3))
+            if (g_job_level < http_level)
                 return E_NOINTERFACE;
             AddRef();
-            *out = static_cast<IBackgroundCopyJobHttpOptions2*>(&http_);
+            *out = static_cast<IBackgroundCopyJobHttpOptions3*>(&http_);
             return S_OK;
         }
         const IID* levels[] = {&__uuidof(IBackgroundCopyJob), &__uuidof(IBackgroundCopyJob2),
@@ -1190,8 +1205,8 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ipplip", const_cast<char**>(names), &level, &admin,
                                      &stable, &delay_us, &job_level, &lands))
         return nullptr;
-    if (level < 1 || level > 5 || job_level < 1 || job_level > 5)
-        return PyErr_Format(PyExc_ValueError, "file_level 1..5, job_level 1..5");
+    if (level < 1 || level > 5 || job_level < 1 || job_level > 6)
+        return PyErr_Format(PyExc_ValueError, "file_level 1..5, job_level 1..6");
     g_job_level = job_level;
     Locked l;
     for (auto& j : g_jobs)

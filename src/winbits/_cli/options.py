@@ -202,6 +202,12 @@ def _transfer_parser() -> _Parser:
         help="a header whose value is in the environment variable VAR, so that a token is "
         "not on the command line (repeatable; never printed)",
     )
+    t.add_argument(
+        "--readable-headers",
+        action="store_true",
+        help="leave the headers readable from the queue (by default they are made "
+        "write-only where BITS 10.3 can, so that no other program reads a token back)",
+    )
     t.add_argument("--user", help="the user name the server (or proxy) asks for")
     t.add_argument(
         "--password-env",

@@ -9,6 +9,7 @@ import os
 import sys
 
 from .._checks import format_headers
+from .._downloads import headers_write_only
 from .._job import Job
 from .._types import (
     AuthScheme,
@@ -94,6 +95,8 @@ def apply_settings(
     if getattr(args, "headers", None):
         job.custom_headers = dict(args.headers)
         done.append("custom_headers")
+        if not getattr(args, "readable_headers", False):
+            headers_write_only(job)
     if getattr(args, "user", None) is not None and password is not None:
         job.set_credentials(args.user, password, scheme=AuthScheme[args.auth_scheme.upper()])
         done.append("credentials")
