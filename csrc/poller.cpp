@@ -150,6 +150,9 @@ HRESULT Poller::refresh(CachedJob& js) {
         if (FAILED(hr))
             return hr;
         js.name = name.get();
+        hr = js.job->GetType(&js.type);
+        if (FAILED(hr))
+            return hr;
         hr = conn_.lacks_owner.load(std::memory_order_relaxed) ? E_NOTIMPL
                                                                : js.job->GetOwner(owner.put());
         if (SUCCEEDED(hr)) {

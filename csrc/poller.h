@@ -20,7 +20,8 @@ struct CachedFile {
 struct CachedJob {
     ComPtr<IBackgroundCopyJob> job;
     GUID id{};
-    std::wstring name;  // read once, like the owner
+    std::wstring name;  // read once, like the owner and the type
+    BG_JOB_TYPE type{};
     bool has_owner = false;
     std::wstring owner;
     BG_JOB_STATE state{};
@@ -40,8 +41,8 @@ struct CachedJob {
 //  - a job seen before: GetState + GetProgress; only if either moved, GetTimes and its
 //    files: EnumFiles + Next when files were added, and per file not yet final
 //    GetProgress + GetPeerDownloadStats;
-//  - a new job: GetId, GetDisplayName, GetOwner (not once the server is known to lack
-//    it), GetState, GetProgress, GetTimes (likewise), EnumFiles (none while it has
+//  - a new job: GetId, GetDisplayName, GetType, GetOwner (not once the server is known
+//    to lack it), GetState, GetProgress, GetTimes (likewise), EnumFiles (none while it has
 //    no files),
 //    Next, and per file GetRemoteName, GetLocalName, GetProgress, one
 //    QueryInterface(IBackgroundCopyFile4) (none once the server is known to lack it)

@@ -18,7 +18,7 @@ PyObject* file_record(const CachedFile& f) {
 
 // (id, name, owner or None, state, (bytes_total, bytes_transferred, files_total,
 // files_transferred), (created, modified, transfer_completed) FILETIMEs or None,
-// [file records])
+// [file records], type)
 PyObject* job_record(const CachedJob& j) {
     PyRef files(PyList_New(static_cast<Py_ssize_t>(j.files.size())));
     for (size_t i = 0; files && i < j.files.size(); ++i) {
@@ -32,10 +32,10 @@ PyObject* job_record(const CachedJob& j) {
     if (!times)
         return nullptr;
     const BG_JOB_PROGRESS& p = j.progress;
-    return Py_BuildValue("(NNNi(KKkk)NN)", py_guid(j.id), to_py(j.name),
+    return Py_BuildValue("(NNNi(KKkk)NNi)", py_guid(j.id), to_py(j.name),
                          to_py_or_none(j.has_owner, j.owner), static_cast<int>(j.state),
                          p.BytesTotal, p.BytesTransferred, p.FilesTotal, p.FilesTransferred,
-                         times.release(), files.release());
+                         times.release(), files.release(), static_cast<int>(j.type));
 }
 
 // What Python gets from one poll: (order, changed).

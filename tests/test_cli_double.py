@@ -154,17 +154,21 @@ def test_export_writes_prometheus_text(double, tmp_path):
         job, "http://h/a", "C:\\a", total=10, transferred=5, from_origin=4, from_peers=1
     )
     path = tmp_path / "bits.prom"
-    code, _ = run(double, "export", "--prometheus", str(path), "--per-job")
-    assert code == 0
-    values = {
-        (s.name, s.labels.get("file") or s.labels.get("server")): s.value
-        for f in text_string_to_metric_families(path.read_text())
-        for s in f.samples
-    }
+
+    def export() -> dict[tuple[str, str], float]:
+        code, _ = run(double, "export", "--prometheus", str(path), "--per-job")
+        assert code == 0
+        return {
+            (s.name, s.labels.get("file") or s.labels.get("server")): s.value
+            for f in text_string_to_metric_families(path.read_text())
+            for s in f.samples
+        }
+
+    first, values = export(), export()
     assert values[("winbits_file_peer_bytes", "C:\\a")] == 1
-    assert values[("winbits_origin_bytes_total", "h")] == 4
-    assert values[("winbits_peer_bytes_total", "h")] == 1
-    assert values[("winbits_transferred_bytes_total", "h")] == 5
+    for name, value in {"origin": 4, "peer": 1, "transferred": 5}.items():
+        assert first[(f"winbits_{name}_bytes_total", "h")] == 0  # a new series: 0 first,
+        assert values[(f"winbits_{name}_bytes_total", "h")] == value  # so increase() sees it
 
 
 @pytest.mark.parametrize("where", ["nodir/x.prom", "."])
@@ -269,6 +273,7 @@ def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, 
         assert run(double, "export", "--prometheus", str(target))[0] == 0
         return by_server(target)
 
+    assert set(export().values()) == {0}  # new series: shown at 0 once
     first = export()
     assert first[("winbits_origin_bytes_total", "cache.example")] == 300
     assert export() == first  # restarted, nothing moved: nothing added
@@ -283,6 +288,24 @@ def test_export_counts_each_byte_once_across_restarts_and_a_job_leaving(double, 
     ]
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("winbits: no state file")  # the first run only
+
+
+def test_export_counts_uploads_apart_by_the_direction_label(double, tmp_path):
+    from conftest import prom_samples
+
+    down = double.add_job("down", state=2)
+    double.add_file(down, "http://h/a", "C:\\a", total=10, transferred=7)
+    up = double.add_job("up", state=2, type=int(winbits.JobType.UPLOAD))
+    double.add_file(up, "http://h/b", "C:\\b", total=10, transferred=3)
+    target = tmp_path / "bits.prom"
+    for _ in range(2):  # the first shows the new series at 0
+        assert run(double, "export", "--prometheus", str(target))[0] == 0
+    moved = {
+        (s.labels["server"], s.labels["direction"]): s.value
+        for s in prom_samples(target)
+        if s.name == "winbits_transferred_bytes_total"
+    }
+    assert moved == {("h", "download"): 7, ("h", "upload"): 3}
 
 
 def test_export_keeps_the_bytes_of_a_job_that_left_the_queue(double, tmp_path):

@@ -11,7 +11,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import by_server, prom_values
+from conftest import by_server, prom_samples, prom_values
 
 import winbits
 from winbits import _cli
@@ -568,10 +568,15 @@ def test_origin_and_peer_counters_are_absent_where_bits_gives_no_peer_stats(tmp_
     snap = snapshot(record(files=(no_stats, stats)))
     counters.update(snap, now=0)
     path = tmp_path / "bits.prom"
-    write_textfile(snap, str(path), None, counters)
+    write_textfile(
+        snap, str(path), None, counters, zero={("download", "win.example", "transferred_bytes")}
+    )
+    assert {s.labels["direction"] for s in prom_samples(path) if "server" in s.labels} == {
+        "download"
+    }
     assert by_server(path) == {
         ("winbits_transferred_bytes_total", "wine.example"): 10,
-        ("winbits_transferred_bytes_total", "win.example"): 8,
+        ("winbits_transferred_bytes_total", "win.example"): 0,  # zero: shown at 0 first
         ("winbits_files_transferred_total", "wine.example"): 1,
         ("winbits_files_transferred_total", "win.example"): 1,
         ("winbits_origin_bytes_total", "win.example"): 8,

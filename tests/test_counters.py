@@ -16,7 +16,11 @@ from winbits._types import FileProgress, FileRecord, JobProgress, JobRecord, Pee
 JOB = uuid.UUID(int=42)
 
 
-def snap(*files: tuple[str, int, int | None, int | None, bool], job: uuid.UUID = JOB):
+def snap(
+    *files: tuple[str, int, int | None, int | None, bool],
+    job: uuid.UUID = JOB,
+    job_type: winbits.JobType = winbits.JobType.DOWNLOAD,
+):
     """A snapshot of one job whose files are (url, transferred, origin, peers, done)."""
     records = tuple(
         FileRecord(
@@ -28,7 +32,14 @@ def snap(*files: tuple[str, int, int | None, int | None, bool], job: uuid.UUID =
         for i, (url, done_bytes, origin, peers, done) in enumerate(files)
     )
     job_record = JobRecord(
-        job, "j", None, winbits.JobState.TRANSFERRING, JobProgress(None, 0, 0, 0), None, records
+        job,
+        "j",
+        None,
+        winbits.JobState.TRANSFERRING,
+        JobProgress(None, 0, 0, 0),
+        None,
+        records,
+        job_type,
     )
     return winbits.Snapshot((job_record,), frozenset(), frozenset(), frozenset())
 
@@ -238,3 +249,37 @@ def test_a_second_exporter_on_the_same_state_is_refused(tmp_path):
         pass
     with _counters.StateLock(path):  # let go when the first one ended
         pass
+
+
+def test_a_new_series_is_shown_at_0_once_before_its_first_value():
+    c = Counters()
+    c.update(snap(("http://h/a", 10, None, None, False)), now=0)
+    fresh = {("download", "h", kind) for kind in _counters.KINDS}
+    assert c.take_fresh() == fresh and c.take_fresh() == set()  # once
+    assert c.totals["h"] == [10, 0, 0, 0]  # counted all the same
+    c.update(snap(("http://h/a", 20, 15, 5, False)), now=1)  # peer statistics, first
+    assert c.take_fresh() == {("download", "h", "origin_bytes"), ("download", "h", "peer_bytes")}
+    c.update(snap(("http://h/a", 30, 20, 10, False)), now=2)
+    assert c.take_fresh() == set()
+
+
+def test_uploads_are_counted_apart_and_share_the_server_slots(tmp_path):
+    c = Counters()
+    c.update(snap(("http://h/up", 40, None, None, True), job_type=winbits.JobType.UPLOAD), 0)
+    c.update(snap(("http://h/down", 7, None, None, False), job=uuid.UUID(int=7)), 0)
+    assert c.uploads == {"h": [40, 0, 0, 1]} and c.totals == {"h": [7, 0, 0, 0]}
+    path = tmp_path / "s.json"
+    _counters.save(c, str(path))
+    again, warning = _counters.load(str(path))
+    assert warning is None
+    assert (again.uploads, again.totals, again.fresh) == (c.uploads, c.totals, c.fresh)
+    c.update(EMPTY, now=_counters.IDLE_FOR + 1)  # idle for a month: both go
+    assert c.uploads == c.totals == {} and c.fresh == set()
+
+
+def test_a_damaged_fresh_list_sets_the_state_aside(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"version": 3, "totals": {}, "jobs": {}, "fresh": [["sideways", "h", "x"]]}')
+    c, warning = _counters.load(str(path))
+    assert c.fresh == set() and warning is not None and "damaged" in warning
+    assert (tmp_path / "s.json.bad").exists()

@@ -1,6 +1,6 @@
 """Counters a fleet can sum: bytes and files BITS transferred, per content server, that
 only grow for the life of the machine, although jobs leave the queue and the exporter
-restarts.
+restarts. Downloads and uploads are counted apart (the metrics' direction label).
 
 Each file's counters are counted once: the state remembers, per job id and the file's
 local name, the values already counted (never the file's URL, which can carry a password
@@ -10,7 +10,9 @@ the metrics file, synced to disk before it replaces the last one, so that a rest
 exporter neither loses nor double-counts a byte. A URL that changes while a file
 transfers (a mirror) does not count it again. A value in BITS that goes backwards (a job
 restarted, a file replaced) adds nothing and subtracts nothing. One exporter per state
-file: a second one is refused. Pure Python, no COM.
+file: a second one is refused. A new series is shown at 0 once before its first value, so
+that Prometheus' increase() sees even a job that came and went between two writes.
+Pure Python, no COM.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import tempfile
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ._types import Snapshot
+from ._types import JobType, Snapshot
 
-STATE_VERSION = 2  # 1 keyed files by URL and local name; 2 by local name alone
+# 1 keyed files by URL and local name; 2 by local name alone; 3 counts uploads apart and
+# remembers the series not yet shown at 0.
+STATE_VERSION = 3
 MAX_STATE_BYTES = 64 * 1024 * 1024  # far past what 100 servers and a day of jobs need
 MAX_SERVERS = 100  # a machine's content servers; more go to server="(other)"
 # The label of the servers past MAX_SERVERS: no host name can hold parentheses, so a
@@ -35,6 +39,8 @@ IDLE_FOR = 30 * 24 * 3600.0  # seconds without a byte after which a server's slo
 FORGET_AFTER = 24 * 3600.0  # seconds a job stays remembered after it left the queue
 # What is counted per server, in this order in the state file.
 KINDS = ("transferred_bytes", "origin_bytes", "peer_bytes", "files_transferred")
+# The direction label, and the state's table of each.
+DIRECTIONS = {"download": "totals", "upload": "uploads"}
 
 
 class StateError(Exception):
@@ -56,7 +62,11 @@ def server_of(url: str) -> str:
 
 class Counters:
     def __init__(self) -> None:
-        self.totals: dict[str, list[int]] = {}  # server -> a value per KINDS
+        self.totals: dict[str, list[int]] = {}  # server -> a value per KINDS, downloads
+        self.uploads: dict[str, list[int]] = {}  # the same for uploads
+        # (direction, server, kind) of the series to show at 0 the next time the metrics
+        # are written, before their first value (take_fresh)
+        self.fresh: set[tuple[str, str, str]] = set()
         # server -> when bytes last moved from it (None: not known yet, as after loading
         # an older state: counted as now at the next update)
         self.active: dict[str, float | None] = {}
@@ -66,13 +76,35 @@ class Counters:
         # on a file: kept while the queue is empty. None until a file was seen.
         self.peer_stats: bool | None = None
 
+    def table(self, direction: str) -> dict[str, list[int]]:
+        """The totals of one direction ("download" or "upload"), by server."""
+        return self.uploads if direction == "upload" else self.totals
+
     def _server(self, host: str) -> str:
-        named = len(self.totals) - (OTHER in self.totals)
-        return host if host in self.totals or named < MAX_SERVERS else OTHER
+        servers = self.totals.keys() | self.uploads.keys()
+        named = len(servers) - (OTHER in servers)
+        return host if host in servers or named < MAX_SERVERS else OTHER
+
+    def _add(self, direction: str, server: str, moved: list[int]) -> None:
+        total = self.table(direction).get(server)
+        if total is None:  # a new series: shown at 0 once, then counting
+            total = self.table(direction)[server] = [0] * len(KINDS)
+            self.fresh.update((direction, server, kind) for kind in KINDS)
+        elif not total[1] + total[2] and moved[1] + moved[2]:  # peer statistics, first
+            self.fresh.update((direction, server, kind) for kind in KINDS[1:3])
+        for i, n in enumerate(moved):
+            total[i] += n
+
+    def take_fresh(self) -> set[tuple[str, str, str]]:
+        """The series to write at 0 this time, forgotten here: the next write shows
+        their values."""
+        fresh, self.fresh = self.fresh, set()
+        return fresh
 
     def update(self, snap: Snapshot, now: float) -> None:
         """Adds what moved since the values last counted."""
         for job in snap.jobs:
+            direction = "download" if job.type == JobType.DOWNLOAD else "upload"
             entry = self.jobs.setdefault(str(job.id), {"seen": now, "files": {}})
             entry["seen"] = now
             for f in job.files:
@@ -90,25 +122,28 @@ class Counters:
                 self.peer_stats = stats is not None
                 if any(moved):  # a server gets its slot once bytes move from it
                     server = self._server(server_of(f.remote_name))
-                    total = self.totals.setdefault(server, [0] * len(KINDS))
-                    for i, n in enumerate(moved):
-                        total[i] += n
+                    self._add(direction, server, moved)
                     self.active[server] = now
         for job_id, entry in list(self.jobs.items()):
             if now - entry["seen"] > FORGET_AFTER:
                 del self.jobs[job_id]
-        for server in list(self.totals):  # idle for a month: its slot goes to another
-            last = self.active.get(server)
+        for server in self.totals.keys() | self.uploads.keys():  # idle for a month: its
+            last = self.active.get(server)  # slot goes to another
             if last is None:
                 self.active[server] = now
             elif now - last > IDLE_FOR:
-                del self.totals[server], self.active[server]
+                self.totals.pop(server, None)
+                self.uploads.pop(server, None)
+                del self.active[server]
+                self.fresh = {f for f in self.fresh if f[1] != server}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "kinds": list(KINDS),
             "totals": self.totals,
+            "uploads": self.uploads,
+            "fresh": sorted(self.fresh),
             "active": self.active,
             "jobs": self.jobs,
             "peer_stats": self.peer_stats,
@@ -132,6 +167,14 @@ class Counters:
             # Version 1 called the servers past the hundredth "other".
             name = OTHER if version == 1 and server == "other" else str(server)
             c.totals[name] = _counts(values)
+        for server, values in data.get("uploads", {}).items():
+            c.uploads[str(server)] = _counts(values)
+        for series in data.get("fresh", []):
+            if type(series) is not list or len(series) != 3 or series[0] not in DIRECTIONS:
+                raise ValueError("a fresh series is not [direction, server, kind]")
+            if series[2] not in KINDS:
+                raise ValueError("a fresh series of no known kind")
+            c.fresh.add((series[0], str(series[1]), series[2]))
         for server, last in data.get("active", {}).items():
             if last is not None and (type(last) not in (int, float) or not math.isfinite(last)):
                 raise ValueError("a server's time is not a number")

@@ -11,6 +11,7 @@ _JobRecord = tuple[
     tuple[int, int, int, int],
     tuple[int, int, int] | None,
     list[_FileRecord],
+    int,
 ]
 _JobErrorTuple = tuple[int, int, str | None, str | None, str | None, str | None, str | None]
 

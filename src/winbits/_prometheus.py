@@ -14,7 +14,7 @@ from typing import ClassVar
 from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ._counters import KINDS, Counters
+from ._counters import DIRECTIONS, KINDS, Counters
 from ._types import JobState, Snapshot, visible
 
 JOB = ["job_id", "job_name"]
@@ -83,7 +83,8 @@ class _SnapshotCollector:
 
 
 class _CountersCollector:
-    """The machine's counters per content server (winbits._counters)."""
+    """The machine's counters per content server and direction (winbits._counters); the
+    series in ``zero`` at 0, their first showing."""
 
     HELP: ClassVar[dict[str, str]] = {
         "transferred_bytes": "Bytes BITS transferred, by the host of the file's URL",
@@ -92,16 +93,20 @@ class _CountersCollector:
         "files_transferred": "Files BITS finished transferring",
     }
 
-    def __init__(self, counters: Counters) -> None:
-        self.counters = counters
+    def __init__(self, counters: Counters, zero: set[tuple[str, str, str]]) -> None:
+        self.counters, self.zero = counters, zero
 
     def collect(self) -> Iterator[Metric]:
         for i, kind in enumerate(KINDS):
-            family = CounterMetricFamily(f"winbits_{kind}", self.HELP[kind], labels=["server"])
-            for server, values in sorted(self.counters.totals.items()):
-                if kind in ("origin_bytes", "peer_bytes") and not values[1] + values[2]:
-                    continue  # no peer statistics from this BITS: absent, not a made-up 0
-                family.add_metric([visible(server)], values[i])
+            family = CounterMetricFamily(
+                f"winbits_{kind}", self.HELP[kind], labels=["server", "direction"]
+            )
+            for direction in DIRECTIONS:
+                for server, values in sorted(self.counters.table(direction).items()):
+                    if kind in ("origin_bytes", "peer_bytes") and not values[1] + values[2]:
+                        continue  # no peer statistics from this BITS: absent, not a made-up 0
+                    value = 0 if (direction, server, kind) in self.zero else values[i]
+                    family.add_metric([visible(server), direction], value)
             yield family
 
 
@@ -137,15 +142,16 @@ def registry_for(
     counters: Counters | None = None,
     *,
     per_job: bool = False,
+    zero: set[tuple[str, str, str]] | None = None,
 ) -> CollectorRegistry:
-    """The metrics of a snapshot (none when the poll failed), of the counters and of the
-    exporter."""
+    """The metrics of a snapshot (none when the poll failed), of the counters (the
+    series in ``zero`` at 0: Counters.take_fresh) and of the exporter."""
     registry = CollectorRegistry(auto_describe=False)
     if snap is not None:
         known = None if counters is None else counters.peer_stats
         registry.register(_SnapshotCollector(snap, per_job, known))  # type: ignore[arg-type]
     if counters is not None:
-        registry.register(_CountersCollector(counters))  # type: ignore[arg-type]
+        registry.register(_CountersCollector(counters, zero or set()))  # type: ignore[arg-type]
     if health is not None:
         registry.register(health)  # type: ignore[arg-type]
     return registry
@@ -158,7 +164,8 @@ def write_textfile(
     counters: Counters | None = None,
     *,
     per_job: bool = False,
+    zero: set[tuple[str, str, str]] | None = None,
 ) -> None:
     """Writes the metrics to path atomically (a temporary file beside it, then a
     rename), so the collector never reads half a file."""
-    write_to_textfile(path, registry_for(snap, health, counters, per_job=per_job))
+    write_to_textfile(path, registry_for(snap, health, counters, per_job=per_job, zero=zero))

@@ -432,6 +432,7 @@ class JobRecord(NamedTuple):
     progress: JobProgress
     times: JobTimes | None  # None where the BITS does not implement GetTimes (Wine)
     files: tuple[FileRecord, ...]
+    type: JobType | int = JobType.DOWNLOAD  # read once, as the name and owner
 
 
 class Snapshot(NamedTuple):
@@ -447,7 +448,7 @@ class Snapshot(NamedTuple):
 
 def job_record(raw: tuple) -> JobRecord:  # type: ignore[type-arg]
     """A JobRecord from the native poller's tuple."""
-    id_le, name, owner, state, (bt, btr, ft, ftr), times, files = raw
+    id_le, name, owner, state, (bt, btr, ft, ftr), times, files, job_type = raw
     return JobRecord(
         uuid.UUID(bytes_le=id_le),
         name,
@@ -464,4 +465,5 @@ def job_record(raw: tuple) -> JobRecord:  # type: ignore[type-arg]
             )
             for remote, local, total, done, completed, stats in files
         ),
+        as_enum(JobType, job_type),
     )

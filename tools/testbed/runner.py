@@ -211,13 +211,16 @@ def demo(args: argparse.Namespace) -> int:
         code = wine_python(args.python, ["-m", "winbits"], timeout=120)
         if code != 0:
             return code
-        # A one-shot export of the same queue, counting from zero (the README's sample).
+        # Two one-shot exports of the same queue, counting from zero (the README's sample):
+        # the first shows each new series at 0, the second its value.
         prom = dest.parent / "bits.prom"
         (dest.parent / "bits.winbits-state.json").unlink(missing_ok=True)
-        log(f"python -m winbits export --prometheus {winpath(prom)}")
-        code = wine_python(args.python, ["-m", "winbits", "export", "--prometheus", winpath(prom)])
-        if code != 0:
-            return code
+        for _ in range(2):
+            log(f"python -m winbits export --prometheus {winpath(prom)}")
+            export = ["-m", "winbits", "export", "--prometheus", winpath(prom)]
+            code = wine_python(args.python, export)
+            if code != 0:
+                return code
         sys.stdout.write(prom.read_text(encoding="utf-8"))
         return _demo_driving(args, server, dest.parent)
     finally:

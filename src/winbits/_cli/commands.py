@@ -221,14 +221,18 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                 problem = f"cannot read BITS: {e}"
                 snap, health.up = None, False
                 health.poll_errors += 1
+            zero = counters.take_fresh()  # new series: at 0 in this file, counted after
             try:  # the state first: a crash between the two never counts a byte twice
                 if not lock.held:
                     lock.acquire()
                 _counters.save(counters, state)
-                write_textfile(snap, args.prometheus, health, counters, per_job=args.per_job)
+                write_textfile(
+                    snap, args.prometheus, health, counters, per_job=args.per_job, zero=zero
+                )
             except _counters.StateError as e:  # another exporter took the file meanwhile
                 raise UsageError(str(e)) from None
             except OSError as e:  # a folder that is not there, a directory, read-only
+                counters.fresh |= zero  # not shown yet
                 problem = f"cannot write {args.prometheus}: {e.strerror or e}"
                 if args.interval is None:
                     raise UsageError(problem) from None
