@@ -306,10 +306,11 @@ def when_queued(double, action: Callable[[Any], object]) -> threading.Thread:
 
 
 def finish(double, job, from_origin: int = 3, from_peers: int = 1) -> None:
-    """BITS transferring job's first file (4 bytes) and calling back: TRANSFERRED."""
-    key = f"{{{job.id}}}"
+    """BITS transferring job's first file (from_origin + from_peers bytes) and calling
+    back: TRANSFERRED."""
+    key, size = f"{{{job.id}}}", from_origin + from_peers
     double.set_file(
-        key, 0, 4, completed=True, total=4, from_origin=from_origin, from_peers=from_peers
+        key, 0, size, completed=True, total=size, from_origin=from_origin, from_peers=from_peers
     )
     double.set_state(key, 6)  # TRANSFERRED
     double.fire(key, "transferred")

@@ -262,10 +262,68 @@ def test_format_characters_are_escaped_wherever_text_is_shown():
     assert visible("a\u200bb\ufeff") == "a\\u200bb\\ufeff"
     assert visible("a\ud800b") == "a\\ud800b"  # a lone surrogate would not even encode
     proxy = ProxySettings(ProxyUsage.OVERRIDE, ("http://p\x1b[2J:8080",), ("h\u202e",))
-    assert render.show_value(proxy) == "OVERRIDE http://p\\x1b[2J:8080 (bypass: h\\u202e)"
     stream = io.StringIO()
-    progress.ProgressDisplay(stream).show("retrying: evil\x1b]0;title\x07 text", 0.0)
+    usage.Shown(stream).write(render.show_value(proxy) + "\n")  # as main() prints it
+    assert stream.getvalue() == "OVERRIDE http://p\\x1b[2J:8080 (bypass: h\\u202e)\n"
+    stream = io.StringIO()
+    shown = usage.Shown(stream)
+    progress.ProgressDisplay(shown).show("retrying: evil\x1b]0;title\x07 text", 0.0)
     assert stream.getvalue() == "retrying: evil\\x1b]0;title\\x07 text\n"
+    usage.control(shown, "\x1b[H")  # winbits' own controls pass
+    assert stream.getvalue().endswith("text\n\x1b[H")
+
+
+def test_what_main_prints_passes_the_one_escaping_point(capsys):
+    from winbits import _cli
+
+    assert _cli.main(["list", "--bogus\u202e\x1b[2J"]) == 2  # argparse's own message
+    err = capsys.readouterr().err
+    assert "\u202e" not in err and "\x1b" not in err
+    assert "--bogus\\u202e\\x1b[2J" in err
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_fits_a_narrow_terminal_and_leaves_nothing_behind():
+    stream = Terminal()
+    display = progress.ProgressDisplay(stream, width=20)
+    display.show("[##########] 50.0%  1.0 MiB / 2.0 MiB", 0.0)
+    display.show("short", 1.0)
+    display.show("名前" * 20, 2.0, final=True)  # wide characters take two columns
+    assert stream.getvalue().split("\r")[1:] == [
+        "[##########] 50.0% ",  # cut to 19: the last column is left free
+        "short" + " " * 14,  # padded: nothing of the longer line stays
+        "名前" * 4 + "名" + " \n",  # 18 columns and a space: no half character
+    ]
+
+
+def test_the_progress_line_in_a_log_file_is_a_line_per_30_s_and_per_state_change():
+    stream = io.StringIO()
+    display = progress.ProgressDisplay(stream)
+    for second in range(3600):
+        display.show(f"t={second}", float(second), news=second == 45)
+    display.show("done", 3600.0, final=True)
+    lines = stream.getvalue().splitlines()
+    assert lines[:4] == ["t=0", "t=30", "t=45", "t=75"]  # the state change at once
+    assert len(lines) == 121 + 1 and lines[-1] == "done"
+
+
+def test_quiet_shows_no_progress_line():
+    stream = Terminal()
+    progress.ProgressDisplay(stream, quiet=True).show("anything", 0.0, final=True)
+    assert stream.getvalue() == ""
+    assert options.parse(["download", "http://h/f", "f", "-q"]).quiet
+
+
+def test_exit_codes_tell_a_usage_error_from_the_rest():
+    from winbits import _cli
+
+    assert _cli.main(["list", "--no-such-option"]) == usage.Exit.USAGE == 2
+    assert _cli.main(["download", "http://h/a", "http://h/b", "not-a-dir"]) == 2
+    assert [int(e) for e in usage.Exit] == [0, 1, 2, 3, 4, 5, 6, 130]  # documented values
 
 
 def test_plain_names_are_kept_as_they_are():
@@ -312,8 +370,8 @@ def test_parsing_defaults_to_list():
         ["download", "--stall-timeout", "-3", "http://h/x", "C:\\x"],
     ],
 )
-def test_usage_errors_exit_1_with_one_line(argv, capsys):
-    assert _cli.main(argv) == 1
+def test_usage_errors_exit_2_with_one_line(argv, capsys):
+    assert _cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("winbits")
     assert "winbits: winbits" not in err[0]  # one prefix, argparse's prog or ours
@@ -321,7 +379,7 @@ def test_usage_errors_exit_1_with_one_line(argv, capsys):
 
 def test_a_failure_line_shows_control_characters_in_bits_text(monkeypatch, capsys):
     def fails(args, out):
-        raise usage.UsageError("download failed: nope (http://h/\x1b[2Jx)")
+        raise usage.Failure("download failed: nope (http://h/\x1b[2Jx)")
 
     monkeypatch.setattr(commands, "cmd_list", fails)
     assert _cli.main(["list"]) == 1
@@ -338,7 +396,7 @@ def test_help_works_for_every_command(capsys):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the off-Windows error")
 def test_off_windows_the_command_says_so_once(capsys):
-    assert _cli.main(["list"]) == 1
+    assert _cli.main(["list"]) == usage.Exit.UNAVAILABLE
     assert capsys.readouterr().err == (
         f"winbits: needs Windows (BITS is a Windows service); this is {sys.platform}\n"
     )
@@ -361,7 +419,7 @@ def test_off_windows_the_command_says_so_once(capsys):
     ],
 )
 def test_the_command_line_says_what_is_wrong(argv, line, capsys):
-    assert _cli.main(argv) == 1
+    assert _cli.main(argv) == 2
     assert capsys.readouterr().err == line + "\n"
 
 
@@ -466,7 +524,7 @@ _TWINS = _FakeManager(
     ],
 )
 def test_a_job_id_or_prefix_that_names_no_one_job(text, message):
-    with pytest.raises(usage.UsageError) as info:
+    with pytest.raises(usage.Failure) as info:
         commands.find_job(_TWINS, text)  # type: ignore[arg-type]
     assert str(info.value) == message
 

@@ -11,8 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 import uuid
 
 import pytest
@@ -258,14 +256,14 @@ def test_a_header_from_the_environment_reaches_the_server_and_no_output(server, 
 def test_a_header_from_the_environment_is_refused_without_its_value(tmp_path):
     url, dest = "http://127.0.0.1:9/x", str(tmp_path / "x")
     r = run_cli("download", url, dest, "--header-env", "X-T=WINBITS_UNSET_TOKEN")
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "the environment variable WINBITS_UNSET_TOKEN (for header X-T) is not set" in r.stderr
     env = {"WINBITS_TEST_TOKEN": HEADER_VALUE + "\r\nX-Smuggled: 1"}
     r = run_cli("download", url, dest, "--header-env", "X-T=WINBITS_TEST_TOKEN", env=env)
-    assert r.returncode == 1 and "the value of header 'X-T' holds CR, LF or NUL" in r.stderr
+    assert r.returncode == 2 and "the value of header 'X-T' holds CR, LF or NUL" in r.stderr
     assert HEADER_VALUE not in r.stderr
     r = run_cli("download", url, dest, "--header-env", "Bad Name=V")
-    assert r.returncode == 1 and "not an HTTP header name: 'Bad Name'" in r.stderr
+    assert r.returncode == 2 and "not an HTTP header name: 'Bad Name'" in r.stderr
 
 
 @windows_only
@@ -314,17 +312,17 @@ def test_download_with_a_wrong_password_fails_in_one_line_and_leaves_nothing(
 )
 def test_a_password_comes_from_a_terminal_or_the_environment_only(argv, says, tmp_path):
     r = run_cli("download", "http://127.0.0.1:9/x", str(tmp_path / "x"), *argv)
-    assert r.returncode == 1 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (tmp_path / "x").exists()
 
 
 def test_a_bad_header_option_is_refused_without_its_value(tmp_path):
     r = run_cli("download", "http://127.0.0.1:9/x", str(tmp_path / "x"), "--header", "Bad Name: v")
-    assert r.returncode == 1 and "not an HTTP header name: 'Bad Name'" in r.stderr
+    assert r.returncode == 2 and "not an HTTP header name: 'Bad Name'" in r.stderr
     r = run_cli(
         "download", "http://127.0.0.1:9/x", str(tmp_path / "x"), "--header", "tok" + HEADER_VALUE
     )
-    assert r.returncode == 1 and "no ':' found" in r.stderr and HEADER_VALUE not in r.stderr
+    assert r.returncode == 2 and "no ':' found" in r.stderr and HEADER_VALUE not in r.stderr
 
 
 @windows_only
@@ -535,7 +533,7 @@ def test_set_refuses_what_cannot_be_set_in_one_line(double, argv, says):
     job_id = double.add_job("refuse")
     double.clear_calls()
     code, _, err = cli_double(double, "set", job_id, *argv)
-    assert code == 1 and says in err and err.count("\n") == 1, err
+    assert code == 2 and says in err and err.count("\n") == 1, err
     assert not any(name.startswith("Job.Set") for name in double.calls())
 
 
@@ -786,32 +784,12 @@ def test_a_files_response_headers_read_as_a_dict_and_need_file5(double):
             _ = f.http_response_headers
 
 
-def _finish_when_resumed(double, size: int) -> threading.Thread:
-    """A thread that plays the server: once the only job is QUEUED, its file is sent
-    (size bytes) and the job TRANSFERRED, as BITS would report it."""
-
-    def run() -> None:
-        with winbits.connect(double.clsid()) as bits:
-            for _ in range(500):
-                jobs = bits.jobs()
-                if jobs and jobs[0].state == JobState.QUEUED:
-                    key = f"{{{jobs[0].id}}}"
-                    double.set_file(key, 0, size, completed=True, total=size)
-                    double.set_state(key, int(JobState.TRANSFERRED))
-                    return
-                time.sleep(0.01)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 @windows_only
 def test_upload_sends_a_file_with_the_download_options_and_completes(double, tmp_path, monkeypatch):
     source = tmp_path / "report.txt"
     source.write_bytes(b"x" * 1500)
     monkeypatch.setenv("WINBITS_TEST_PASSWORD", PASSWORD)
-    helper = _finish_when_resumed(double, 1500)
+    helper = when_queued(double, lambda job: finish(double, job, 1500, 0))
     code, out, err = cli_double(
         double, "upload", str(source), "https://h/upload", "--priority", "high",
         "--header", f"X-Token: {HEADER_VALUE}", "--user", "ann",
@@ -835,17 +813,7 @@ def test_a_failed_upload_names_the_url_and_cancels(double, tmp_path):
     source = tmp_path / "report.txt"
     source.write_bytes(b"data")
 
-    def fail() -> None:
-        with winbits.connect(double.clsid()) as bits:
-            for _ in range(500):
-                jobs = bits.jobs()
-                if jobs and jobs[0].state == JobState.QUEUED:
-                    double.set_state(f"{{{jobs[0].id}}}", int(JobState.ERROR))
-                    return
-                time.sleep(0.01)
-
-    helper = threading.Thread(target=fail)
-    helper.start()
+    helper = when_queued(double, lambda job: double.set_state(f"{{{job.id}}}", 4))  # ERROR
     code, out, err = cli_double(double, "upload", str(source), "http://h/up")
     helper.join(10)
     assert (code, out) == (1, "")

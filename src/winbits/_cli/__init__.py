@@ -4,32 +4,47 @@ they print: render.py and progress.py; where downloads land: targets.py; long lo
 loops.py).
 
 Everything shown comes from the poller's records (one walk of the queue, the fewest
-round trips). Exit codes: 0 success, 1 a BITS or usage error (one line on stderr), 130
-on Ctrl-C.
+round trips). Exit codes: usage.Exit (0 success, 2 a usage error, distinct codes for a
+failed transfer, a timeout, a partial completion, access denied and BITS unavailable,
+130 on Ctrl-C), each failure one line on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
-from .._errors import AccessDeniedError, BitsError, JobNotFoundError
+from .._errors import (
+    AccessDeniedError,
+    BitsError,
+    JobNotFoundError,
+    PartialCompleteError,
+    ServiceUnavailableError,
+)
 from .options import parse
-from .usage import UsageError, say
+from .usage import Exit, Failure, Shown, say
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+    """Runs one command; -> its exit code (usage.Exit). Everything it prints passes
+    through the one escaping point (usage.Shown)."""
+    shown = cast(TextIO, Shown(out or sys.stdout))
+    with contextlib.redirect_stderr(cast(TextIO, Shown(sys.stderr))):
+        return _run(argv, shown)
+
+
+def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     args = None
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
         return int(args.run(args, out))
-    except UsageError as e:
+    except Failure as e:
         say(str(e))
-        return 1
+        return e.code
     except AccessDeniedError as e:
         if args is not None and getattr(args, "all_users", False):
             say(
@@ -38,15 +53,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             )
         else:
             say(str(e))
-        return 1
+        return Exit.ACCESS_DENIED
     except JobNotFoundError as e:
         say(f"no such job: {e}")
-        return 1
+        return Exit.FAILED
+    except ServiceUnavailableError as e:
+        say(str(e))
+        return Exit.UNAVAILABLE
+    except PartialCompleteError as e:
+        say(str(e))
+        return Exit.PARTIAL
     except (BitsError, FileExistsError, ValueError) as e:
         say(str(e))
-        return 1
+        return Exit.FAILED
     except KeyboardInterrupt:
         say("interrupted")
-        return 130
-    except SystemExit as e:  # --help and --version print, then end here
+        return Exit.INTERRUPTED
+    except SystemExit as e:  # --help and --version print, then end here; argparse's 2
         return e.code if isinstance(e.code, int) else 0

@@ -19,7 +19,7 @@ from .._errors import (
 )
 from .._job import Job
 from .._manager import Manager, connect
-from .._types import JobState, redact_url, visible
+from .._types import JobState, redact_url
 from .loops import Outage, Stopper
 from .render import (
     changes_json,
@@ -34,12 +34,14 @@ from .render import (
     terminal_width,
 )
 from .settings import apply_settings, job_settings
-from .usage import UsageError, say
+from .usage import Exit, Failure, UsageError, control, say
 
 
 def connect_for(args: argparse.Namespace) -> Manager:
     if sys.platform != "win32":
-        raise UsageError(f"needs Windows (BITS is a Windows service); this is {sys.platform}")
+        raise Failure(
+            f"needs Windows (BITS is a Windows service); this is {sys.platform}", Exit.UNAVAILABLE
+        )
     return connect(args.clsid)
 
 
@@ -81,7 +83,7 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
                         out.write(json.dumps(changes_json(snap, now)) + "\n")
                     else:
                         if clear:
-                            out.write("\x1b[H\x1b[2J")
+                            control(out, "\x1b[H\x1b[2J")
                         out.write(f"{iso(now)}  every {args.interval:g} s, Ctrl-C to stop\n")
                         table = format_table([job_json(j) for j in snap.jobs], terminal_width(out))
                         out.write(table + "\n\n")
@@ -103,7 +105,7 @@ def find_job(bits: Manager, text: str, all_users: bool = False) -> Job:
         raise UsageError(f"{text!r} is too short: give a job id or its first 4 hex digits or more")
     matches = [j for j in bits.jobs(all_users) if str(j.id).startswith(prefix)]
     if not matches:
-        raise UsageError(f"no job's id starts with {prefix}")
+        raise Failure(f"no job's id starts with {prefix}")
     if len(matches) > 1:
         listed = "; ".join(f"{j.id} {j.name!r} {j.state}" for j in matches)
         raise UsageError(f"{len(matches)} jobs' ids start with {prefix}: {listed}")
@@ -117,7 +119,7 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
         if args.command == "complete" and not args.force:
             state = job.state  # BITS would end a running transfer and keep what arrived
             if state != JobState.TRANSFERRED:
-                raise UsageError(
+                raise Failure(
                     f"job {job.id} is {state}: only a TRANSFERRED job is completed; "
                     "completing it now would end its transfer and drop what did not "
                     "arrive (pass --force to do that)"
@@ -126,10 +128,8 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
             getattr(job, args.command)()
         except InvalidStateError:
             state = job.state
-            raise UsageError(
-                f"job {job.id} is {state}: it cannot be {VERBS[args.command]}"
-            ) from None
-    out.write(f"{VERBS[args.command]} {job.id} {visible(name)}\n")
+            raise Failure(f"job {job.id} is {state}: it cannot be {VERBS[args.command]}") from None
+    out.write(f"{VERBS[args.command]} {job.id} {name}\n")
     return 0
 
 
@@ -164,7 +164,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
         out.write(
-            f"  {visible(redact_url(f.remote_name))} -> {visible(f.local_name)}: "
+            f"  {redact_url(f.remote_name)} -> {f.local_name}: "
             f"{format_bytes(p.bytes_transferred)} of {format_bytes(p.bytes_total)}"
             f"{' (complete)' if p.completed else ''}{peers}\n"
         )
@@ -178,7 +178,7 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     with connect_for(args) as bits:
         job = find_job(bits, args.id, args.all_users)
         done = apply_settings(job, args, None, changes)
-        out.write(f"set {', '.join(done)} of {job.id} {visible(job.name)}\n")
+        out.write(f"set {', '.join(done)} of {job.id} {job.name}\n")
     return 0
 
 
@@ -186,9 +186,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .._prometheus import Health, write_textfile
     except ImportError:
-        raise UsageError(
-            "export needs prometheus_client: pip install winbits[prometheus]"
-        ) from None
+        raise Failure("export needs prometheus_client: pip install winbits[prometheus]") from None
 
     state = _counters.state_path(args.prometheus)
     lock = _counters.StateLock(state)  # one exporter per file: a second one is refused
@@ -197,14 +195,14 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         try:
             lock.acquire()
         except _counters.StateError as e:
-            raise UsageError(str(e)) from None
+            raise Failure(str(e)) from None
         except OSError as e:  # its folder is not there (yet): taken before the first write
             if args.interval is None:
-                raise UsageError(f"cannot write {args.prometheus}: {e.strerror or e}") from None
+                raise Failure(f"cannot write {args.prometheus}: {e.strerror or e}") from None
         try:
             counters, warning = _counters.load(state)
         except _counters.StateError as e:
-            raise UsageError(str(e)) from None
+            raise Failure(str(e)) from None
         stop = held.enter_context(Stopper())
         outage, health = Outage(), Health()
         bits: Manager | None = None
@@ -230,18 +228,18 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                     snap, args.prometheus, health, counters, per_job=args.per_job, zero=zero
                 )
             except _counters.StateError as e:  # another exporter took the file meanwhile
-                raise UsageError(str(e)) from None
+                raise Failure(str(e)) from None
             except OSError as e:  # a folder that is not there, a directory, read-only
                 counters.fresh |= zero  # not shown yet
                 problem = f"cannot write {args.prometheus}: {e.strerror or e}"
                 if args.interval is None:
-                    raise UsageError(problem) from None
+                    raise Failure(problem) from None
             else:  # said once there is a state, so that a failed export stays one line
                 if warning:
                     say(warning)
                 warning = None
             if problem and args.interval is None:
-                raise UsageError(problem)  # a one-shot export: written, then one line
+                raise Failure(problem)  # a one-shot export: written, then one line
             if problem:
                 outage.failed(problem)
             else:

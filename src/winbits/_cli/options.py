@@ -186,6 +186,12 @@ def _transfer_parser() -> _Parser:
     )
     t.add_argument("--name", help="the job's display name (default: winbits COMMAND FILE)")
     t.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (the result and any failure are still printed)",
+    )
+    t.add_argument(
         "--header",
         dest="headers",
         action="append",

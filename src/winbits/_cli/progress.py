@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
+import unicodedata
 from typing import TextIO
 
 from .._errors import JobFailedError
 from .._job import Job
 from .._types import JobProgress, JobState, redact_url, visible
 from .render import format_bytes, format_duration
-from .usage import UsageError
+from .usage import Exit, Failure, control
 
 
 class RateMeter:
@@ -49,25 +51,54 @@ def progress_line(done: int, total: int | None, rate: float | None, width: int =
 
 
 class ProgressDisplay:
-    """On a terminal, one line redrawn in place; elsewhere (a pipe, a log), a line at
-    most every `every` seconds."""
+    """On a terminal, one line redrawn in place, cut to the terminal's width and padded
+    to it, so that it never wraps and nothing of a longer line before it stays; elsewhere
+    (a pipe, a log file), a line when the state changes and at most every `every`
+    seconds. Nothing at all when quiet."""
 
-    def __init__(self, stream: TextIO, every: float = 1.0) -> None:
+    def __init__(
+        self, stream: TextIO, every: float = 30.0, *, quiet: bool = False, width: int | None = None
+    ) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.every = every
+        self.quiet = quiet
+        self.width = width  # columns; None: the terminal's, asked at each line
         self.last = -math.inf
+
+    def columns(self) -> int:
+        if self.width is not None:
+            return self.width
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return 80
 
     def show(self, line: str, now: float, final: bool = False, news: bool = False) -> None:
         """``news``: the line says something new (the job's state), shown at once. BITS'
-        own text in it (a retry's reason) is shown escaped, as every line is."""
-        line = visible(line)
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if final else ""))
+        own text in it (a retry's reason) is measured as it is shown: escaped."""
+        if self.quiet:
+            return
+        if self.tty:  # the last column is left free: some consoles wrap when it is written
+            control(self.stream, "\r")
+            self.stream.write(fit(visible(line), self.columns() - 1) + ("\n" if final else ""))
         elif final or news or now - self.last >= self.every:
             self.stream.write(line + "\n")
             self.last = now
         self.stream.flush()
+
+
+def fit(text: str, columns: int) -> str:
+    """text cut to `columns` terminal columns (East Asian wide characters take two) and
+    padded with spaces to them."""
+    out, used = [], 0
+    for c in text:
+        width = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        if used + width > columns:
+            break
+        out.append(c)
+        used += width
+    return "".join(out) + " " * max(columns - used, 0)
 
 
 def waiting_for(job: Job, state: JobState | int) -> str:
@@ -93,7 +124,7 @@ def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> None:
     """Waits for the resumed job (Job.wait), showing its progress on stderr from wait()'s
     on_progress until BITS has transferred it. A UsageError when it fails, or --timeout
     or --stall-timeout passes; the caller cancels the job (_downloads.transfer)."""
-    display = ProgressDisplay(sys.stderr)
+    display = ProgressDisplay(sys.stderr, quiet=args.quiet)
     meter = RateMeter()
     handles = job.files()
     said = ""  # the state part of the line last shown
@@ -126,17 +157,19 @@ def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> None:
             stall_timeout=args.stall_timeout or None,
         )
     except JobFailedError:
-        raise UsageError(job_failure(job, shown, verb)) from None
+        raise Failure(job_failure(job, shown, verb)) from None
     except TimeoutError:
         state = job.state
         if args.timeout is not None and time.monotonic() - start >= args.timeout:
-            raise UsageError(
+            raise Failure(
                 f"{verb} of {shown} did not finish in {args.timeout:g} s "
-                f"(the job is {state}); cancelled"
+                f"(the job is {state}); cancelled",
+                Exit.TIMEOUT,
             ) from None
-        raise UsageError(
+        raise Failure(
             f"{verb} of {shown}: no byte moved for "
-            f"{args.stall_timeout:g} s ({waiting_for(job, state)}); cancelled"
+            f"{args.stall_timeout:g} s ({waiting_for(job, state)}); cancelled",
+            Exit.TIMEOUT,
         ) from None
     now = time.monotonic()
     done, total = totals(job.progress)  # the last line: the whole transfer's rate

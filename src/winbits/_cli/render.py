@@ -189,7 +189,7 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
         n, n_done = j["files_total"], j["files_transferred"]
         rows.append(
             (
-                visible(j["name"]),
+                visible(j["name"]),  # escaped here too, to measure the columns as shown
                 j["id"][:8],
                 j["state"],
                 visible(j["owner"] or ""),
@@ -293,20 +293,20 @@ def show_value(value: object) -> str:
     if isinstance(value, JobTimes):
         return ", ".join(f"{k} {iso(v) or '-'}" for k, v in value._asdict().items())
     if isinstance(value, JobError):
-        return f"{visible(value.message)} (HRESULT 0x{value.hresult:08X}, {value.context})"
+        return f"{value.message} (HRESULT 0x{value.hresult:08X}, {value.context})"
     if isinstance(value, ProxySettings):
         text = str(value.usage)
         if value.proxies:
             text += " " + " ".join(value.proxies)
         if value.bypass:
             text += " (bypass: " + " ".join(value.bypass) + ")"
-        return visible(text)
+        return text
     if isinstance(value, CostFlags):
         return f"0x{int(value):08X}"
     if isinstance(value, (PeerCaching, SecurityFlags)):
         return "|".join(flag_names(value)) or "0"
     if isinstance(value, ClientCertificate):
-        return f"{visible(value.subject)} in {value.location} {visible(value.store)}"
+        return f"{value.subject} in {value.location} {value.store}"
     if isinstance(value, tuple):
-        return " ".join(visible(str(v)) for v in value) if value else "-"
-    return visible(str(value))
+        return " ".join(str(v) for v in value) if value else "-"
+    return str(value)

@@ -16,7 +16,6 @@ from .._types import (
     JobType,
     peer_share,
     redact_url,
-    visible,
 )
 from .commands import connect_for
 from .loops import Stopper
@@ -24,7 +23,7 @@ from .progress import follow
 from .render import format_bytes, format_duration, format_percent
 from .settings import apply_settings, headers_from_env, password_for
 from .targets import plan_targets
-from .usage import UsageError
+from .usage import Failure
 
 
 def _run(
@@ -63,10 +62,10 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     if not args.force:
         for _, path in targets:
             if os.path.exists(path):
-                raise UsageError(f"{path} exists; pass --force to overwrite it")
+                raise Failure(f"{path} exists; pass --force to overwrite it")
     for _, path in targets:  # BITS would transfer, then fail to move the file into place
         if not os.path.isdir(os.path.dirname(path)):
-            raise UsageError(f"the folder {os.path.dirname(path)} does not exist")
+            raise Failure(f"the folder {os.path.dirname(path)} does not exist")
     args.password = password_for(args)
     headers_from_env(args)
     with connect_for(args) as bits:  # failures name the URLs
@@ -78,7 +77,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         f"{format_duration(elapsed)}\n"
     )
     for f in files:
-        out.write(f"  {visible(f.path)}  {format_bytes(f.bytes)}\n")
+        out.write(f"  {f.path}  {format_bytes(f.bytes)}\n")
     stats = result.peer_stats
     if stats is None:
         out.write(
@@ -96,14 +95,13 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     path = os.path.abspath(args.file)
     if not os.path.isfile(path):
-        raise UsageError(f"{path} is not a file: upload sends an existing file")
+        raise Failure(f"{path} is not a file: upload sends an existing file")
     args.password = password_for(args)
     headers_from_env(args)
     with connect_for(args) as bits:
         shown = redact_url(args.url)
         result, elapsed = _run(bits, args, [(args.url, path)], JobType.UPLOAD, shown)
     out.write(
-        f"Uploaded {visible(path)} to {visible(shown)}, {format_bytes(result.bytes)} in "
-        f"{format_duration(elapsed)}\n"
+        f"Uploaded {path} to {shown}, {format_bytes(result.bytes)} in {format_duration(elapsed)}\n"
     )
     return 0
