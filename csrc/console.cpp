@@ -67,4 +67,16 @@ PyObject* native_stdin_is_console(PyObject*, PyObject*) {
     return PyBool_FromLong(GetConsoleMode(GetStdHandle(STD_INPUT_HANDLE), &mode) ? 1 : 0);
 }
 
+// The console of standard output interprets VT sequences (a screen clear): on by default
+// in Windows Terminal, off in classic conhost until asked (Windows 10 1511 and later).
+PyObject* native_vt_output(PyObject*, PyObject*) {
+    HANDLE out = GetStdHandle(STD_OUTPUT_HANDLE);
+    DWORD mode = 0;
+    if (!GetConsoleMode(out, &mode))
+        Py_RETURN_FALSE;  // not a console: a pipe, a file
+    if (mode & ENABLE_VIRTUAL_TERMINAL_PROCESSING)
+        Py_RETURN_TRUE;
+    return PyBool_FromLong(SetConsoleMode(out, mode | ENABLE_VIRTUAL_TERMINAL_PROCESSING) ? 1 : 0);
+}
+
 }  // namespace winbits::py

@@ -12,5 +12,7 @@ PyObject* native_hold_console_close(PyObject* module, PyObject* arg);
 PyObject* native_console_event(PyObject* module, PyObject* arg);
 // stdin_is_console() -> whether standard input is a console (not a pipe, file or NUL).
 PyObject* native_stdin_is_console(PyObject* module, PyObject*);
+// vt_output() -> whether standard output is a console that now interprets VT sequences.
+PyObject* native_vt_output(PyObject* module, PyObject*);
 
 }  // namespace winbits::py

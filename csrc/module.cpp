@@ -90,6 +90,9 @@ PyMethodDef module_methods[] = {
      "_live_notifiers() -> wait()'s callback objects alive now (for the tests)"},
     {"stdin_is_console", native_stdin_is_console, METH_NOARGS,
      "stdin_is_console() -> whether standard input is a console (not a pipe, file or NUL)"},
+    {"vt_output", native_vt_output, METH_NOARGS,
+     "vt_output() -> whether standard output is a console that interprets VT sequences "
+     "(turned on where it can be)"},
     {"_console_event", native_console_event, METH_O,
      "_console_event(event): what the system does on a console event (for the tests)"},
     {nullptr, nullptr, 0, nullptr},

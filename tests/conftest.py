@@ -285,9 +285,10 @@ def double() -> Iterator[object]:
     assert _native._live_notifiers() == 0, "wait()'s callback objects still alive"
 
 
-def when_queued(double, action: Callable[[Any], object]) -> threading.Thread:
-    """Another program meanwhile: a started thread that runs action(job) on the first
-    job of the double's queue once it is QUEUED (made, set, its files added, resumed)."""
+def when_queued(double, *actions: Callable[[Any], object]) -> threading.Thread:
+    """Another program meanwhile: a started thread that runs each action(job) in turn on
+    the first job of the double's queue once it is QUEUED (made, set, its files added,
+    resumed)."""
 
     def watch() -> None:
         import winbits
@@ -296,7 +297,8 @@ def when_queued(double, action: Callable[[Any], object]) -> threading.Thread:
             for _ in range(500):
                 jobs = bits.jobs()
                 if jobs and jobs[0].state == winbits.JobState.QUEUED:
-                    action(jobs[0])
+                    for action in actions:
+                        action(jobs[0])
                     return
                 time.sleep(0.01)
 

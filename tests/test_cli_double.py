@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from conftest import by_server, prom_values, when_queued, windows_only
+from conftest import by_server, finish, prom_values, when_queued, windows_only
 
 import winbits
 from winbits import _cli
@@ -155,7 +155,7 @@ def test_export_writes_prometheus_text(double, tmp_path):
     )
     path = tmp_path / "bits.prom"
 
-    def export() -> dict[tuple[str, str], float]:
+    def export() -> dict[tuple[str, str | None], float]:
         code, _ = run(double, "export", "--prometheus", str(path), "--per-job")
         assert code == 0
         return {
@@ -395,3 +395,63 @@ def test_a_second_exporter_on_the_same_file_is_refused_in_one_line(double, tmp_p
     assert code == 1 and len(err) == 1
     assert err[0].startswith(f"winbits: another winbits export is writing {tmp_path}")
     assert not (tmp_path / "x.prom").exists()
+
+
+def test_download_json_prints_one_object_with_the_job_and_peer_bytes(double, tmp_path):
+    helper = when_queued(double, lambda job: finish(double, job))  # 3 from origin, 1 from peers
+    dest = tmp_path / "j.bin"
+    url = "https://bob:PASSWORD@h.example/j.bin?sig=SECRET"
+    code, out = run(double, "download", url, str(dest), "--json")
+    helper.join()
+    assert code == 0
+    done = json.loads(out)
+    assert "PASSWORD" not in out and "SECRET" not in out
+    assert (done["schema_version"], done["command"], done["ok"]) == (1, "download", True)
+    assert uuid.UUID(done["job_id"])
+    assert (done["bytes"], done["from_origin"], done["from_peers"]) == (4, 3, 1)
+    assert done["files"] == [
+        {
+            "url": "https://h.example/j.bin?…",
+            "path": str(dest),
+            "bytes": 4,
+            "from_origin": 3,
+            "from_peers": 1,
+        }
+    ]
+
+
+def test_a_failed_download_json_is_one_object_with_the_error_and_its_exit_code(
+    double, tmp_path, capsys
+):
+    helper = when_queued(double, lambda job: double.set_state(f"{{{job.id}}}", 4))  # ERROR
+    code, out = run(double, "download", "http://h/f.bin", str(tmp_path / "f.bin"), "--json")
+    helper.join(10)
+    assert code == 1
+    failed = json.loads(out)
+    assert (failed["ok"], failed["command"], failed["error"]["exit_code"]) == (False, "download", 1)
+    assert failed["error"]["message"].startswith("download of http://h/f.bin failed")
+    assert len(capsys.readouterr().err.splitlines()) >= 1  # the line on stderr stays
+
+
+def test_a_verb_json_names_the_job_it_acted_on(double):
+    job = double.add_job("to cancel")
+    code, out = run(double, "cancel", job[1:9], "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "schema_version": 1,
+        "command": "cancel",
+        "ok": True,
+        "job_id": job.strip("{}").lower(),
+        "name": "to cancel",
+    }
+    code, out = run(double, "cancel", job[1:9], "--json")  # gone now: no such job
+    assert code == 1 and json.loads(out)["error"]["exit_code"] == 1
+
+
+def test_vt_output_is_false_where_standard_output_is_no_console():
+    import subprocess
+    import sys
+
+    code = "from winbits import _native; print(_native.vt_output())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "False\n")  # a pipe: watch will not clear it

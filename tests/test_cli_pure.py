@@ -9,6 +9,7 @@ import io
 import ntpath
 import sys
 import uuid
+from typing import TextIO, cast
 
 import pytest
 from conftest import by_server, prom_samples, prom_values
@@ -266,7 +267,7 @@ def test_format_characters_are_escaped_wherever_text_is_shown():
     usage.Shown(stream).write(render.show_value(proxy) + "\n")  # as main() prints it
     assert stream.getvalue() == "OVERRIDE http://p\\x1b[2J:8080 (bypass: h\\u202e)\n"
     stream = io.StringIO()
-    shown = usage.Shown(stream)
+    shown = cast(TextIO, usage.Shown(stream))
     progress.ProgressDisplay(shown).show("retrying: evil\x1b]0;title\x07 text", 0.0)
     assert stream.getvalue() == "retrying: evil\\x1b]0;title\\x07 text\n"
     usage.control(shown, "\x1b[H")  # winbits' own controls pass
@@ -321,7 +322,8 @@ def test_quiet_shows_no_progress_line():
 def test_exit_codes_tell_a_usage_error_from_the_rest():
     from winbits import _cli
 
-    assert _cli.main(["list", "--no-such-option"]) == usage.Exit.USAGE == 2
+    assert _cli.main(["list", "--no-such-option"]) == usage.Exit.USAGE
+    assert int(usage.Exit.USAGE) == 2
     assert _cli.main(["download", "http://h/a", "http://h/b", "not-a-dir"]) == 2
     assert [int(e) for e in usage.Exit] == [0, 1, 2, 3, 4, 5, 6, 130]  # documented values
 

@@ -548,7 +548,7 @@ def test_download_whose_file_did_not_land_raises_and_names_it(double, tmp_path):
 def test_a_file_that_appears_at_dest_during_the_transfer_is_left_alone(double, tmp_path):
     dest = tmp_path / "theirs.bin"
     appear = lambda job: dest.write_bytes(b"theirs")  # after add_file looked, before complete
-    helper = when_queued(double, lambda job: (appear(job), finish(double, job)))
+    helper = when_queued(double, appear, lambda job: finish(double, job))
     with winbits.connect(double.clsid()) as bits:
         with pytest.raises(FileExistsError, match="appeared while the job transferred"):
             bits.download("http://h/theirs.bin", str(dest))
@@ -561,7 +561,7 @@ def test_a_file_that_appears_at_dest_during_the_transfer_is_left_alone(double, t
 def test_a_download_job_carries_bits_own_limits_from_its_timeouts(double, tmp_path):
     seen = []
     read = lambda job: seen.append((job.maximum_download_time, job.no_progress_timeout))
-    helper = when_queued(double, lambda job: (read(job), finish(double, job)))
+    helper = when_queued(double, read, lambda job: finish(double, job))
     with winbits.connect(double.clsid()) as bits:
         bits.download("http://h/l.bin", str(tmp_path / "l.bin"), timeout=100, stall_timeout=29.5)
         helper.join()

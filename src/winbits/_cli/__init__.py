@@ -11,7 +11,9 @@ failed transfer, a timeout, a partial completion, access denied and BITS unavail
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Sequence
 from typing import TextIO, cast
@@ -23,7 +25,9 @@ from .._errors import (
     PartialCompleteError,
     ServiceUnavailableError,
 )
+from .commands import VERBS
 from .options import parse
+from .render import failure_json
 from .usage import Exit, Failure, Shown, say
 
 __all__ = ["main"]
@@ -42,32 +46,40 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
         return int(args.run(args, out))
-    except Failure as e:
-        say(str(e))
-        return e.code
-    except AccessDeniedError as e:
-        if args is not None and getattr(args, "all_users", False):
-            say(
-                "every user's jobs can be read by an administrator only: "
-                "run from an elevated prompt"
-            )
-        else:
-            say(str(e))
-        return Exit.ACCESS_DENIED
-    except JobNotFoundError as e:
-        say(f"no such job: {e}")
-        return Exit.FAILED
-    except ServiceUnavailableError as e:
-        say(str(e))
-        return Exit.UNAVAILABLE
-    except PartialCompleteError as e:
-        say(str(e))
-        return Exit.PARTIAL
-    except (BitsError, FileExistsError, ValueError) as e:
-        say(str(e))
-        return Exit.FAILED
-    except KeyboardInterrupt:
-        say("interrupted")
-        return Exit.INTERRUPTED
     except SystemExit as e:  # --help and --version print, then end here; argparse's 2
         return e.code if isinstance(e.code, int) else 0
+    except (Failure, BitsError, FileExistsError, ValueError, KeyboardInterrupt) as e:
+        message, code = _failure(e, args)
+        say(message)
+        command = getattr(args, "command", None)
+        if getattr(args, "json", False) and command in ONE_OBJECT:
+            hresult = getattr(e, "hresult", None)
+            out.write(json.dumps(failure_json(command, message, code, hresult)) + "\n")
+        return code
+
+
+# The commands whose --json is one object, which says so when they fail as well.
+ONE_OBJECT = {"download", "upload", "set", *VERBS}
+
+
+def _failure(e: BaseException, args: argparse.Namespace | None) -> tuple[str, Exit]:
+    """The one line and the exit code (usage.Exit) of a failure."""
+    if isinstance(e, Failure):
+        return str(e), e.code
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", Exit.INTERRUPTED
+    if isinstance(e, AccessDeniedError):
+        if args is not None and getattr(args, "all_users", False):
+            return (
+                "every user's jobs can be read by an administrator only: "
+                "run from an elevated prompt",
+                Exit.ACCESS_DENIED,
+            )
+        return str(e), Exit.ACCESS_DENIED
+    if isinstance(e, JobNotFoundError):
+        return f"no such job: {e}", Exit.FAILED
+    if isinstance(e, ServiceUnavailableError):
+        return str(e), Exit.UNAVAILABLE
+    if isinstance(e, PartialCompleteError):
+        return str(e), Exit.PARTIAL
+    return str(e), Exit.FAILED

@@ -29,6 +29,7 @@ from .render import (
     iso,
     job_json,
     properties_json,
+    result_json,
     show_value,
     snapshot_json,
     terminal_width,
@@ -65,8 +66,19 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def vt_output() -> bool:
+    """Whether standard output's console interprets the screen clear: classic conhost
+    (cmd.exe on Server 2016-2022) does once asked, else it would print ``←[H←[2J``.
+    Where it cannot, watch prints each table below the last."""
+    if sys.platform != "win32":
+        return True
+    from .. import _native
+
+    return _native.vt_output()
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
-    clear = out.isatty() and not args.json
+    clear = out.isatty() and not args.json and vt_output()
     outage = Outage()
     with connect_for(args) as bits, Stopper() as stop:
         poller = bits.poller(args.all_users)
@@ -129,7 +141,11 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
         except InvalidStateError:
             state = job.state
             raise Failure(f"job {job.id} is {state}: it cannot be {VERBS[args.command]}") from None
-    out.write(f"{VERBS[args.command]} {job.id} {name}\n")
+    if args.json:
+        done = result_json(args.command, job_id=str(job.id), name=name)
+        out.write(json.dumps(done) + "\n")
+    else:
+        out.write(f"{VERBS[args.command]} {job.id} {name}\n")
     return 0
 
 
@@ -178,7 +194,10 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     with connect_for(args) as bits:
         job = find_job(bits, args.id, args.all_users)
         done = apply_settings(job, args, None, changes)
-        out.write(f"set {', '.join(done)} of {job.id} {job.name}\n")
+        if args.json:
+            out.write(json.dumps(result_json("set", job_id=str(job.id), set=done)) + "\n")
+        else:
+            out.write(f"set {', '.join(done)} of {job.id} {job.name}\n")
     return 0
 
 

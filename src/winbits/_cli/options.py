@@ -234,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     settings = _settings_parser()
     clsid = _Parser(add_help=False)
     clsid.add_argument("--clsid", help="connect to another COM class (a test double)")
+    result = _Parser(add_help=False)  # the one-shot commands' --json: one object
+    result.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object on stdout: what was done, or the error (docs: JSON output)",
+    )
     users = _Parser(add_help=False)
     users.add_argument(
         "--all-users", action="store_true", help="every user's jobs (needs an administrator)"
@@ -269,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     moving = _transfer_parser()
     p = sub.add_parser(
         "download",
-        parents=[clsid, settings, moving],
+        parents=[clsid, settings, moving, result],
         help="download URLs through BITS",
         description="Creates a BITS job, shows its progress, completes it and "
         "prints the bytes from origin and from peers. Ctrl-C, an error, --timeout or "
@@ -287,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "upload",
-        parents=[clsid, settings, moving],
+        parents=[clsid, settings, moving, result],
         help="upload a file through BITS",
         description="Creates a BITS upload job for an existing file, shows its progress and "
         "completes it. The server must speak BITS' upload protocol (IIS with the BITS "
@@ -310,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "set",
-        parents=[clsid, users, settings],
+        parents=[clsid, users, settings, result],
         help="change the settings of a job",
         description="Sets what the options give; BITS' own refusal (a job in the wrong "
         "state, a setting this BITS lacks) is one line and exit code 1.",
@@ -320,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=commands.cmd_set)
 
     for verb in commands.VERBS:
-        p = sub.add_parser(verb, parents=[clsid, users], help=f"{verb} a job by id (or id prefix)")
+        p = sub.add_parser(
+            verb, parents=[clsid, users, result], help=f"{verb} a job by id (or id prefix)"
+        )
         p.add_argument("id", help="a job id, or its first 4 or more hex digits")
         if verb == "complete":
             p.add_argument(

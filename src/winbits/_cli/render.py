@@ -17,6 +17,7 @@ from .._job import Job
 from .._types import (
     ClientCertificate,
     CostFlags,
+    DownloadResult,
     FileProgress,
     FileRecord,
     JobError,
@@ -33,6 +34,46 @@ from .._types import (
     redact_url,
     visible,
 )
+
+# The version of every JSON object the command line prints ("schema_version"): it grows
+# when a key changes meaning or goes away; new keys may come without it.
+SCHEMA_VERSION = 1
+
+
+def result_json(command: str, **fields: Any) -> dict[str, Any]:
+    """The one JSON object of a one-shot command (--json): what was done."""
+    return {"schema_version": SCHEMA_VERSION, "command": command, "ok": True, **fields}
+
+
+def failure_json(command: str, message: str, code: int, hresult: int | None) -> dict[str, Any]:
+    """The one JSON object of a one-shot command that failed (--json)."""
+    error = {"message": message, "hresult": hresult, "exit_code": code}
+    return {"schema_version": SCHEMA_VERSION, "command": command, "ok": False, "error": error}
+
+
+def transfer_json(command: str, result: DownloadResult, seconds: float) -> dict[str, Any]:
+    """What download or upload moved (--json): the job, each file, the bytes from origin
+    and from peers (null where this BITS does not report them)."""
+    stats = result.peer_stats
+    return result_json(
+        command,
+        job_id=str(result.job_id),
+        seconds=round(seconds, 3),
+        bytes=result.bytes,
+        from_origin=None if stats is None else stats.from_origin,
+        from_peers=None if stats is None else stats.from_peers,
+        peer_percent=None if stats is None else stats.peer_share,
+        files=[
+            {
+                "url": redact_url(f.url),
+                "path": f.path,
+                "bytes": f.bytes,
+                "from_origin": None if f.peer_stats is None else f.peer_stats.from_origin,
+                "from_peers": None if f.peer_stats is None else f.peer_stats.from_peers,
+            }
+            for f in result.files
+        ],
+    )
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -94,7 +135,7 @@ def flag_names(value: enum.IntFlag) -> list[str]:
 def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, Any]:
     """`show --json`: every property of one job, its files as in list --json. Custom
     headers by name only."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     for name, value in props._asdict().items():
         if name == "id" or isinstance(value, uuid.UUID):
             value = str(value)
@@ -123,7 +164,11 @@ def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, 
 
 
 def snapshot_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
-    return {"time": iso(now), "jobs": [job_json(j) for j in snap.jobs]}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "time": iso(now),
+        "jobs": [job_json(j) for j in snap.jobs],
+    }
 
 
 def changes_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
@@ -131,6 +176,7 @@ def changes_json(snap: Snapshot, now: dt.datetime) -> dict[str, Any]:
     added and changed jobs in full."""
     moved = snap.added | snap.changed
     return {
+        "schema_version": SCHEMA_VERSION,
         "time": iso(now),
         "added": sorted(str(i) for i in snap.added),
         "changed": sorted(str(i) for i in snap.changed),

@@ -4,6 +4,7 @@ end with the progress line."""
 from __future__ import annotations
 
 import argparse
+import json
 import ntpath
 import os
 import time
@@ -20,7 +21,7 @@ from .._types import (
 from .commands import connect_for
 from .loops import Stopper
 from .progress import follow
-from .render import format_bytes, format_duration, format_percent
+from .render import format_bytes, format_duration, format_percent, transfer_json
 from .settings import apply_settings, headers_from_env, password_for
 from .targets import plan_targets
 from .usage import Failure
@@ -71,6 +72,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     with connect_for(args) as bits:  # failures name the URLs
         shown = ", ".join(map(redact_url, urls))
         result, elapsed = _run(bits, args, targets, JobType.DOWNLOAD, shown)
+    if args.json:
+        out.write(json.dumps(transfer_json("download", result, elapsed)) + "\n")
+        return 0
     files = result.files
     out.write(
         f"Downloaded {len(files)} file(s), {format_bytes(result.bytes)} in "
@@ -101,6 +105,9 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     with connect_for(args) as bits:
         shown = redact_url(args.url)
         result, elapsed = _run(bits, args, [(args.url, path)], JobType.UPLOAD, shown)
+    if args.json:
+        out.write(json.dumps(transfer_json("upload", result, elapsed)) + "\n")
+        return 0
     out.write(
         f"Uploaded {path} to {shown}, {format_bytes(result.bytes)} in {format_duration(elapsed)}\n"
     )
