@@ -274,3 +274,24 @@ def test_threads_sharing_one_poller_see_each_change_once(double, bits):
         moved = next(j.id for j in snaps[0].jobs if j.name == f"job{round}")
         assert reported == [moved]  # exactly one thread saw it, once
         assert all(len(s.jobs) == 20 for s in snaps)
+
+
+THROW_BAD_ALLOC = 0xE0BADA11  # the double throws std::bad_alloc instead of answering
+
+
+def test_an_allocation_failure_on_every_poll_thread_fails_the_poll_and_the_next_is_whole(
+    double, bits
+):
+    """std::bad_alloc thrown inside the walk on the caller's and the helper threads
+    (12 jobs, 4 threads: 3 helpers) is caught in each work item: the poll raises, every
+    thread is joined, and the next poll reads the whole queue."""
+    fill(double, jobs=12, files=3)
+    poller = bits.poller(threads=4)
+    double.fail("File.GetProgress", THROW_BAD_ALLOC, times=12)  # every job, every thread
+    with pytest.raises(winbits.BitsError) as failed:
+        poller.poll()
+    assert failed.value.hresult == 0x8007000E  # E_OUTOFMEMORY
+    assert double.calls()["File.GetProgress"] == 12  # each job's item ran to its throw
+    snap = poller.poll()
+    assert len(snap.jobs) == 12 and len(snap.added) == 12
+    assert all(len(j.files) == 3 for j in snap.jobs)

@@ -210,6 +210,10 @@ void hold_here(const char* method) {
     WaitForSingleObject(g_hold_release, 60000);  // a test that forgets release() still ends
 }
 
+// fail(method, kThrowBadAlloc): the call throws std::bad_alloc instead of answering, as
+// an allocation of the caller's own code would on that thread (the core must catch it).
+constexpr HRESULT kThrowBadAlloc = static_cast<HRESULT>(0xE0BADA11);
+
 HRESULT enter(Counter& counter) {
     counter.calls.fetch_add(1, std::memory_order_relaxed);
     if (g_holding.load())
@@ -226,6 +230,8 @@ HRESULT enter(Counter& counter) {
         g_any_fault = !g_faults.empty();
     }
     delay();
+    if (hr == kThrowBadAlloc)
+        throw std::bad_alloc();
     return hr;
 }
 
