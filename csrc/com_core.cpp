@@ -457,19 +457,51 @@ ComPtr<Notifier> JobHandle::notifier() noexcept {
     return n;
 }
 
-void JobHandle::unlisten() noexcept {
-    lock_.lock();
-    ComPtr<Notifier> n = std::move(notifier_);
-    bool restore = restore_flags_;
-    ULONG old = old_flags_;
-    lock_.unlock();
-    if (!n)
-        return;
+namespace {
+
+// What undoing a registration needs, owned: the job's proxy and the notifier.
+struct Unregistration {
+    ComPtr<IBackgroundCopyJob> job;
+    ComPtr<Notifier> notifier;
+    bool restore;
+    ULONG old_flags;
+
     // Failures are of no use here: a job completed or cancelled meanwhile is gone, and
     // with it BITS' reference to the notifier.
-    job_->SetNotifyInterface(nullptr);
-    if (restore)
-        job_->SetNotifyFlags(old);
+    void run() noexcept {
+        job->SetNotifyInterface(nullptr);
+        if (restore)
+            job->SetNotifyFlags(old_flags);
+    }
+};
+
+}  // namespace
+
+void JobHandle::unlisten() noexcept {
+    lock_.lock();
+    Unregistration undo{{}, std::move(notifier_), restore_flags_, old_flags_};
+    lock_.unlock();
+    if (!undo.notifier)
+        return;
+    undo.job = job_;
+    if (!waiting_for_mta_worker()) {
+        undo.run();
+        return;
+    }
+    auto* later = new (std::nothrow) Unregistration(std::move(undo));
+    if (!later) {  // no room to defer: the handle keeps it, for its destructor
+        lock_.lock();
+        notifier_ = std::move(undo.notifier);
+        lock_.unlock();
+        return;
+    }
+    run_or_defer_in_mta(
+        [](void* p) {
+            auto* u = static_cast<Unregistration*>(p);
+            u->run();
+            delete u;
+        },
+        later);
 }
 
 // --- Walks and reads ----------------------------------------------------------------

@@ -433,8 +433,10 @@ public:
     HRESULT listen(Doorbell* bell, unsigned long long token) noexcept;
     // The registration's notifier (a reference of the caller's own), or null.
     ComPtr<Notifier> notifier() noexcept;
-    // Takes the notifier away and puts the flags back; nothing when not listening. Call
-    // in the MTA.
+    // Takes the notifier away and puts the flags back; nothing when not listening. In
+    // the MTA, at once; on a thread that waits for its own batch (a window message
+    // handled meanwhile), the registration is taken off the handle now and BITS is told
+    // once that batch ends (run_or_defer_in_mta), with references of its own.
     void unlisten() noexcept;
 
 private:

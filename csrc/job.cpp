@@ -161,6 +161,10 @@ PyObject* job_known_id(PyObject* self, PyObject*) {
 // unlisten(): the job's notify interface taken away and its flags put back.
 PyObject* job_unlisten(PyObject* self, PyObject*) {
     JobHandle* handle = as_job(self)->handle;
+    if (waiting_for_mta_worker()) {  // a message handled during this thread's own batch:
+        handle->unlisten();          // BITS is told once that batch ends
+        Py_RETURN_NONE;
+    }
     without_gil_in_mta([&] {
         handle->unlisten();
         return S_OK;

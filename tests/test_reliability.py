@@ -256,7 +256,8 @@ def test_a_gui_thread_dispatches_its_messages_while_its_batch_runs(double):
     # runs during the batch, not after it; a winbits call made from there is refused
     # (the worker is busy with the batch it interrupted), and a Job, a listening Job and
     # a Poller whose last references it drops are released once that batch ends: their
-    # COM objects, and the notifier of the listening one.
+    # COM objects, and the notifier of the listening one. unlisten() called there takes
+    # the registration off at once and tells BITS once the batch ends.
     if importlib.util.find_spec("win32gui") is None:
         pytest.skip("no pywin32 here")
     code = """
@@ -275,6 +276,9 @@ held = [bits.jobs()[0], mine, poller]
 del mine, poller
 _bitsdouble.reset(delay_us=400_000)
 _bitsdouble.add_job("two")
+other = bits.create_job("other")
+assert other._native.listen() > 0
+key = "{%s}" % other.id
 seen = []
 
 def on_message(hwnd, msg, wparam, lparam):
@@ -284,6 +288,7 @@ def on_message(hwnd, msg, wparam, lparam):
     except winbits.BitsError as e:
         seen.append(hex(e.hresult))
     held.clear()  # the last references to two Jobs and a Poller, dropped mid-batch
+    other._native.unlisten()  # taken off now, BITS told once the batch ends
     return 0
 
 wc = win32gui.WNDCLASS()
@@ -305,9 +310,13 @@ threading.Thread(target=send, daemon=True).start()
 go.set()
 n = len(bits.jobs())
 during = list(seen)
+unlistened = _bitsdouble.notify_flags(key)
+other.cancel()
+del other
 bits.close()
 del bits
-print(n, during, _bitsdouble.live(), winbits._native._live_notifiers())
+_bitsdouble.reset()  # lets go of the last callback it keeps for fire(late=True)
+print(n, during, unlistened, _bitsdouble.live(), winbits._native._live_notifiers())
 """
     r = subprocess.run(
         [sys.executable, "-c", code, os.path.dirname(double.__file__)],
@@ -317,7 +326,9 @@ print(n, during, _bitsdouble.live(), winbits._native._live_notifiers())
         stdin=subprocess.DEVNULL,
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split("\n")[0] == "1 [7, '0x8007046b'] 0 0"  # ERROR_POSSIBLE_DEADLOCK
+    # ERROR_POSSIBLE_DEADLOCK; the unlistened job's flags back (3) and no notify interface
+    # on it, while the job object itself lives on
+    assert r.stdout.split("\n")[0] == "2 [7, '0x8007046b'] (3, False) 0 0"
 
 
 # --- the GIL, sub-interpreters, process-wide state --------------------------------------
