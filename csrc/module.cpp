@@ -4,6 +4,7 @@
 // share is in binding.h. Heap types with module state, multi-phase init, stable ABI 3.10.
 #include <cstdio>
 
+#include "account.h"
 #include "binding.h"
 #include "console.h"
 
@@ -90,6 +91,8 @@ PyMethodDef module_methods[] = {
      "_live_notifiers() -> wait()'s callback objects alive now (for the tests)"},
     {"stdin_is_console", native_stdin_is_console, METH_NOARGS,
      "stdin_is_console() -> whether standard input is a console (not a pipe, file or NUL)"},
+    {"account_sid", native_account_sid, METH_O,
+     "account_sid(name) -> the SID of an account name, as S-1-5-..."},
     {"vt_output", native_vt_output, METH_NOARGS,
      "vt_output() -> whether standard output is a console that interprets VT sequences "
      "(turned on where it can be)"},

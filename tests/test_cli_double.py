@@ -455,3 +455,66 @@ def test_vt_output_is_false_where_standard_output_is_no_console():
     code = "from winbits import _native; print(_native.vt_output())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout) == (0, "False\n")  # a pipe: watch will not clear it
+
+
+def test_prune_dry_run_lists_exactly_the_matching_jobs_and_cancels_none(double):
+    keep = double.add_job("y-keep", state=3)
+    matching = [double.add_job("x-one", state=3), double.add_job("X-two", state=4)]
+    double.clear_calls()
+    code, out = run(double, "prune", "--name", "x-*", "--dry-run")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["would", "cancel"],
+        ["would", "cancel"],
+    ]
+    assert [line.split()[2] for line in lines] == [j.strip("{}").lower() for j in matching]
+    assert "Job.Cancel" not in double.calls()
+    code, out = run(double, "prune", "--name", "x-*", "--json")
+    assert code == 0
+    pruned = json.loads(out)
+    assert [j["name"] for j in pruned["jobs"]] == ["x-one", "X-two"]
+    assert all(j["cancelled"] for j in pruned["jobs"]) and pruned["dry_run"] is False
+    with winbits.connect(double.clsid()) as bits:
+        assert [str(j.id) for j in bits.jobs()] == [keep.strip("{}").lower()]
+
+
+def test_list_takes_the_same_filters(double):
+    double.add_job("a", state=3)  # SUSPENDED
+    double.add_job("b", state=2)
+    code, out = run(double, "list", "--state", "suspended", "--json")
+    assert code == 0
+    assert [j["name"] for j in json.loads(out)["jobs"]] == ["a"]
+    code, out = run(double, "list", "--owner", "S-1-5-21-0", "--json")
+    assert code == 0 and json.loads(out)["jobs"] == []
+    code, out = run(double, "list", "--owner", "S-1-5-21-1000", "--json")  # the double's own
+    assert code == 0 and len(json.loads(out)["jobs"]) == 2
+
+
+def test_wait_never_cancels_a_timeout_leaves_the_job_and_exits_3(double, capsys):
+    job = double.add_job("detached", state=2)  # TRANSFERRING; nothing moves
+    double.add_file(job, "http://h/w.bin", "C:\\w.bin", total=10, transferred=1)
+    code, out = run(double, "wait", job[1:9], "--timeout", "0.5", "-q")
+    assert (code, out) == (3, "")
+    err = capsys.readouterr().err
+    assert err.endswith(f"the job is left in the queue ({job.strip('{}').lower()})\n")
+    assert "Job.Cancel" not in double.calls()
+    double.set_file(job, 0, 10, completed=True, total=10)
+    double.set_state(job, 6)  # TRANSFERRED
+    code, out = run(double, "wait", job[1:9], "--no-complete", "--json")
+    assert code == 0 and json.loads(out)["completed"] is False
+    assert "Job.Complete" not in double.calls()
+
+
+def test_an_owner_given_by_account_name_is_looked_up_as_its_sid(double):
+    import os
+
+    from winbits import _native
+
+    sid = _native.account_sid(os.environ["USERNAME"])
+    assert sid.startswith("S-1-5-")
+    with pytest.raises(OSError):
+        _native.account_sid("no-such-account-" + uuid.uuid4().hex[:8])
+    double.add_job("theirs")  # owned by S-1-5-21-1000
+    code, out = run(double, "list", "--owner", os.environ["USERNAME"], "--json")
+    assert code == 0 and json.loads(out)["jobs"] == []

@@ -410,7 +410,8 @@ def test_off_windows_the_command_says_so_once(capsys):
         (
             ["bogus"],
             "winbits: unknown command 'bogus'; the commands are: "
-            "list, watch, download, upload, show, set, cancel, complete, resume, suspend, export",
+            "list, watch, download, upload, show, set, cancel, complete, resume, suspend, wait, "
+            "prune, export",
         ),
         (
             ["download", "--all-users", "http://h/x", "C:\\x"],
@@ -642,3 +643,50 @@ def test_origin_and_peer_counters_are_absent_where_bits_gives_no_peer_stats(tmp_
         ("winbits_origin_bytes_total", "win.example"): 8,
         ("winbits_peer_bytes_total", "win.example"): 0,
     }
+
+
+def test_durations_and_states_parse_and_refuse_in_one_line():
+    from winbits._cli import filters
+
+    assert [filters.duration(t) for t in ("90", "90s", "30m", "12h", "3d", "2w", "1.5h")] == [
+        90, 90, 1800, 43200, 259200, 1209600, 5400
+    ]  # fmt: skip
+    assert filters.states("suspended, ERROR") == {JobState.SUSPENDED, JobState.ERROR}
+    for bad in ("3y", "-1d", "d", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a duration"):
+            filters.duration(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="not a job state: 'RUNNING'"):
+        filters.states("RUNNING")
+
+
+def test_filters_choose_the_jobs_that_match_every_one_given():
+    from winbits._cli.filters import Filters
+
+    now = dt.datetime(2026, 1, 10, tzinfo=UTC)  # record()'s jobs were made on 2026-01-02
+    old = record(name="x-old", state=JobState.SUSPENDED)
+    mine = record(id=uuid.UUID(int=2), name="X-Mine", owner="S-1-5-21-8")
+    other = record(id=uuid.UUID(int=3), name="y-other", state=JobState.SUSPENDED)
+    jobs = [old, mine, other]
+    assert Filters(name="x-*").select(jobs, now) == [old, mine]  # any case
+    assert Filters(name="x-*", states=frozenset({JobState.SUSPENDED})).select(jobs, now) == [old]
+    assert Filters(owner="s-1-5-21-8").select(jobs, now) == [mine]
+    assert Filters(older_than=7 * 86400).select(jobs, now) == jobs  # 8 days old
+    assert Filters(older_than=9 * 86400).select(jobs, now) == []
+    assert not Filters().given and Filters(name="*").given
+
+
+def test_filters_say_when_bits_does_not_give_what_they_read():
+    from winbits._cli.filters import Filters
+
+    now = dt.datetime(2026, 1, 10, tzinfo=UTC)
+    with pytest.raises(usage.Failure, match=r"no job times .* cannot tell a job.s age"):
+        Filters(older_than=60).select([record(times=None)], now)
+    with pytest.raises(usage.Failure, match="does not tell a job's owner"):
+        Filters(owner="S-1-5-21-7").select([record(owner=None)], now)
+
+
+def test_prune_without_a_filter_is_refused(capsys):
+    from winbits import _cli
+
+    assert _cli.main(["prune", "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("winbits: prune needs a filter")

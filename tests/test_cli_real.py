@@ -282,7 +282,8 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
             2,
             "",
             "winbits: unknown command 'bogus'; the commands are: "
-            "list, watch, download, upload, show, set, cancel, complete, resume, suspend, export\n",
+            "list, watch, download, upload, show, set, cancel, complete, resume, suspend, wait, "
+            "prune, export\n",
         ),
         (
             ["cancel", "971"],
@@ -555,3 +556,44 @@ def test_upload_where_bits_has_no_uploads_is_refused_and_the_file_kept(serve, tm
     )
     assert source.read_bytes() == b"what the user sends"
     assert leftovers(name) == []
+
+
+def test_prune_by_name_dry_run_cancels_none_then_cancels_exactly_those(bits, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    made = {n: bits.create_job(f"prune-{n}-{tag}") for n in ("x-1", "x-2", "y-1")}
+    for n, job in made.items():
+        job.add_file(f"http://127.0.0.1:9/{n}.bin", str(tmp_path / f"{n}.bin"))
+    pattern = f"prune-x-*-{tag}"
+    r = winbits_cli("prune", "--name", pattern, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert sorted(line.split()[2] for line in r.stdout.splitlines()) == sorted(
+        str(made[n].id) for n in ("x-1", "x-2")
+    )
+    assert all(line.startswith("would cancel ") for line in r.stdout.splitlines())
+    assert all(job.state == winbits.JobState.SUSPENDED for job in made.values())  # none gone
+    r = winbits_cli("prune", "--name", pattern)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2
+    left = {j.name for j in bits.jobs() if not winbits.JobState(j.state).is_final}
+    assert f"prune-y-1-{tag}" in left
+    assert not {f"prune-x-1-{tag}", f"prune-x-2-{tag}"} & left
+    r = winbits_cli("list", "--state", "SUSPENDED", "--name", f"*-{tag}", "--json")
+    assert [j["name"] for j in json.loads(r.stdout)["jobs"]] == [f"prune-y-1-{tag}"]
+
+
+def test_download_detach_returns_a_job_id_and_wait_lands_the_file(serve, tmp_path):
+    payload = make_payload(1_500_000, seed=12)
+    url = serve("detached.bin", payload)
+    dest = tmp_path / "detached.bin"
+    name = f"winbits-cli {uuid.uuid4()}"
+    r = winbits_cli("download", url, str(dest), "--name", name, "--detach", "--json")
+    assert r.returncode == 0, r.stderr
+    made = json.loads(r.stdout)
+    assert (made["command"], made["detached"]) == ("download", True)
+    job_id = made["job_id"]
+    assert not dest.exists()  # BITS writes it at complete(), which wait does
+    r = winbits_cli("wait", job_id[:8], "--timeout", "120")
+    assert r.returncode == 0, r.stderr
+    assert dest.read_bytes() == payload
+    assert "Downloaded 1 file(s)" in r.stdout and "100.0%" in r.stderr
+    assert leftovers(name) == []  # completed: out of the queue

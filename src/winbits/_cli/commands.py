@@ -20,11 +20,13 @@ from .._errors import (
 from .._job import Job
 from .._manager import Manager, connect
 from .._types import JobState, redact_url
+from .filters import Filters
 from .loops import Outage, Stopper
 from .render import (
     changes_json,
     file_records,
     format_bytes,
+    format_duration,
     format_table,
     iso,
     job_json,
@@ -58,6 +60,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     with connect_for(args) as bits:
         snap = bits.snapshot(args.all_users)
     now = dt.datetime.now(dt.timezone.utc)
+    chosen = Filters.of(args)
+    if chosen.given:
+        snap = snap._replace(jobs=tuple(chosen.select(snap.jobs, now)))
     if args.json:
         json.dump(snapshot_json(snap, now), out, indent=2)
         out.write("\n")
@@ -147,6 +152,50 @@ def cmd_verb(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(f"{VERBS[args.command]} {job.id} {name}\n")
     return 0
+
+
+def cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
+    """Cancels the jobs every given filter matches (at least one filter: a bare prune
+    would empty the queue), printing each; with --dry-run cancels none."""
+    chosen = Filters.of(args)
+    if not chosen.given:
+        raise UsageError(
+            "prune needs a filter (--older-than, --state, --name or --owner): "
+            "it would cancel every job"
+        )
+    failed = 0
+    done = []
+    with connect_for(args) as bits:
+        now = dt.datetime.now(dt.timezone.utc)
+        for record in chosen.select(bits.snapshot(args.all_users).jobs, now):
+            made = record.times.created if record.times else None
+            age = None if made is None else (now - made).total_seconds()
+            error = None
+            if not args.dry_run:
+                try:
+                    bits.get_job(record.id).cancel()
+                except BitsError as e:  # gone meanwhile, or another user's
+                    error, failed = str(e), failed + 1
+            done.append((record, age, error))
+    if args.json:
+        jobs = [
+            {
+                "id": str(r.id),
+                "name": r.name,
+                "state": str(r.state),
+                "age_seconds": None if age is None else round(age),
+                "cancelled": not args.dry_run and error is None,
+                "error": error,
+            }
+            for r, age, error in done
+        ]
+        out.write(json.dumps(result_json("prune", dry_run=args.dry_run, jobs=jobs)) + "\n")
+    else:
+        for r, age, error in done:
+            what = "would cancel" if args.dry_run else "not cancelled" if error else "cancelled"
+            line = f"{what} {r.id} {r.name}  {r.state}  age {format_duration(age)}"
+            out.write(line + (f": {error}" if error else "") + "\n")
+    return Exit.FAILED if failed else Exit.OK
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:

@@ -14,6 +14,7 @@ from .._types import (
     JobPriority,
 )
 from . import commands, transfer
+from .filters import add_filters
 from .usage import UsageError
 
 COMMANDS = (
@@ -27,6 +28,8 @@ COMMANDS = (
     "complete",
     "resume",
     "suspend",
+    "wait",
+    "prune",
     "export",
 )
 
@@ -186,6 +189,13 @@ def _transfer_parser() -> _Parser:
     )
     t.add_argument("--name", help="the job's display name (default: winbits COMMAND FILE)")
     t.add_argument(
+        "--detach",
+        action="store_true",
+        help="make and resume the job, print its id and return at once; BITS goes on "
+        "(--timeout and --stall-timeout become BITS' own limits); `winbits wait ID` "
+        "follows and completes it",
+    )
+    t.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -256,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", parents=[clsid, users], help="a table of jobs and their files")
     p.add_argument("--json", action="store_true", help="JSON (keys documented in the README)")
+    add_filters(p)
     p.set_defaults(run=commands.cmd_list)
 
     p = sub.add_parser("watch", parents=[clsid, users], help="refresh the table until Ctrl-C")
@@ -338,6 +349,41 @@ def build_parser() -> argparse.ArgumentParser:
                 "the files that arrived land",
             )
         p.set_defaults(run=commands.cmd_verb)
+
+    p = sub.add_parser(
+        "wait",
+        parents=[clsid, users, result],
+        help="follow a job until BITS has transferred it, then complete it",
+        description="Follows an existing job (download --detach made one) with the progress "
+        "line, and completes it with download's landing checks when BITS has transferred it. "
+        "A failure or a timeout leaves the job in the queue.",
+    )
+    p.add_argument("id", help="a job id, or its first 4 or more hex digits")
+    p.add_argument(
+        "--no-complete", action="store_true", help="return when TRANSFERRED; leave it there"
+    )
+    p.add_argument("--force", action="store_true", help="replace files that appeared at DEST")
+    p.add_argument("--timeout", type=_positive, metavar="SECONDS", help="give up after SECONDS")
+    p.add_argument(
+        "--stall-timeout",
+        type=_seconds_or_zero,
+        default=DEFAULT_STALL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g})",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    p.set_defaults(run=transfer.cmd_wait)
+
+    p = sub.add_parser(
+        "prune",
+        parents=[clsid, users, result],
+        help="cancel the jobs every filter given matches",
+        description="Cancels the jobs that match every filter given (at least one), and "
+        "prints each: id, name, state, age. --dry-run prints them and cancels none.",
+    )
+    add_filters(p)
+    p.add_argument("--dry-run", action="store_true", help="print the jobs; cancel none")
+    p.set_defaults(run=commands.cmd_prune)
 
     p = sub.add_parser(
         "export",

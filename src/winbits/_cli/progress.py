@@ -120,10 +120,13 @@ def job_failure(job: Job, urls: str, verb: str = "download") -> str:
     return f"{verb} of {where} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
 
 
-def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> None:
+def follow(
+    job: Job, args: argparse.Namespace, shown: str, verb: str, then: str = "cancelled"
+) -> None:
     """Waits for the resumed job (Job.wait), showing its progress on stderr from wait()'s
-    on_progress until BITS has transferred it. A UsageError when it fails, or --timeout
-    or --stall-timeout passes; the caller cancels the job (_downloads.transfer)."""
+    on_progress until BITS has transferred it. A Failure when it fails, or --timeout or
+    --stall-timeout passes, whose line ends with ``then``: what the caller does with the
+    job (download and upload cancel it, _downloads.transfer; wait leaves it)."""
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
     meter = RateMeter()
     handles = job.files()
@@ -163,12 +166,12 @@ def follow(job: Job, args: argparse.Namespace, shown: str, verb: str) -> None:
         if args.timeout is not None and time.monotonic() - start >= args.timeout:
             raise Failure(
                 f"{verb} of {shown} did not finish in {args.timeout:g} s "
-                f"(the job is {state}); cancelled",
+                f"(the job is {state}); {then}",
                 Exit.TIMEOUT,
             ) from None
         raise Failure(
             f"{verb} of {shown}: no byte moved for "
-            f"{args.stall_timeout:g} s ({waiting_for(job, state)}); cancelled",
+            f"{args.stall_timeout:g} s ({waiting_for(job, state)}); {then}",
             Exit.TIMEOUT,
         ) from None
     now = time.monotonic()
