@@ -65,6 +65,43 @@ bool optional_text(PyObject* arg, WideArg& out, const char* what) {
     return out.set(arg, what);
 }
 
+bool read_ranges(PyObject* list, std::vector<BG_FILE_RANGE>& out) {
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "ranges must be a list of (offset, length)");
+        return false;
+    }
+    Py_ssize_t n = PyList_Size(list);
+    try {
+        out.resize(static_cast<size_t>(n));
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        return false;
+    }
+    for (Py_ssize_t i = 0; i < n && i < PyList_Size(list); ++i) {
+        // Held while it is read: a number's __index__ may change the list under us.
+        PyRef item(Py_NewRef(PyList_GetItem(list, i)));
+        if (!PyArg_ParseTuple(item.get(), "KK:range", &out[i].InitialOffset, &out[i].Length))
+            return false;
+    }
+    if (PyList_Size(list) != n) {
+        PyErr_SetString(PyExc_RuntimeError, "the ranges changed while they were read");
+        return false;
+    }
+    return true;
+}
+
+PyObject* py_ranges(const BG_FILE_RANGE* ranges, DWORD count) {
+    PyRef list(PyList_New(0));
+    if (!list)
+        return nullptr;
+    for (DWORD i = 0; ranges && i < count; ++i) {
+        PyRef item(Py_BuildValue("(KK)", ranges[i].InitialOffset, ranges[i].Length));
+        if (!item || PyList_Append(list.get(), item.get()) < 0)
+            return nullptr;
+    }
+    return list.release();
+}
+
 // --- Errors -------------------------------------------------------------------------
 
 namespace {

@@ -135,6 +135,12 @@ private:
 // str or None into a WideArg: null for None, where the method takes a null string.
 bool optional_text(PyObject* arg, WideArg& out, const char* what);
 
+// A list of (offset, length) as BG_FILE_RANGEs (AddFileWithRanges, RequestFileRanges);
+// the facade has checked them. False with the exception set.
+bool read_ranges(PyObject* list, std::vector<BG_FILE_RANGE>& out);
+// BG_FILE_RANGEs as a list of (offset, length).
+PyObject* py_ranges(const BG_FILE_RANGE* ranges, DWORD count);
+
 // --- Errors: the one place an HRESULT becomes a Python exception ----------------------
 
 // BITS' own text for hr is fetched (GIL released), and winbits._errors.from_hresult picks

@@ -36,6 +36,18 @@ IBackgroundCopyFile4 : public IBackgroundCopyFile3 {
 };
 __CRT_UUID_DECL(IBackgroundCopyFile4, 0xef7e0655, 0x7888, 0x4960, 0xb0, 0xe5, 0x73, 0x08, 0x46,
                 0xe0, 0x34, 0x92)
+
+// BITS 4.0: a job's helper token (slots 3-7), asked of the job with QueryInterface.
+MIDL_INTERFACE("9a2584c3-f7d2-457a-9a5e-22b67bffc7d2")
+IBitsTokenOptions : public IUnknown {
+    virtual HRESULT STDMETHODCALLTYPE SetHelperTokenFlags(DWORD UsageFlags) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetHelperTokenFlags(DWORD * pFlags) = 0;
+    virtual HRESULT STDMETHODCALLTYPE SetHelperToken() = 0;
+    virtual HRESULT STDMETHODCALLTYPE ClearHelperToken() = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetHelperTokenSid(LPWSTR * pSid) = 0;
+};
+__CRT_UUID_DECL(IBitsTokenOptions, 0x9a2584c3, 0xf7d2, 0x457a, 0x9a, 0x5e, 0x22, 0xb6, 0x7b, 0xff,
+                0xc7, 0xd2)
 #endif
 
 #include <bits5_0.h>  // IBackgroundCopyJob5 (both the SDK and mingw have it)
@@ -56,6 +68,22 @@ IBackgroundCopyFile5 : public IBackgroundCopyFile4 {
 };
 __CRT_UUID_DECL(IBackgroundCopyFile5, 0x85c1657f, 0xdafc, 0x40e8, 0x88, 0x34, 0xdf, 0x18, 0xea,
                 0x25, 0x71, 0x7e)
+#endif
+
+#if __has_include(<bits10_1.h>)
+#include <bits10_1.h>  // IBackgroundCopyFile6
+#else
+// BITS 10.1 (Windows 10 1703): on-demand ranges, slots 15-17 after File5's 13-14.
+MIDL_INTERFACE("cf6784f7-d677-49fd-9368-cb47aee9d1ad")
+IBackgroundCopyFile6 : public IBackgroundCopyFile5 {
+    virtual HRESULT STDMETHODCALLTYPE UpdateDownloadPosition(UINT64 offset) = 0;
+    virtual HRESULT STDMETHODCALLTYPE RequestFileRanges(DWORD rangeCount,
+                                                        const BG_FILE_RANGE* ranges) = 0;
+    virtual HRESULT STDMETHODCALLTYPE GetFilledFileRanges(DWORD * rangeCount,
+                                                          BG_FILE_RANGE * *ranges) = 0;
+};
+__CRT_UUID_DECL(IBackgroundCopyFile6, 0xcf6784f7, 0xd677, 0x49fd, 0x93, 0x68, 0xcb, 0x47, 0xae,
+                0xe9, 0xd1, 0xad)
 #endif
 
 #if __has_include(<bits10_2.h>)

@@ -253,8 +253,9 @@ void Connection::reconnect(unsigned seen) noexcept {
 // In the MTA: released here, all in one batch.
 FileHandle::~FileHandle() {
     for (IUnknown* p :
-         {static_cast<IUnknown*>(file5_.load()), static_cast<IUnknown*>(file4_.load()),
-          static_cast<IUnknown*>(file3_.load()), static_cast<IUnknown*>(file2_.load())})
+         {static_cast<IUnknown*>(file6_.load()), static_cast<IUnknown*>(file5_.load()),
+          static_cast<IUnknown*>(file4_.load()), static_cast<IUnknown*>(file3_.load()),
+          static_cast<IUnknown*>(file2_.load())})
         if (p)
             p->Release();
 }
@@ -273,6 +274,10 @@ HRESULT FileHandle::file4(Connection& c, IBackgroundCopyFile4** out) noexcept {
 
 HRESULT FileHandle::file5(Connection& c, IBackgroundCopyFile5** out) noexcept {
     return query_cached(file_.Get(), file5_, &c.lacks_file5, out);
+}
+
+HRESULT FileHandle::file6(Connection& c, IBackgroundCopyFile6** out) noexcept {
+    return query_cached(file_.Get(), file6_, &c.lacks_file6, out);
 }
 
 // --- JobHandle ----------------------------------------------------------------------

@@ -260,6 +260,7 @@ public:
     std::atomic<bool> lacks_file3{false};
     std::atomic<bool> lacks_file4{false};
     std::atomic<bool> lacks_file5{false};
+    std::atomic<bool> lacks_file6{false};
     std::atomic<bool> lacks_owner{false};  // GetOwner is E_NOTIMPL (Wine)
     std::atomic<bool> lacks_times{false};  // GetTimes is E_NOTIMPL (Wine)
 
@@ -296,9 +297,11 @@ public:
             return file3(c, out);
         } else if constexpr (std::is_same_v<I, IBackgroundCopyFile4>) {
             return file4(c, out);
-        } else {
-            static_assert(std::is_same_v<I, IBackgroundCopyFile5>, "not a file interface");
+        } else if constexpr (std::is_same_v<I, IBackgroundCopyFile5>) {
             return file5(c, out);
+        } else {
+            static_assert(std::is_same_v<I, IBackgroundCopyFile6>, "not a file interface");
+            return file6(c, out);
         }
     }
     // S_OK with a borrowed pointer, or E_NOINTERFACE when the server lacks it.
@@ -306,6 +309,7 @@ public:
     HRESULT file3(Connection& c, IBackgroundCopyFile3** out) noexcept;
     HRESULT file4(Connection& c, IBackgroundCopyFile4** out) noexcept;
     HRESULT file5(Connection& c, IBackgroundCopyFile5** out) noexcept;
+    HRESULT file6(Connection& c, IBackgroundCopyFile6** out) noexcept;
 
 private:
     ComPtr<IBackgroundCopyFile> file_;
@@ -313,6 +317,7 @@ private:
     std::atomic<IBackgroundCopyFile3*> file3_{nullptr};
     std::atomic<IBackgroundCopyFile4*> file4_{nullptr};
     std::atomic<IBackgroundCopyFile5*> file5_{nullptr};
+    std::atomic<IBackgroundCopyFile6*> file6_{nullptr};
 };
 
 // --- Notifications -------------------------------------------------------------------
@@ -393,7 +398,9 @@ template <>
 constexpr int kJobSlot<IBackgroundCopyJobHttpOptions2> = 5;
 template <>
 constexpr int kJobSlot<IBackgroundCopyJobHttpOptions3> = 6;
-constexpr int kJobSlots = 7;
+template <>
+constexpr int kJobSlot<IBitsTokenOptions> = 7;
+constexpr int kJobSlots = 8;
 
 // listen() while another wait of the same handle listens, or is registering.
 constexpr HRESULT kListenBusy = HRESULT_FROM_WIN32(ERROR_BUSY);

@@ -61,16 +61,7 @@ struct FileRanges {
     CoTaskPtr<BG_FILE_RANGE> ranges;
 };
 PyObject* py_file_ranges(const FileRanges& r) {
-    PyRef list(PyList_New(0));
-    if (!list)
-        return nullptr;
-    const BG_FILE_RANGE* ranges = r.ranges.get();
-    for (DWORD i = 0; ranges && i < r.count; ++i) {
-        PyRef item(Py_BuildValue("(KK)", ranges[i].InitialOffset, ranges[i].Length));
-        if (!item || PyList_Append(list.get(), item.get()) < 0)
-            return nullptr;
-    }
-    return list.release();
+    return py_ranges(r.ranges.get(), r.count);
 }
 PyObject* file_ranges(PyObject* self, PyObject*) {
     FileObject* f = as_file(self);
@@ -82,6 +73,44 @@ PyObject* file_ranges(PyObject* self, PyObject*) {
             });
         },
         py_file_ranges);
+}
+
+// File6 (on-demand jobs, BITS 10.1): the ranges downloaded so far, merged and in order.
+PyObject* file_filled_ranges(PyObject* self, PyObject*) {
+    FileObject* f = as_file(self);
+    return read_property<FileRanges>(
+        self,
+        [&](FileRanges& r) {
+            return through<IBackgroundCopyFile6>(f, [&](IBackgroundCopyFile6* f6) {
+                return f6->GetFilledFileRanges(&r.count, r.ranges.put());
+            });
+        },
+        py_file_ranges);
+}
+
+// File6::RequestFileRanges([(offset, length)]): these first.
+PyObject* file_request_ranges(PyObject* self, PyObject* arg) {
+    std::vector<BG_FILE_RANGE> ranges;
+    if (!read_ranges(arg, ranges))
+        return nullptr;
+    FileObject* f = as_file(self);
+    return write_property(self, [&] {
+        return through<IBackgroundCopyFile6>(f, [&](IBackgroundCopyFile6* f6) {
+            return f6->RequestFileRanges(static_cast<DWORD>(ranges.size()), ranges.data());
+        });
+    });
+}
+
+// File6::UpdateDownloadPosition(offset): what is missing from here on, first.
+PyObject* file_update_position(PyObject* self, PyObject* arg) {
+    unsigned long long offset = PyLong_AsUnsignedLongLong(arg);
+    if (offset == static_cast<unsigned long long>(-1) && PyErr_Occurred())
+        return nullptr;
+    FileObject* f = as_file(self);
+    return write_property(self, [&] {
+        return through<IBackgroundCopyFile6>(
+            f, [&](IBackgroundCopyFile6* f6) { return f6->UpdateDownloadPosition(offset); });
+    });
 }
 
 // File5::GetProperty(HTTP_RESPONSE_HEADERS): the last response's headers, one string.
@@ -116,6 +145,12 @@ PyMethodDef file_methods[] = {
     {"ranges", file_ranges, METH_NOARGS,
      "IBackgroundCopyFile2::GetFileRanges -> [(offset, length)]"},
     {"set_remote_name", file_set_remote_name, METH_O, "IBackgroundCopyFile2::SetRemoteName(url)"},
+    {"filled_ranges", file_filled_ranges, METH_NOARGS,
+     "IBackgroundCopyFile6::GetFilledFileRanges -> [(offset, length)]"},
+    {"request_ranges", file_request_ranges, METH_O,
+     "IBackgroundCopyFile6::RequestFileRanges([(offset, length)])"},
+    {"update_download_position", file_update_position, METH_O,
+     "IBackgroundCopyFile6::UpdateDownloadPosition(offset)"},
     {"temporary_name", file_string<File3, &File3::GetTemporaryName>, METH_NOARGS,
      "IBackgroundCopyFile3::GetTemporaryName"},
     {"validation_state", file_get<File3, BOOL, &File3::GetValidationState, py_bool>, METH_NOARGS,

@@ -15,6 +15,8 @@ using Job4 = IBackgroundCopyJob4;
 using HttpOptions = IBackgroundCopyJobHttpOptions;
 using HttpOptions2 = IBackgroundCopyJobHttpOptions2;
 using HttpOptions3 = IBackgroundCopyJobHttpOptions3;
+using Job3 = IBackgroundCopyJob3;
+using Tokens = IBitsTokenOptions;
 
 // Tokens name a wait's notifier when it rings the doorbell: unique in the process.
 std::atomic<unsigned long long> g_next_token{1};
@@ -240,28 +242,30 @@ PyObject* job_add_file_ranges(PyObject* self, PyObject* args) {
     WideArg url, path;
     if (!url.set(url_obj, "url") || !path.set(path_obj, "path"))
         return nullptr;
-    Py_ssize_t n = PyList_Size(ranges_obj);
     std::vector<BG_FILE_RANGE> ranges;
-    try {
-        ranges.resize(static_cast<size_t>(n));
-    } catch (const std::bad_alloc&) {
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < n && i < PyList_Size(ranges_obj); ++i) {
-        // Held while it is read: a number's __index__ may change the list under us.
-        PyRef item(Py_NewRef(PyList_GetItem(ranges_obj, i)));
-        if (!PyArg_ParseTuple(item.get(), "KK:range", &ranges[i].InitialOffset, &ranges[i].Length))
-            return nullptr;
-    }
-    if (PyList_Size(ranges_obj) != n) {
-        PyErr_SetString(PyExc_RuntimeError, "the ranges changed while they were read");
+    if (!read_ranges(ranges_obj, ranges))
         return nullptr;
-    }
     JobObject* job = as_job(self);
     return write_property(self, [&] {
         return through<IBackgroundCopyJob3>(job, [&](IBackgroundCopyJob3* j3) {
-            return j3->AddFileWithRanges(url.get(), path.get(), static_cast<DWORD>(n),
+            return j3->AddFileWithRanges(url.get(), path.get(), static_cast<DWORD>(ranges.size()),
                                          ranges.data());
+        });
+    });
+}
+
+// Job3::ReplaceRemotePrefix(old, new): every file's URL that starts with old, moved.
+PyObject* job_replace_remote_prefix(PyObject* self, PyObject* args) {
+    PyObject *old_obj = nullptr, *new_obj = nullptr;
+    if (!PyArg_ParseTuple(args, "UU:replace_remote_prefix", &old_obj, &new_obj))
+        return nullptr;
+    WideArg old_prefix, new_prefix;
+    if (!old_prefix.set(old_obj, "old") || !new_prefix.set(new_obj, "new"))
+        return nullptr;
+    JobObject* job = as_job(self);
+    return write_property(self, [&] {
+        return through<Job3>(job, [&](Job3* j3) {
+            return j3->ReplaceRemotePrefix(old_prefix.get(), new_prefix.get());
         });
     });
 }
@@ -362,6 +366,22 @@ PyMethodDef job_methods[] = {
      "IBackgroundCopyJobHttpOptions::GetCustomHeaders -> str or None"},
     {"set_custom_headers", job_set_string<HttpOptions, &HttpOptions::SetCustomHeaders>, METH_O,
      "IBackgroundCopyJobHttpOptions::SetCustomHeaders(str or None)"},
+    {"replace_remote_prefix", job_replace_remote_prefix, METH_VARARGS,
+     "IBackgroundCopyJob3::ReplaceRemotePrefix(old, new)"},
+    {"file_acl_flags", job_get<Job3, DWORD, &Job3::GetFileACLFlags>, METH_NOARGS,
+     "IBackgroundCopyJob3::GetFileACLFlags"},
+    {"set_file_acl_flags", job_set_number<Job3, DWORD, &Job3::SetFileACLFlags>, METH_O,
+     "IBackgroundCopyJob3::SetFileACLFlags(flags)"},
+    {"helper_token_flags", job_get<Tokens, DWORD, &Tokens::GetHelperTokenFlags>, METH_NOARGS,
+     "IBitsTokenOptions::GetHelperTokenFlags"},
+    {"set_helper_token_flags", job_set_number<Tokens, DWORD, &Tokens::SetHelperTokenFlags>, METH_O,
+     "IBitsTokenOptions::SetHelperTokenFlags(flags)"},
+    {"set_helper_token", job_verb_through<Tokens, &Tokens::SetHelperToken>, METH_NOARGS,
+     "IBitsTokenOptions::SetHelperToken: the calling thread's token"},
+    {"clear_helper_token", job_verb_through<Tokens, &Tokens::ClearHelperToken>, METH_NOARGS,
+     "IBitsTokenOptions::ClearHelperToken"},
+    {"helper_token_sid", job_string<Tokens, &Tokens::GetHelperTokenSid>, METH_NOARGS,
+     "IBitsTokenOptions::GetHelperTokenSid -> str or None"},
     {"make_custom_headers_write_only",
      job_verb_through<HttpOptions3, &HttpOptions3::MakeCustomHeadersWriteOnly>, METH_NOARGS,
      "IBackgroundCopyJobHttpOptions3::MakeCustomHeadersWriteOnly"},

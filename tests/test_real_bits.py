@@ -246,3 +246,17 @@ def test_every_getter_reads_on_a_fresh_a_transferred_and_a_cancelled_job(bits, s
     if running_on_wine():  # Wine keeps a cancelled job readable; Windows drops it
         gone = read_every_getter(doomed)
         assert (gone["description"], gone["state"]) == ("", winbits.JobState.CANCELLED)
+
+
+def test_token_options_raise_or_work_and_name_their_bits_version(bits, tmp_path):
+    """Wine's BITS has no IBitsTokenOptions (seen here): the helper token's calls raise
+    NotSupportedError naming BITS 4.0; a Windows BITS sets it."""
+    job = bits.create_job("winbits helper token")
+    try:
+        job.set_helper_token()
+    except winbits.NotSupportedError as e:
+        assert "IBitsTokenOptions (BITS 4.0)" in str(e)
+    else:
+        assert (job.helper_token_sid or "").startswith("S-1-5-")
+    finally:
+        job.cancel()

@@ -889,3 +889,99 @@ def test_the_command_line_makes_headers_write_only_unless_asked(double, tmp_path
     helper.join()
     assert code == 0, err
     assert double.calls().get("Http.MakeCustomHeadersWriteOnly", 0) == (not readable)
+
+
+@windows_only
+def test_a_helper_token_is_set_read_and_cleared_through_token_options(double):
+    job_id = double.add_job("helper")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        double.clear_calls()
+        job.helper_token_flags = winbits.HelperTokenFlags.LOCAL_FILE | 2
+        assert job.helper_token_flags == winbits.HelperTokenFlags(3)
+        assert job.helper_token_sid is None  # none set yet
+        job.set_helper_token()
+        sid = job.helper_token_sid
+        assert sid is not None and sid.startswith("S-1-5-")  # this process's account
+        job.clear_helper_token()
+        assert job.helper_token_sid is None
+        assert double.calls() == {
+            "Job.QueryInterface": 1,  # IBitsTokenOptions, asked for once per job object
+            "Token.SetHelperTokenFlags": 1,
+            "Token.GetHelperTokenFlags": 1,
+            "Token.GetHelperTokenSid": 3,
+            "Token.SetHelperToken": 1,
+            "Token.ClearHelperToken": 1,
+        }
+        with pytest.raises(ValueError, match="must be 0 to 3"):
+            job.helper_token_flags = 4
+        props = job.properties()
+        assert props.helper_token_flags == winbits.HelperTokenFlags(3)
+    code, out, err = cli_double(double, "set", job_id, "--helper-token", "network", "--json")
+    assert code == 0, err
+    assert json.loads(out)["set"] == ["helper_token"]
+    code, out, _ = cli_double(double, "show", job_id, "--json")
+    shown = json.loads(out)
+    assert shown["helper_token_flags"] == ["NETWORK"] and shown["helper_token_sid"].startswith(
+        "S-1-5-"
+    )
+
+
+@windows_only
+def test_token_options_and_file6_name_the_bits_version_that_brings_them(double):
+    double.reset(job_level=4, file_level=5)
+    job_id = double.add_job("older")
+    double.add_file(job_id, "http://h/a", "C:\\a", total=10)
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        with pytest.raises(winbits.NotSupportedError, match=r"IBitsTokenOptions \(BITS 4\.0\)"):
+            job.set_helper_token()
+        assert job.properties().helper_token_flags is None
+        with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyFile6 \(BITS 10\.1\)"):
+            job.files()[0].request_ranges([(0, 5)])
+    code, _, err = cli_double(double, "set", job_id, "--helper-token", "local-file")
+    assert code == 1 and "IBitsTokenOptions (BITS 4.0)" in err
+
+
+@windows_only
+def test_replace_remote_prefix_moves_every_matching_file_and_acl_flags_round_trip(double):
+    job_id = double.add_job("mirror")
+    for name in ("a", "b"):
+        double.add_file(job_id, f"http://old.example/pub/{name}", f"C:\\{name}")
+    double.add_file(job_id, "http://other.example/c", "C:\\c")
+    with winbits.connect(double.clsid()) as bits:
+        job = bits.get_job(uuid.UUID(job_id))
+        job.replace_remote_prefix("http://old.example/pub/", "https://mirror.example/p/")
+        assert [f.remote_name for f in job.files()] == [
+            "https://mirror.example/p/a",
+            "https://mirror.example/p/b",
+            "http://other.example/c",
+        ]
+        with pytest.raises(ValueError, match="non-empty"):
+            job.replace_remote_prefix("", "http://x/")
+        job.file_acl_flags = winbits.FileAclFlags.OWNER | winbits.FileAclFlags.DACL
+        assert job.file_acl_flags == winbits.FileAclFlags(5)
+        with pytest.raises(ValueError, match="must be 0 to 15"):
+            job.file_acl_flags = 0x10
+
+
+@windows_only
+def test_an_on_demand_file_takes_ranges_and_says_what_it_holds(double):
+    double.reset(file_level=6)
+    job_id = double.add_job("on demand")
+    double.add_file(job_id, "http://h/big", "C:\\big", total=100, transferred=40)
+    with winbits.connect(double.clsid()) as bits:
+        f = bits.get_job(uuid.UUID(job_id)).files()[0]
+        assert f.filled_ranges == [winbits.FileRange(0, 40)]
+        double.clear_calls()
+        f.request_ranges([(90, None), (50, 10)])
+        f.update_download_position(60)
+        assert double.calls() == {  # File6 was asked for once, by filled_ranges
+            "File.RequestFileRanges": 1,
+            "File.UpdateDownloadPosition": 1,
+        }
+        with pytest.raises(winbits.BitsError) as bad:
+            f.request_ranges([(95, 10)])  # past the end of the file
+        assert bad.value.hresult == 0x8020002C  # BG_E_INVALID_RANGE
+        with pytest.raises(ValueError, match="overlap"):
+            f.request_ranges([(0, 10), (5, 10)])

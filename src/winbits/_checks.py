@@ -170,6 +170,14 @@ def peer_flags(value: object, what: str) -> int:
     return number(value, what, "PeerCaching flags", int(PeerCaching(7)))
 
 
+def acl_flags(value: object, what: str) -> int:
+    return number(value, what, "FileAclFlags", 0xF)
+
+
+def token_flags(value: object, what: str) -> int:
+    return number(value, what, "HelperTokenFlags", 0x3)
+
+
 def security_flags(value: object, what: str) -> int:
     value = number(value, what, "SecurityFlags", MAX_ULONG)
     if value & ~0xB1F or (value & 0x700) not in (0, 0x100, 0x200):  # 0x700: redirects

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import _checks as checks
-from ._settings import FILE2, FILE3, FILE5
+from ._settings import FILE2, FILE3, FILE5, FILE6
 from ._types import FileProgress, FileRange, PeerStats, redact_url, size_or_none
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class File:
         """The parts of the file the job downloads; [] for the whole file (BITS 2.0)."""
         with FILE2:
             raw = self._native.ranges()
-        return [FileRange(o, None if n == checks.LENGTH_TO_EOF else n) for o, n in raw or ()]
+        return _ranges(raw)
 
     @property
     def temporary_name(self) -> str | None:
@@ -77,6 +78,29 @@ class File:
             return checks.parse_headers(self._native.http_response_headers())
 
     @property
+    def filled_ranges(self) -> list[FileRange]:
+        """The parts of an on-demand job's file downloaded so far, merged and in order
+        (BITS 10.1, IBackgroundCopyFile6::GetFilledFileRanges)."""
+        with FILE6:
+            raw = self._native.filled_ranges()
+        return _ranges(raw)
+
+    def request_ranges(self, ranges: Sequence[tuple[int, int | None]]) -> None:
+        """Ask an on-demand job (``job.on_demand = True``) for these (offset, length)
+        parts first, length None for "to the end" (BITS 10.1, RequestFileRanges). They may
+        overlap parts already there; BITS splits them."""
+        checked = checks.file_ranges(ranges)
+        with FILE6:
+            self._native.request_ranges(checked)
+
+    def update_download_position(self, offset: int) -> None:
+        """Ask an on-demand job for what is missing from ``offset`` on first (BITS 10.1,
+        UpdateDownloadPosition)."""
+        offset = checks.uint64(offset, "offset")
+        with FILE6:
+            self._native.update_download_position(offset)
+
+    @property
     def progress(self) -> FileProgress | None:
         p = self._native.progress()
         if p is None:
@@ -95,3 +119,8 @@ class File:
         live; None where the BITS here lacks that interface."""
         s = self._native.peer_stats()
         return None if s is None else PeerStats(*s)
+
+
+def _ranges(raw: list[tuple[int, int]] | None) -> list[FileRange]:
+    """FileRanges from BITS' (offset, length) pairs; None for a length "to the end"."""
+    return [FileRange(o, None if n == checks.LENGTH_TO_EOF else n) for o, n in raw or ()]

@@ -27,7 +27,7 @@ from ._errors import (
     from_hresult,
 )
 from ._file import File
-from ._settings import HTTP, HTTP2, HTTP3, JOB2, JOB3, JOB4, Setting, job5
+from ._settings import HTTP, HTTP2, HTTP3, JOB2, JOB3, JOB4, TOKENS, Setting, job5
 from ._types import (
     AuthScheme,
     CertStoreLocation,
@@ -35,6 +35,8 @@ from ._types import (
     CostFlags,
     CredentialTarget,
     ErrorContext,
+    FileAclFlags,
+    HelperTokenFlags,
     JobError,
     JobPriority,
     JobProgress,
@@ -182,6 +184,27 @@ class Job:
         needs=JOB4,
         doc="PeerCaching flags; PeerCaching.DISABLE_BRANCH_CACHE keeps this job's bytes "
         "from BranchCache peers (BITS 3.0).",
+    )
+    file_acl_flags = Setting(
+        "file_acl_flags",
+        check=checks.acl_flags,
+        build=FileAclFlags,
+        needs=JOB3,
+        doc="FileAclFlags: the owner, group, DACL and SACL BITS copies with a file from an "
+        "SMB source (BITS 3.0; PowerShell's -ACLFlags).",
+    )
+    helper_token_flags = Setting(
+        "helper_token_flags",
+        check=checks.token_flags,
+        build=HelperTokenFlags,
+        needs=TOKENS,
+        doc="HelperTokenFlags: what BITS uses the helper token for (BITS 4.0; "
+        "set_helper_token() sets the token).",
+    )
+    helper_token_sid = Setting(
+        "helper_token_sid",
+        needs=TOKENS,
+        doc="The SID of the job's helper token, or None when it has none (BITS 4.0).",
     )
     owner_integrity_level = Setting(
         "owner_integrity_level", needs=JOB4, doc="The owner's integrity level (BITS 3.0)."
@@ -431,6 +454,31 @@ class Job:
         text = checks.format_headers(headers or {})
         with HTTP:
             self._native.set_custom_headers(text or None)
+
+    def set_helper_token(self) -> None:
+        """Give the job a helper token: the token of this process (BITS 4.0,
+        IBitsTokenOptions::SetHelperToken), which BITS uses for what helper_token_flags
+        name, e.g. to reach an SMB share or a proxy as this account while the job's owner
+        is another. An impersonating thread's own token is not passed: winbits leaves
+        COM's cloaking alone. Before Windows 10 1607 this needs an administrator."""
+        with TOKENS:
+            self._native.set_helper_token()
+
+    def clear_helper_token(self) -> None:
+        """Take the helper token away (BITS 4.0)."""
+        with TOKENS:
+            self._native.clear_helper_token()
+
+    def replace_remote_prefix(self, old: str, new: str) -> None:
+        """Move every file whose URL starts with ``old`` to ``new`` + the rest, in one call
+        (a mirror; BITS 3.0, IBackgroundCopyJob3::ReplaceRemotePrefix). Both are whole
+        URL prefixes of the same scheme (http(s) or UNC), as BITS requires."""
+        old = checks.text(old, "old")
+        new = checks.text(new, "new")
+        if not old or not new:
+            raise ValueError("replace_remote_prefix needs two non-empty prefixes")
+        with JOB3:
+            self._native.replace_remote_prefix(old, new)
 
     def make_custom_headers_write_only(self) -> None:
         """From now on BITS sends the custom headers but no program reads them back:

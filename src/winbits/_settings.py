@@ -11,6 +11,8 @@ from ._errors import E_NOINTERFACE, NotSupportedError
 from ._types import (
     CostFlags,
     CredentialTarget,
+    FileAclFlags,
+    HelperTokenFlags,
     JobPriority,
     PeerCaching,
     ProxySettings,
@@ -46,9 +48,11 @@ HTTP3 = Needs("10.3", "IBackgroundCopyJobHttpOptions3")
 JOB3 = Needs("3.0", "IBackgroundCopyJob3")
 JOB4 = Needs("3.0", "IBackgroundCopyJob4")
 JOB5 = Needs("5.0", "IBackgroundCopyJob5")
+TOKENS = Needs("4.0", "IBitsTokenOptions")
 FILE2 = Needs("2.0", "IBackgroundCopyFile2")
 FILE3 = Needs("3.0", "IBackgroundCopyFile3")
 FILE5 = Needs("5.0", "IBackgroundCopyFile5")
+FILE6 = Needs("10.1", "IBackgroundCopyFile6")
 
 
 class Setting:
@@ -116,3 +120,5 @@ class JobSettings(TypedDict, total=False):
     proxy: ProxySettings | int
     notify_command_line: tuple[str, str] | None
     custom_headers: Mapping[str, str] | None
+    file_acl_flags: FileAclFlags | int
+    helper_token_flags: HelperTokenFlags | int

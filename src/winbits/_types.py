@@ -96,6 +96,24 @@ class PeerCaching(IntFlag):
     DISABLE_BRANCH_CACHE = 4
 
 
+class FileAclFlags(IntFlag):
+    """IBackgroundCopyJob3's file ACL flags (BG_COPY_FILE_*): what security information
+    BITS copies with a file from an SMB source (PowerShell's -ACLFlags)."""
+
+    OWNER = 0x1
+    GROUP = 0x2
+    DACL = 0x4
+    SACL = 0x8
+
+
+class HelperTokenFlags(IntFlag):
+    """IBitsTokenOptions' helper token flags (BG_TOKEN_*): what BITS uses the helper
+    token for."""
+
+    LOCAL_FILE = 0x1  # the job's local files: temporary, reply and upload files
+    NETWORK = 0x2  # SMB sources, and the server's implicit NTLM or Kerberos challenges
+
+
 class SecurityFlags(IntFlag):
     """IBackgroundCopyJobHttpOptions' security flags: certificate checks to relax or add,
     and what a redirect does (ALLOW_SILENT is 0, the default)."""
@@ -408,6 +426,9 @@ class JobProperties(NamedTuple):
     minimum_notification_interval: int | None
     http_method: str | None
     custom_header_names: tuple[str, ...] | None
+    file_acl_flags: FileAclFlags | None = None
+    helper_token_flags: HelperTokenFlags | None = None
+    helper_token_sid: str | None = None
 
 
 class FileRecord(NamedTuple):

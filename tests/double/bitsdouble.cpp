@@ -17,6 +17,8 @@
 
 #include "bits_api.h"
 
+#include <sddl.h>
+
 namespace {
 
 // {6E1B1D0A-8F0C-4D57-9C1E-2B5B1F7A9D31}
@@ -31,9 +33,11 @@ struct FileData {
     bool completed = false;
     bool from_peer = false;
     UINT64 from_origin = 0, from_peers = 0;
-    std::vector<BG_FILE_RANGE> ranges;  // AddFileWithRanges
-    bool valid = false;                 // File3's validation state
-    std::wstring response_headers;      // File5's HTTP_RESPONSE_HEADERS; empty: none
+    std::vector<BG_FILE_RANGE> ranges;     // AddFileWithRanges
+    bool valid = false;                    // File3's validation state
+    std::wstring response_headers;         // File5's HTTP_RESPONSE_HEADERS; empty: none
+    std::vector<BG_FILE_RANGE> requested;  // File6's RequestFileRanges, in order
+    UINT64 position = 0;                   // File6's UpdateDownloadPosition
 };
 
 struct JobData {
@@ -64,6 +68,9 @@ struct JobData {
     bool has_certificate = false;
     BG_CERT_STORE_LOCATION cert_location = BG_CERT_STORE_LOCATION_CURRENT_USER;
     std::wstring cert_store, cert_subject;
+    DWORD acl_flags = 0;      // Job3's file ACL flags
+    DWORD token_flags = 0;    // IBitsTokenOptions
+    std::wstring helper_sid;  // empty: no helper token
 };
 
 struct Fault {
@@ -83,7 +90,7 @@ void leave_queue(JobData& d) {
 }
 std::vector<std::shared_ptr<JobData>> g_jobs;
 std::map<std::string, Fault> g_faults;
-int g_file_level = 5;  // the highest IBackgroundCopyFileN this "server" implements
+int g_file_level = 5;  // the highest IBackgroundCopyFileN this "server" implements (6: 10.1)
 bool g_lands = true;   // Complete() writes a download's files, as BITS moves them into place
 
 // A file moved into place: `transferred` bytes (zeros) at its local name; nothing where
@@ -314,16 +321,16 @@ protected:
 
 // --- Files ------------------------------------------------------------------------------
 
-class File : public Object<IBackgroundCopyFile5> {
+class File : public Object<IBackgroundCopyFile6> {
 public:
     File(std::shared_ptr<JobData> job, size_t index) : job_(std::move(job)), index_(index) {}
 
     HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
         // Only the interfaces of this server's level exist, as on an older BITS.
         static const IID* const levels[] = {
-            &__uuidof(IBackgroundCopyFile), &__uuidof(IBackgroundCopyFile2),
+            &__uuidof(IBackgroundCopyFile),  &__uuidof(IBackgroundCopyFile2),
             &__uuidof(IBackgroundCopyFile3), &__uuidof(IBackgroundCopyFile4),
-            &__uuidof(IBackgroundCopyFile5)};
+            &__uuidof(IBackgroundCopyFile5), &__uuidof(IBackgroundCopyFile6)};
         if (!out)
             return E_POINTER;
         *out = nullptr;
@@ -332,7 +339,7 @@ public:
             *out = static_cast<IUnknown*>(this);
         for (int i = 0; i < g_file_level; ++i)
             if (riid == *levels[i])
-                *out = static_cast<IBackgroundCopyFile5*>(this);
+                *out = static_cast<IBackgroundCopyFile6*>(this);
         if (!*out)
             return E_NOINTERFACE;
         AddRef();
@@ -427,6 +434,44 @@ public:
             return E_INVALIDARG;
         const std::wstring& h = data().response_headers;
         return h.empty() ? S_OK : out_string(h, &v->String);  // none yet: a null string
+    }
+    // File6: the requested ranges are kept; "filled" is the file's first `transferred`
+    // bytes, one range (the double transfers in order).
+    HRESULT STDMETHODCALLTYPE UpdateDownloadPosition(UINT64 offset) override {
+        ENTER("File.UpdateDownloadPosition");
+        Locked l;
+        if (data().total != winbits::kSizeUnknown && offset > data().total)
+            return static_cast<HRESULT>(0x8020002C);  // BG_E_INVALID_RANGE
+        data().position = offset;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE RequestFileRanges(DWORD count, const BG_FILE_RANGE* r) override {
+        ENTER("File.RequestFileRanges");
+        Locked l;
+        if (count && !r)
+            return E_INVALIDARG;
+        for (DWORD i = 0; i < count; ++i)
+            if (data().total != winbits::kSizeUnknown &&
+                (r[i].InitialOffset > data().total ||
+                 (r[i].Length != BG_LENGTH_TO_EOF &&
+                  r[i].Length > data().total - r[i].InitialOffset)))
+                return static_cast<HRESULT>(0x8020002C);  // BG_E_INVALID_RANGE
+        data().requested.insert(data().requested.end(), r, r + count);
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetFilledFileRanges(DWORD* count, BG_FILE_RANGE** r) override {
+        ENTER("File.GetFilledFileRanges");
+        Locked l;
+        *count = 0;
+        *r = nullptr;
+        if (!data().transferred)
+            return S_OK;
+        *r = static_cast<BG_FILE_RANGE*>(CoTaskMemAlloc(sizeof(BG_FILE_RANGE)));
+        if (!*r)
+            return E_OUTOFMEMORY;
+        (*r)[0] = BG_FILE_RANGE{0, data().transferred};
+        *count = 1;
+        return S_OK;
     }
 
 private:
@@ -647,6 +692,71 @@ private:
     const unsigned epoch_ = g_epoch.load();
 };
 
+// The job's IBitsTokenOptions (BITS 4.0; answered from job level 5): a part of the job
+// with its own vtable, whose IUnknown is the job's. SetHelperToken keeps the SID of the
+// calling thread's token (the double runs on the caller's thread).
+class TokenPart : public IBitsTokenOptions {
+public:
+    TokenPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
+        : outer_(outer), data_(std::move(data)) {}
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
+        return outer_->QueryInterface(riid, out);
+    }
+    ULONG STDMETHODCALLTYPE AddRef() override { return outer_->AddRef(); }
+    ULONG STDMETHODCALLTYPE Release() override { return outer_->Release(); }
+    unsigned epoch() const { return epoch_; }
+#define TOKEN_ENTER(name) \
+    ENTER("Token." name); \
+    Locked l;             \
+    if (data_->gone)      \
+    return winbits::kBgNotFound
+    HRESULT STDMETHODCALLTYPE SetHelperTokenFlags(DWORD flags) override {
+        TOKEN_ENTER("SetHelperTokenFlags");
+        if (flags & ~0x3u)  // BG_TOKEN_LOCAL_FILE | BG_TOKEN_NETWORK
+            return E_INVALIDARG;
+        data_->token_flags = flags;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetHelperTokenFlags(DWORD* flags) override {
+        TOKEN_ENTER("GetHelperTokenFlags");
+        *flags = data_->token_flags;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE SetHelperToken() override {
+        TOKEN_ENTER("SetHelperToken");
+        HANDLE token = nullptr;
+        if (!OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &token) &&
+            !OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
+            return HRESULT_FROM_WIN32(GetLastError());
+        BYTE buffer[256];
+        DWORD size = 0;
+        BOOL ok = GetTokenInformation(token, TokenUser, buffer, sizeof buffer, &size);
+        CloseHandle(token);
+        wchar_t* sid = nullptr;
+        if (!ok || !ConvertSidToStringSidW(reinterpret_cast<TOKEN_USER*>(buffer)->User.Sid, &sid))
+            return HRESULT_FROM_WIN32(GetLastError());
+        data_->helper_sid = sid;
+        LocalFree(sid);
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE ClearHelperToken() override {
+        TOKEN_ENTER("ClearHelperToken");
+        data_->helper_sid.clear();
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetHelperTokenSid(LPWSTR* v) override {
+        TOKEN_ENTER("GetHelperTokenSid");
+        *v = nullptr;
+        return data_->helper_sid.empty() ? S_OK : out_string(data_->helper_sid, v);
+    }
+#undef TOKEN_ENTER
+
+private:
+    IBackgroundCopyJob* outer_;
+    std::shared_ptr<JobData> data_;
+    const unsigned epoch_ = g_epoch.load();
+};
+
 class Job : public Object<IBackgroundCopyJob5> {
 public:
     // The job's COM object: the live one where the server keeps identity, else new.
@@ -690,6 +800,17 @@ public:
             *out = static_cast<IBackgroundCopyJobHttpOptions3*>(&http_);
             return S_OK;
         }
+        if (out && riid == __uuidof(IBitsTokenOptions)) {
+            HRESULT fault = enter(*counter);
+            if (FAILED(fault))
+                return fault;
+            *out = nullptr;
+            if (g_job_level < 5)
+                return E_NOINTERFACE;
+            AddRef();
+            *out = static_cast<IBitsTokenOptions*>(&token_);
+            return S_OK;
+        }
         const IID* levels[] = {&__uuidof(IBackgroundCopyJob), &__uuidof(IBackgroundCopyJob2),
                                &__uuidof(IBackgroundCopyJob3), &__uuidof(IBackgroundCopyJob4),
                                &__uuidof(IBackgroundCopyJob5)};
@@ -709,7 +830,8 @@ public:
     }
 
 private:
-    explicit Job(std::shared_ptr<JobData> data) : data_(data), http_(this, data) {}
+    explicit Job(std::shared_ptr<JobData> data)
+        : data_(data), http_(this, data), token_(this, data) {}
 
 public:
 // A counted job method over the job's data, under the lock; a job out of the queue is
@@ -1001,7 +1123,16 @@ public:
         return c.size() == before ? S_FALSE : S_OK;
     }
     // IBackgroundCopyJob3
-    HRESULT STDMETHODCALLTYPE ReplaceRemotePrefix(LPCWSTR, LPCWSTR) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE ReplaceRemotePrefix(LPCWSTR old_prefix, LPCWSTR new_prefix) override {
+        JOB_ENTER("ReplaceRemotePrefix");
+        if (!old_prefix || !new_prefix || !*old_prefix || !*new_prefix)
+            return E_INVALIDARG;
+        const std::wstring from = old_prefix;
+        for (FileData& f : data_->files)
+            if (f.remote.rfind(from, 0) == 0)
+                f.remote = new_prefix + f.remote.substr(from.size());
+        return S_OK;
+    }
     HRESULT STDMETHODCALLTYPE AddFileWithRanges(LPCWSTR url, LPCWSTR local, DWORD count,
                                                 BG_FILE_RANGE* ranges) override {
         JOB_ENTER("AddFileWithRanges");
@@ -1014,8 +1145,18 @@ public:
         data_->files.push_back(f);
         return S_OK;
     }
-    HRESULT STDMETHODCALLTYPE SetFileACLFlags(DWORD) override { return E_NOTIMPL; }
-    HRESULT STDMETHODCALLTYPE GetFileACLFlags(DWORD*) override { return E_NOTIMPL; }
+    HRESULT STDMETHODCALLTYPE SetFileACLFlags(DWORD v) override {
+        JOB_ENTER("SetFileACLFlags");
+        if (v & ~0xFu)  // BG_COPY_FILE_OWNER | GROUP | DACL | SACL
+            return E_INVALIDARG;
+        data_->acl_flags = v;
+        return S_OK;
+    }
+    HRESULT STDMETHODCALLTYPE GetFileACLFlags(DWORD* v) override {
+        JOB_ENTER("GetFileACLFlags");
+        *v = data_->acl_flags;
+        return S_OK;
+    }
     // IBackgroundCopyJob4
     HRESULT STDMETHODCALLTYPE GetOwnerIntegrityLevel(ULONG* v) override {
         JOB_ENTER("GetOwnerIntegrityLevel");
@@ -1055,6 +1196,7 @@ public:
 private:
     std::shared_ptr<JobData> data_;
     HttpPart http_;
+    TokenPart token_;
 };
 
 using JobEnum = Enumerator<IEnumBackgroundCopyJobs, IBackgroundCopyJob>;
@@ -1211,8 +1353,8 @@ PyObject* py_reset(PyObject*, PyObject* args, PyObject* kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ipplip", const_cast<char**>(names), &level, &admin,
                                      &stable, &delay_us, &job_level, &lands))
         return nullptr;
-    if (level < 1 || level > 5 || job_level < 1 || job_level > 6)
-        return PyErr_Format(PyExc_ValueError, "file_level 1..5, job_level 1..6");
+    if (level < 1 || level > 6 || job_level < 1 || job_level > 6)
+        return PyErr_Format(PyExc_ValueError, "file_level 1..6, job_level 1..6");
     g_job_level = job_level;
     Locked l;
     for (auto& j : g_jobs)

@@ -238,7 +238,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     changes = job_settings(args)
-    if not changes and args.branchcache is None:
+    if not changes and args.branchcache is None and args.helper_token is None:
         raise UsageError("nothing to set: give at least one option (see winbits set --help)")
     with connect_for(args) as bits:
         job = find_job(bits, args.id, args.all_users)

@@ -11,6 +11,7 @@ from .. import __version__
 from .._checks import format_headers
 from .._types import (
     AuthScheme,
+    HelperTokenFlags,
     JobPriority,
 )
 from . import commands, transfer
@@ -105,9 +106,29 @@ def header_env(text: str) -> tuple[str, str]:
     return name, var
 
 
+def _token_flags(text: str) -> HelperTokenFlags:
+    """--helper-token local-file,network -> HelperTokenFlags."""
+    flags = HelperTokenFlags(0)
+    for name in (n.strip() for n in text.split(",")):
+        key = name.upper().replace("-", "_")
+        if key not in HelperTokenFlags.__members__:
+            raise argparse.ArgumentTypeError(
+                f"not a helper token use: {name!r} (local-file, network, or both)"
+            )
+        flags |= HelperTokenFlags[key]
+    return flags
+
+
 def _settings_parser() -> _Parser:
     """The job settings that download and set share."""
     p = _Parser(add_help=False)
+    p.add_argument(
+        "--helper-token",
+        type=_token_flags,
+        metavar="local-file,network",
+        help="give the job this process's token as its helper token, for its local files, "
+        "the network (SMB, NTLM/Kerberos challenges) or both (BITS 4.0)",
+    )
     p.add_argument(
         "--priority",
         choices=[m.name.lower() for m in JobPriority],

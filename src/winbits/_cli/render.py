@@ -18,8 +18,10 @@ from .._types import (
     ClientCertificate,
     CostFlags,
     DownloadResult,
+    FileAclFlags,
     FileProgress,
     FileRecord,
+    HelperTokenFlags,
     JobError,
     JobProgress,
     JobProperties,
@@ -147,7 +149,7 @@ def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, 
             value = {"usage": str(value.usage), "proxies": value.proxies, "bypass": value.bypass}
         elif isinstance(value, CostFlags):
             value = int(value)  # its members overlap: the number says it exactly
-        elif isinstance(value, (PeerCaching, SecurityFlags)):
+        elif isinstance(value, (PeerCaching, SecurityFlags, FileAclFlags, HelperTokenFlags)):
             value = flag_names(value)
         elif isinstance(value, ClientCertificate):
             sha1 = None if value.sha1 is None else value.sha1.hex()
@@ -349,7 +351,7 @@ def show_value(value: object) -> str:
         return text
     if isinstance(value, CostFlags):
         return f"0x{int(value):08X}"
-    if isinstance(value, (PeerCaching, SecurityFlags)):
+    if isinstance(value, (PeerCaching, SecurityFlags, FileAclFlags, HelperTokenFlags)):
         return "|".join(flag_names(value)) or "0"
     if isinstance(value, ClientCertificate):
         return f"{value.subject} in {value.location} {value.store}"

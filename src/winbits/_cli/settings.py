@@ -97,6 +97,10 @@ def apply_settings(
         done.append("custom_headers")
         if not getattr(args, "readable_headers", False):
             headers_write_only(job)
+    if args.helper_token is not None:
+        job.helper_token_flags = args.helper_token
+        job.set_helper_token()
+        done.append("helper_token")
     if getattr(args, "user", None) is not None and password is not None:
         job.set_credentials(args.user, password, scheme=AuthScheme[args.auth_scheme.upper()])
         done.append("credentials")
