@@ -1,5 +1,5 @@
 """Builds winbits._native from csrc/ with MSVC on Windows: C++17, ole32/oleaut32, as a
-stable-ABI (abi3, cp310) module (advapi32 for account names), except on free-threaded Pythons, which have no
+stable-ABI (abi3, cp310) module (advapi32, secur32 and winhttp for accounts, logon sessions and proxies), except on free-threaded Pythons, which have no
 limited API. Elsewhere the package installs without it and its calls raise
 NotSupportedError. The Linux test bed cross-builds the same sources with mingw-w64
 (tools/wine.py)."""
@@ -21,7 +21,7 @@ if sys.platform == "win32":
             sources=sorted(p.as_posix() for p in Path("csrc").glob("*.cpp")),
             depends=sorted(p.as_posix() for p in Path("csrc").glob("*.h")),
             include_dirs=["csrc"],
-            libraries=["ole32", "oleaut32", "uuid", "advapi32"],
+            libraries=["ole32", "oleaut32", "uuid", "advapi32", "secur32", "winhttp"],
             define_macros=[("Py_LIMITED_API", "0x030A0000")] if LIMITED else [],
             py_limited_api=LIMITED,
             extra_compile_args=["/std:c++17", "/EHsc", "/W4", "/WX", "/permissive-"],

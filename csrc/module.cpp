@@ -7,6 +7,7 @@
 #include "account.h"
 #include "binding.h"
 #include "console.h"
+#include "system.h"
 
 using namespace winbits;
 using namespace winbits::py;
@@ -93,6 +94,12 @@ PyMethodDef module_methods[] = {
      "stdin_is_console() -> whether standard input is a console (not a pipe, file or NUL)"},
     {"account_sid", native_account_sid, METH_O,
      "account_sid(name) -> the SID of an account name, as S-1-5-..."},
+    {"service_status", native_service_status, METH_O,
+     "service_status(name) -> (state, start_type)"},
+    {"process_identity", native_process_identity, METH_NOARGS,
+     "process_identity() -> (account or None, SID, elevated or None, logon type or None)"},
+    {"ie_proxy", native_ie_proxy, METH_NOARGS,
+     "ie_proxy() -> (auto_detect, auto_config_url, proxy, bypass) of this user"},
     {"vt_output", native_vt_output, METH_NOARGS,
      "vt_output() -> whether standard output is a console that interprets VT sequences "
      "(turned on where it can be)"},

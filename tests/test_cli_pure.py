@@ -411,7 +411,7 @@ def test_off_windows_the_command_says_so_once(capsys):
             ["bogus"],
             "winbits: unknown command 'bogus'; the commands are: "
             "list, watch, download, upload, show, set, cancel, complete, resume, suspend, wait, "
-            "prune, export",
+            "prune, doctor, export",
         ),
         (
             ["download", "--all-users", "http://h/x", "C:\\x"],

@@ -283,7 +283,7 @@ def test_a_server_that_stops_sending_is_given_up_on_after_the_stall_timeout(
             "",
             "winbits: unknown command 'bogus'; the commands are: "
             "list, watch, download, upload, show, set, cancel, complete, resume, suspend, wait, "
-            "prune, export\n",
+            "prune, doctor, export\n",
         ),
         (
             ["cancel", "971"],

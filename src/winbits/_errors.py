@@ -48,6 +48,20 @@ _NAMES = {
 }
 
 
+# What an error means for the person who meets it, and what to do: added to a failure's
+# line (the command line) and to `winbits doctor`'s queue report.
+ADVICE = {
+    0x800704DD: "BITS transfers only while the job's owner is logged on interactively, or "
+    "for a service account: a network logon (WinRM, SSH) or a batch job without a session "
+    "cannot; `winbits doctor` says which this is and what fixes it",
+    0x80200013: "the server does not answer HTTP range requests "
+    "(BG_E_INSUFFICIENT_RANGE_SUPPORT): download with --dynamic (BITS 5.0), which asks for "
+    "the whole file",
+    0x80200011: "the server sent no Content-Length (BG_E_MISSING_FILE_SIZE): download with "
+    "--dynamic (BITS 5.0), which needs none",
+}
+
+
 # HRESULTs that mean the BITS service went away (stopped, crashed, restarting): the one
 # table. The native module reads it at import to know when to reconnect; the facade
 # maps each to ServiceUnavailableError.

@@ -14,7 +14,7 @@ from .._types import (
     HelperTokenFlags,
     JobPriority,
 )
-from . import commands, transfer
+from . import commands, doctor, transfer
 from .filters import add_filters
 from .usage import UsageError
 
@@ -31,6 +31,7 @@ COMMANDS = (
     "suspend",
     "wait",
     "prune",
+    "doctor",
     "export",
 )
 
@@ -394,6 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(run=transfer.cmd_wait)
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[clsid, users, result],
+        help="whether BITS will work for this account, and if not why",
+        description="Checks the BITS service, its version, this process's logon, the proxy, "
+        "BranchCache and the queue; says what is wrong and what fixes it. Exit 1 when "
+        "something is; a check that cannot be made says unknown.",
+    )
+    p.set_defaults(run=doctor.cmd_doctor)
 
     p = sub.add_parser(
         "prune",

@@ -11,7 +11,7 @@ import time
 import unicodedata
 from typing import TextIO
 
-from .._errors import JobFailedError
+from .._errors import ADVICE, JobFailedError
 from .._job import Job
 from .._types import JobProgress, JobState, redact_url, visible
 from .render import format_bytes, format_duration
@@ -117,7 +117,9 @@ def job_failure(job: Job, urls: str, verb: str = "download") -> str:
     if err is None:
         return f"{verb} of {urls} failed: BITS gave no reason (the job is {job.state})"
     where = redact_url(err.remote_name) if err.remote_name else urls
-    return f"{verb} of {where} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+    line = f"{verb} of {where} failed: {err.message} (HRESULT 0x{err.hresult:08X})"
+    advice = ADVICE.get(err.hresult)
+    return f"{line}: {advice}" if advice else line
 
 
 def follow(

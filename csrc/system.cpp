@@ -1,0 +1,142 @@
+// What `winbits doctor` reads from Windows, beside BITS itself: a service's state and
+// start type (the service control manager), this process's account, elevation and logon
+// type (its token and its logon session), and this user's proxy settings (WinHTTP).
+// Each read either answers or raises OSError; the facade turns that into "unknown".
+#include "system.h"
+
+#include <ntsecapi.h>
+#include <sddl.h>
+#include <winhttp.h>
+
+#include <vector>
+
+namespace winbits::py {
+
+namespace {
+
+struct ServiceHandle {
+    SC_HANDLE h = nullptr;
+    ~ServiceHandle() {
+        if (h)
+            CloseServiceHandle(h);
+    }
+};
+
+struct Handle {
+    HANDLE h = nullptr;
+    ~Handle() {
+        if (h)
+            CloseHandle(h);
+    }
+};
+
+// "DOMAIN\name" of a SID, or empty where it has none.
+std::wstring account_of(PSID sid) {
+    wchar_t name[256], domain[256];
+    DWORD n = 256, d = 256;
+    SID_NAME_USE use;
+    if (!LookupAccountSidW(nullptr, sid, name, &n, domain, &d, &use))
+        return std::wstring();
+    return d ? std::wstring(domain) + L"\\" + name : std::wstring(name);
+}
+
+PyObject* text_or_none(const wchar_t* s) {
+    return s ? to_py(s) : Py_NewRef(Py_None);
+}
+
+}  // namespace
+
+PyObject* native_service_status(PyObject*, PyObject* arg) {
+    WideArg name;
+    if (!name.set(arg, "the service name"))
+        return nullptr;
+    ServiceHandle scm, service;
+    SERVICE_STATUS_PROCESS status{};
+    std::vector<BYTE> config;
+    DWORD error = 0;
+    Py_BEGIN_ALLOW_THREADS
+    scm.h = OpenSCManagerW(nullptr, nullptr, SC_MANAGER_CONNECT);
+    service.h = scm.h ? OpenServiceW(scm.h, name.get(), SERVICE_QUERY_STATUS | SERVICE_QUERY_CONFIG)
+                      : nullptr;
+    DWORD size = 0;
+    if (!service.h ||
+        !QueryServiceStatusEx(service.h, SC_STATUS_PROCESS_INFO, reinterpret_cast<BYTE*>(&status),
+                              sizeof status, &size)) {
+        error = GetLastError();
+    } else {
+        QueryServiceConfigW(service.h, nullptr, 0, &size);  // how much room the answer needs
+        try {
+            config.resize(size ? size : sizeof(QUERY_SERVICE_CONFIGW));
+        } catch (const std::bad_alloc&) {
+            error = ERROR_NOT_ENOUGH_MEMORY;
+        }
+        if (!error &&
+            !QueryServiceConfigW(service.h, reinterpret_cast<QUERY_SERVICE_CONFIGW*>(config.data()),
+                                 static_cast<DWORD>(config.size()), &size))
+            error = GetLastError();
+    }
+    Py_END_ALLOW_THREADS
+    if (error)
+        return PyErr_SetFromWindowsErr(static_cast<int>(error));
+    auto* c = reinterpret_cast<QUERY_SERVICE_CONFIGW*>(config.data());
+    return Py_BuildValue("(kk)", status.dwCurrentState, c->dwStartType);
+}
+
+PyObject* native_process_identity(PyObject*, PyObject*) {
+    Handle token;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token.h))
+        return PyErr_SetFromWindowsErr(0);
+    BYTE user_buffer[256];
+    DWORD size = 0;
+    if (!GetTokenInformation(token.h, TokenUser, user_buffer, sizeof user_buffer, &size))
+        return PyErr_SetFromWindowsErr(0);
+    PSID sid = reinterpret_cast<TOKEN_USER*>(user_buffer)->User.Sid;
+    wchar_t* sid_text = nullptr;
+    if (!ConvertSidToStringSidW(sid, &sid_text))
+        return PyErr_SetFromWindowsErr(0);
+    PyRef sid_obj(to_py(sid_text));
+    LocalFree(sid_text);
+    if (!sid_obj)
+        return nullptr;
+    std::wstring account = account_of(sid);
+    PyRef account_obj(account.empty() ? Py_NewRef(Py_None) : to_py(account));
+    TOKEN_ELEVATION elevation{};
+    PyRef elevated(GetTokenInformation(token.h, TokenElevation, &elevation, sizeof elevation, &size)
+                       ? PyBool_FromLong(elevation.TokenIsElevated != 0)
+                       : Py_NewRef(Py_None));
+    // The logon type is the logon session's, which the token's statistics name.
+    ULONG logon_type = 0;
+    bool has_logon = false;
+    TOKEN_STATISTICS stats{};
+    if (GetTokenInformation(token.h, TokenStatistics, &stats, sizeof stats, &size)) {
+        PSECURITY_LOGON_SESSION_DATA data = nullptr;
+        if (LsaGetLogonSessionData(&stats.AuthenticationId, &data) == 0 && data) {
+            logon_type = data->LogonType;
+            has_logon = true;
+            LsaFreeReturnBuffer(data);
+        }
+    }
+    PyRef logon(has_logon ? PyLong_FromUnsignedLong(logon_type) : Py_NewRef(Py_None));
+    if (!account_obj || !elevated || !logon)
+        return nullptr;
+    return PyTuple_Pack(4, account_obj.get(), sid_obj.get(), elevated.get(), logon.get());
+}
+
+PyObject* native_ie_proxy(PyObject*, PyObject*) {
+    WINHTTP_CURRENT_USER_IE_PROXY_CONFIG config{};
+    BOOL ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = WinHttpGetIEProxyConfigForCurrentUser(&config);
+    Py_END_ALLOW_THREADS
+    if (!ok)
+        return PyErr_SetFromWindowsErr(0);
+    PyObject* result = Py_BuildValue(
+        "(NNNN)", PyBool_FromLong(config.fAutoDetect), text_or_none(config.lpszAutoConfigUrl),
+        text_or_none(config.lpszProxy), text_or_none(config.lpszProxyBypass));
+    for (wchar_t* s : {config.lpszAutoConfigUrl, config.lpszProxy, config.lpszProxyBypass})
+        if (s)
+            GlobalFree(s);
+    return result;
+}
+
+}  // namespace winbits::py

@@ -1,0 +1,136 @@
+"""`winbits doctor`: each check's branches on what was read (pure), and the whole
+command under Wine, which lacks most of what it reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+from conftest import windows_only
+
+from winbits._cli import doctor
+from winbits._types import JobProgress, JobRecord, JobState, JobTimes
+
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+DENIED = PermissionError(5, "Access is denied")
+
+
+@pytest.mark.parametrize(
+    ("logon", "status"),
+    [(2, "ok"), (10, "ok"), (11, "ok"), (5, "ok"), (9, "ok"), (3, "problem"), (4, "problem"),
+     (8, "problem"), (0, "unknown"), (None, "unknown")],
+    ids=lambda v: str(v),
+)  # fmt: skip
+def test_each_logon_type_says_whether_bits_transfers_for_it(logon, status):
+    check = doctor.logon_check(("PC\\alice", "S-1-5-21-1-2-3-1001", False, logon))
+    assert check.status == status
+    if status == "problem":
+        assert "ERROR_NOT_LOGGED_ON" in check.text and "helper token" in (check.fix or "")
+
+
+def test_service_accounts_are_fine_whatever_their_logon():
+    check = doctor.logon_check(("NT AUTHORITY\\SYSTEM", "S-1-5-18", True, 0))
+    assert check.status == "ok" and "service account" in check.text
+    assert doctor.logon_check(DENIED).status == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [((4, 2), "ok"), ((1, 3), "ok"), ((1, 4), "problem"), ((2, 2), "ok")],
+    ids=["running", "manual", "disabled", "starting"],
+)
+def test_each_service_state(status, verdict):
+    check = doctor.service_check(status)
+    assert check.status == verdict
+    assert doctor.service_check(DENIED).status == "unknown"
+
+
+def test_the_version_names_what_it_lacks_and_branchcache_says_when_peers_cannot_show():
+    old = doctor.version_check((1, 0))
+    assert "these need a newer BITS: HTTP options" in old.text
+    assert "these need" not in doctor.version_check((10, 3)).text
+    assert doctor.version_check(OSError(1, "gone")).status == "problem"
+    assert "can never show up" in doctor.branchcache_check((4, 2), (1, 0)).text
+    missing = doctor.branchcache_check(OSError(1060, "no such service"), (10, 3))
+    assert missing.status == "problem" and "origin" in missing.text
+    assert doctor.branchcache_check((4, 2), (10, 3)).status == "ok"
+    assert doctor.branchcache_check((1, 4), (10, 3)).status == "problem"
+
+
+def test_the_proxy_line_says_how_jobs_reach_servers():
+    assert "none: direct" in doctor.proxy_check((False, None, None, None)).text
+    text = doctor.proxy_check((True, "http://wpad/p.pac", "p:8080", "<local>")).text
+    assert "WPAD" in text and "p.pac" in text and "p:8080 (bypass: <local>)" in text
+    assert doctor.proxy_check(DENIED).status == "unknown"
+
+
+def job(state, created_days=0.0, modified_days=0.0, timed=True, name="j"):
+    times = JobTimes(
+        NOW - dt.timedelta(days=created_days), NOW - dt.timedelta(days=modified_days), None
+    )
+    return JobRecord(
+        uuid.uuid4(), name, None, state, JobProgress(None, 0, 1, 0), times if timed else None, ()
+    )
+
+
+def test_the_queue_names_errors_stalls_and_forgotten_suspended_jobs():
+    failed = job(JobState.ERROR, name="broken")
+    jobs = [
+        failed,
+        job(JobState.TRANSFERRING, 3, 2, name="stuck"),
+        job(JobState.TRANSFERRING, 1, 0.1, name="fine"),
+        job(JobState.SUSPENDED, 40, 40),
+        job(JobState.SUSPENDED, 2, 2),
+    ]
+    checks = doctor.queue_checks(jobs, {str(failed.id): "HTTP 404"}, NOW)
+    texts = [(c.status, c.text) for c in checks]
+    assert texts[0] == ("problem", f"{failed.id} broken: ERROR: HTTP 404")
+    assert texts[1][0] == "problem"
+    assert "stuck: TRANSFERRING, no progress for 48:00:00" in texts[1][1]
+    assert texts[2] == ("problem", "2 SUSPENDED job(s), the oldest 960:00:00 old: likely forgotten")
+    assert "prune --state SUSPENDED" in (checks[2].fix or "")
+    assert len(checks) == 3
+    assert doctor.queue_checks([], {}, NOW)[0].text == "0 job(s), none in trouble"
+    untimed = doctor.queue_checks([job(JobState.SUSPENDED, timed=False)], {}, NOW)
+    assert [c.status for c in untimed] == ["unknown", "ok"]  # no ages here, no guess
+
+
+def test_a_not_logged_on_failure_line_says_what_it_means_and_points_to_doctor():
+    from winbits._cli import progress
+    from winbits._types import ErrorContext, JobError
+
+    class Failed:
+        error = JobError(
+            0x800704DD, ErrorContext.GENERAL_TRANSPORT, "not logged on", None, None, None, None
+        )
+        state = JobState.ERROR
+
+    line = progress.job_failure(Failed(), "http://h/f")  # type: ignore[arg-type]
+    assert line.startswith("download of http://h/f failed: not logged on (HRESULT 0x800704DD): ")
+    assert "logged on interactively" in line and "winbits doctor" in line
+
+
+@windows_only
+def test_doctor_runs_to_the_end_under_wine_and_says_what_it_lacks():
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "winbits", "doctor", *a],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    r = run()
+    print(r.stdout)
+    assert "Traceback" not in r.stderr and r.stdout.strip().endswith(("found", "found\n"))
+    names = [line.split()[1] for line in r.stdout.splitlines()[:-1] if not line.startswith(" ")]
+    assert set(names) >= {"service", "version", "account", "proxy", "branchcache", "queue"}
+    r2 = run("--json")
+    report = json.loads(r2.stdout)
+    assert report["schema_version"] == 1 and report["command"] == "doctor"
+    assert r2.returncode == (0 if report["ok"] else 1) == r.returncode
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses["version"] == "ok"  # BITS answers, whatever version it gives
