@@ -193,7 +193,8 @@ def cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
     else:
         for r, age, error in done:
             what = "would cancel" if args.dry_run else "not cancelled" if error else "cancelled"
-            line = f"{what} {r.id} {r.name}  {r.state}  age {format_duration(age)}"
+            shown_age = "unknown" if age is None else format_duration(age)
+            line = f"{what} {r.id} {r.name}  {r.state}  age {shown_age}"
             out.write(line + (f": {error}" if error else "") + "\n")
     return Exit.FAILED if failed else Exit.OK
 
