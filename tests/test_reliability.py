@@ -718,7 +718,7 @@ SETTABLE = (
     "maximum_download_time", "proxy", "custom_headers", "security_flags", "peer_caching",
     "notify_command_line", "reply_file_name", "http_method", "transfer_policy",
     "dynamic_content", "high_performance", "max_download_size", "use_stored_credentials",
-    "on_demand", "minimum_notification_interval",
+    "on_demand", "minimum_notification_interval", "file_acl_flags", "helper_token_flags",
 )  # fmt: skip
 
 

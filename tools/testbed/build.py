@@ -10,7 +10,16 @@ from .common import DOUBLE_DIR, OLDEST, ROOT, SITE, log, python_home, run
 from .provision import CXX, ensure_apt, ensure_python
 
 CXXFLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared"]
-LDFLAGS = ["-lole32", "-loleaut32", "-luuid", "-lsecur32", "-lwinhttp", "-static-libgcc", "-static-libstdc++", "-static"]
+LDFLAGS = [
+    "-lole32",
+    "-loleaut32",
+    "-luuid",
+    "-lsecur32",
+    "-lwinhttp",
+    "-static-libgcc",
+    "-static-libstdc++",
+    "-static",
+]
 LIMITED = ["Py_LIMITED_API=0x030A0000"]
 
 

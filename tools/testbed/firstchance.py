@@ -1,5 +1,6 @@
 """A passing run's output without Wine's first-chance exceptions: Wine's RPC proxies raise
-RPC_X_NULL_REF_POINTER (0x800706F4) and catch it themselves, and Python's faulthandler,
+RPC_X_NULL_REF_POINTER (0x800706F4), and ERROR_NOACCESS (0x800703E6) where the service
+faults copying a null string, and catch them themselves; Python's faulthandler,
 which pytest turns on, reports every exception with the error bit as "Windows fatal
 exception" with a dump of every thread (docs/testbed.md). Those dumps, and only those,
 are left out of what is relayed and counted instead; any other dump (an access
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import re
 
-# The header faulthandler writes, possibly after pytest's dots on the same line.
-HEADER = b"Windows fatal exception: code 0x800706f4"
+# The headers faulthandler writes for them, possibly after pytest's dots on one line.
+HEADERS = (
+    b"Windows fatal exception: code 0x800706f4",
+    b"Windows fatal exception: code 0x800703e6",
+)
 # The lines of a dump: blank lines, thread headers, and frames.
 _DUMP_LINE = re.compile(rb"^(\s*|(Current thread|Thread) 0x[0-9a-fA-F]+ .*|  File .*)$")
 
@@ -40,10 +44,11 @@ class FirstChanceFilter:
 
     def _line(self, line: bytes) -> bytes | None:
         """The part of a complete line to show, or None."""
-        if HEADER in line:
+        header = next((h for h in HEADERS if h in line), None)
+        if header is not None:
             self.left_out += 1
             self._skipping = True
-            before = line.split(HEADER, 1)[0]
+            before = line.split(header, 1)[0]
             return before or None
         if self._skipping:
             if _DUMP_LINE.match(line.rstrip(b"\r")):
@@ -53,7 +58,7 @@ class FirstChanceFilter:
 
     @staticmethod
     def _may_begin_a_dump(tail: bytes) -> bool:
-        """Whether the end of a line not yet ended could grow into HEADER."""
-        if HEADER in tail:
-            return True
-        return any(tail.endswith(HEADER[:n]) for n in range(1, len(HEADER)))
+        """Whether the end of a line not yet ended could grow into one of HEADERS."""
+        return any(
+            h in tail or any(tail.endswith(h[:n]) for n in range(1, len(h))) for h in HEADERS
+        )
