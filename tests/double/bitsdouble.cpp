@@ -574,11 +574,11 @@ private:
     std::shared_ptr<JobData> job_;
 };
 
-// The job's IBackgroundCopyJobHttpOptions: a part of the job with its own vtable, whose
-// IUnknown is the job's.
-class HttpPart : public IBackgroundCopyJobHttpOptions3 {
+// A part of the job with its own vtable (interface I), whose IUnknown is the job's.
+template <class I>
+class JobPart : public I {
 public:
-    HttpPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
+    JobPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
         : outer_(outer), data_(std::move(data)) {}
     HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
         return outer_->QueryInterface(riid, out);
@@ -586,6 +586,17 @@ public:
     ULONG STDMETHODCALLTYPE AddRef() override { return outer_->AddRef(); }
     ULONG STDMETHODCALLTYPE Release() override { return outer_->Release(); }
     unsigned epoch() const { return epoch_; }
+
+protected:
+    IBackgroundCopyJob* outer_;
+    std::shared_ptr<JobData> data_;
+    const unsigned epoch_ = g_epoch.load();
+};
+
+// The job's IBackgroundCopyJobHttpOptions (up to 3).
+class HttpPart : public JobPart<IBackgroundCopyJobHttpOptions3> {
+public:
+    using JobPart::JobPart;
 #define HTTP_ENTER(name) \
     ENTER("Http." name); \
     Locked l;            \
@@ -685,26 +696,13 @@ public:
         return hr;
     }
 #undef HTTP_ENTER
-
-private:
-    IBackgroundCopyJob* outer_;
-    std::shared_ptr<JobData> data_;
-    const unsigned epoch_ = g_epoch.load();
 };
 
-// The job's IBitsTokenOptions (BITS 4.0; answered from job level 5): a part of the job
-// with its own vtable, whose IUnknown is the job's. SetHelperToken keeps the SID of the
-// calling thread's token (the double runs on the caller's thread).
-class TokenPart : public IBitsTokenOptions {
+// The job's IBitsTokenOptions (BITS 4.0; answered from job level 5). SetHelperToken
+// keeps the SID of the calling thread's token (the double runs on the caller's thread).
+class TokenPart : public JobPart<IBitsTokenOptions> {
 public:
-    TokenPart(IBackgroundCopyJob* outer, std::shared_ptr<JobData> data)
-        : outer_(outer), data_(std::move(data)) {}
-    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void** out) override {
-        return outer_->QueryInterface(riid, out);
-    }
-    ULONG STDMETHODCALLTYPE AddRef() override { return outer_->AddRef(); }
-    ULONG STDMETHODCALLTYPE Release() override { return outer_->Release(); }
-    unsigned epoch() const { return epoch_; }
+    using JobPart::JobPart;
 #define TOKEN_ENTER(name) \
     ENTER("Token." name); \
     Locked l;             \
@@ -750,11 +748,6 @@ public:
         return data_->helper_sid.empty() ? S_OK : out_string(data_->helper_sid, v);
     }
 #undef TOKEN_ENTER
-
-private:
-    IBackgroundCopyJob* outer_;
-    std::shared_ptr<JobData> data_;
-    const unsigned epoch_ = g_epoch.load();
 };
 
 class Job : public Object<IBackgroundCopyJob5> {

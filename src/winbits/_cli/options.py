@@ -192,23 +192,37 @@ def _settings_parser() -> _Parser:
     return p
 
 
-def _transfer_parser() -> _Parser:
-    """The options download and upload share: limits, the job's name, authentication."""
-    t = _Parser(add_help=False)
-    t.add_argument(
+def _waiting_parser() -> _Parser:
+    """The options of the commands that follow a job to its end (download, upload, wait):
+    its limits and the progress line."""
+    w = _Parser(add_help=False)
+    w.add_argument(
         "--timeout",
         type=_positive,
         metavar="SECONDS",
-        help="cancel if the transfer has not finished after SECONDS (default: no limit)",
+        help="give up if the transfer has not finished after SECONDS (default: no limit); "
+        "download and upload cancel their job, wait leaves it",
     )
-    t.add_argument(
+    w.add_argument(
         "--stall-timeout",
         type=_seconds_or_zero,
         default=DEFAULT_STALL_TIMEOUT,
         metavar="SECONDS",
-        help=f"cancel when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g}; "
+        help=f"give up when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g}; "
         "0: wait as long as BITS does)",
     )
+    w.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (the result and any failure are still printed)",
+    )
+    return w
+
+
+def _transfer_parser() -> _Parser:
+    """The options download and upload share: the job's name, detaching, authentication."""
+    t = _Parser(add_help=False)
     t.add_argument("--name", help="the job's display name (default: winbits COMMAND FILE)")
     t.add_argument(
         "--detach",
@@ -216,12 +230,6 @@ def _transfer_parser() -> _Parser:
         help="make and resume the job, print its id and return at once; BITS goes on "
         "(--timeout and --stall-timeout become BITS' own limits); `winbits wait ID` "
         "follows and completes it",
-    )
-    t.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress line on stderr (the result and any failure are still printed)",
     )
     t.add_argument(
         "--header",
@@ -305,10 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=commands.cmd_watch)
 
-    moving = _transfer_parser()
+    moving, waiting = _transfer_parser(), _waiting_parser()
     p = sub.add_parser(
         "download",
-        parents=[clsid, settings, moving, result],
+        parents=[clsid, settings, moving, waiting, result],
         help="download URLs through BITS",
         description="Creates a BITS job, shows its progress, completes it and "
         "prints the bytes from origin and from peers. Ctrl-C, an error, --timeout or "
@@ -326,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "upload",
-        parents=[clsid, settings, moving, result],
+        parents=[clsid, settings, moving, waiting, result],
         help="upload a file through BITS",
         description="Creates a BITS upload job for an existing file, shows its progress and "
         "completes it. The server must speak BITS' upload protocol (IIS with the BITS "
@@ -374,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "wait",
-        parents=[clsid, users, result],
+        parents=[clsid, users, waiting, result],
         help="follow a job until BITS has transferred it, then complete it",
         description="Follows an existing job (download --detach made one) with the progress "
         "line, and completes it with download's landing checks when BITS has transferred it. "
@@ -385,15 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-complete", action="store_true", help="return when TRANSFERRED; leave it there"
     )
     p.add_argument("--force", action="store_true", help="replace files that appeared at DEST")
-    p.add_argument("--timeout", type=_positive, metavar="SECONDS", help="give up after SECONDS")
-    p.add_argument(
-        "--stall-timeout",
-        type=_seconds_or_zero,
-        default=DEFAULT_STALL_TIMEOUT,
-        metavar="SECONDS",
-        help=f"give up when no byte has moved for SECONDS (default {DEFAULT_STALL_TIMEOUT:g})",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(run=transfer.cmd_wait)
 
     p = sub.add_parser(
