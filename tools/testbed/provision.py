@@ -45,7 +45,15 @@ WINDOWS_TEST_TOOLS_EXTRA = {
 }
 LINUX_VENV = CACHE / "linux-venv"
 # pytest for the Linux-native run; wheel packs the cp310-abi3 wheel (tools/testbed/wheel.py).
-LINUX_TEST_TOOLS = ["pytest==9.0.2", "prometheus_client==0.23.1", "wheel==0.48.0"]
+# abi3audit checks that the wheel's extension uses the stable ABI of 3.10 only; twine
+# checks the metadata PyPI would show.
+LINUX_TEST_TOOLS = [
+    "pytest==9.0.2",
+    "prometheus_client==0.23.1",
+    "wheel==0.48.0",
+    "abi3audit==0.0.26",
+    "twine==7.0.0",
+]
 NPM_DIR = CACHE / "npm"
 APT_PACKAGES = ["wine", "wine64", "mingw-w64", "g++-mingw-w64-x86-64"]
 # promtool (in Debian's prometheus) checks the export and the rules in contrib/prometheus.

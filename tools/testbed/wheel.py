@@ -2,7 +2,8 @@
 pyproject.toml (metadata, entry point, facade, py.typed, stub; on Linux it has no
 extension to build); the cross-built _native.pyd joins them, and the `wheel` tool packs
 the result under the cp310-abi3-win_amd64 tag, writing RECORD. No test double and no
-tests go in."""
+tests go in. abi3audit checks that the extension uses 3.10's stable ABI only, and twine
+the metadata."""
 
 from __future__ import annotations
 
@@ -44,5 +45,8 @@ def wheel() -> Path:
     for needed in ("winbits/_native.pyd", "winbits/py.typed", "winbits/_native.pyi"):
         assert needed in names, f"{needed} missing from {out.name}"
     assert not [n for n in names if n.startswith("tests/") or "bitsdouble" in n], names
-    log(f"wheel: {out.relative_to(ROOT)} ({len(names)} files)")
+    venv_bin = Path(wheel_tool[0]).parent
+    run([str(venv_bin / "abi3audit"), "--strict", "--summary", str(out)])  # 3.10's ABI only
+    run([str(venv_bin / "twine"), "check", "--strict", str(out)])
+    log(f"wheel: {out.relative_to(ROOT)} ({len(names)} files; abi3audit and twine check pass)")
     return out
