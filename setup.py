@@ -1,5 +1,6 @@
-"""Builds winbits._native from csrc/ with MSVC on Windows: C++17, ole32/oleaut32, as a
-stable-ABI (abi3, cp310) module (advapi32, secur32 and winhttp for accounts, logon sessions and proxies), except on free-threaded Pythons, which have no
+"""Builds winbits._native from csrc/ with MSVC on Windows: C++17, ole32/oleaut32 (and
+advapi32, secur32 and winhttp for accounts, logon sessions and proxies), as a
+stable-ABI (abi3, cp310) module, except on free-threaded Pythons, which have no
 limited API. Elsewhere the package installs without it and its calls raise
 NotSupportedError. The Linux test bed cross-builds the same sources with mingw-w64
 (tools/wine.py)."""

@@ -112,6 +112,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _stderr.append(os.fdopen(os.dup(2), "w"))  # capture is off here
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _stderr:
+        _stderr.pop().close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     faulthandler.dump_traceback_later(TEST_DEADLINE, exit=True, file=_stderr[0])

@@ -21,7 +21,7 @@ def build(out_dir: Path) -> Path:
         "_bitsdouble",
         sources=[str(HERE / "bitsdouble.cpp")],
         include_dirs=[str(CSRC)],
-        libraries=["ole32", "oleaut32", "uuid"],
+        libraries=["ole32", "oleaut32", "uuid", "advapi32"],
         extra_compile_args=["/std:c++17", "/EHsc"] if os.name == "nt" else ["-std=c++17"],
     )
     dist = Distribution({"name": "bitsdouble", "ext_modules": [ext]})

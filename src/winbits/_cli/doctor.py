@@ -188,12 +188,12 @@ def queue_checks(
             why = errors.get(str(job.id), "no error information")
             fix = "winbits show ID; cancel it or fix the cause and resume it"
             out.append(Check("queue", "problem", f"{job.id} {job.name}: {job.state}: {why}", fix))
-    timed = [j for j in jobs if j.times is not None and j.times.modified is not None]
-    if len(timed) < len(jobs):
+    modified = {j.id: j.times.modified for j in jobs if j.times and j.times.modified}
+    if len(modified) < len(jobs):
         out.append(Check("queue", "unknown", "this BITS gives no job times: ages are unknown"))
     moving = (JobState.QUEUED, JobState.CONNECTING, JobState.TRANSFERRING)
-    for job in timed:
-        idle = (now - job.times.modified).total_seconds()  # type: ignore[union-attr]
+    for job in (j for j in jobs if j.id in modified):
+        idle = (now - modified[job.id]).total_seconds()
         if job.state in moving and idle > STALLED_FOR:
             text = f"{job.id} {job.name}: {job.state}, no progress for {format_duration(idle)}"
             out.append(Check("queue", "problem", text, "winbits show ID"))
