@@ -55,7 +55,7 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
         if getattr(args, "json", False) and command in ONE_OBJECT:
             hresult = getattr(e, "hresult", None)
             out.write(json.dumps(failure_json(command, message, code, hresult)) + "\n")
-        return code
+        return int(code)  # a plain int: 3.10 prints an IntEnum by its name
 
 
 # The commands whose --json is one object, which says so when they fail as well.
