@@ -7,6 +7,7 @@
 #include "account.h"
 #include "binding.h"
 #include "console.h"
+#include "eventlog.h"
 #include "system.h"
 
 using namespace winbits;
@@ -100,6 +101,9 @@ PyMethodDef module_methods[] = {
      "process_identity() -> (account or None, SID, elevated or None, logon type or None)"},
     {"ie_proxy", native_ie_proxy, METH_NOARGS,
      "ie_proxy() -> (auto_detect, auto_config_url, proxy, bypass) of this user"},
+    {"event_log_read", native_event_log_read, METH_VARARGS,
+     "event_log_read(channel, xpath, limit, reverse) -> [event XML, ...]"},
+    {"event_log_enabled", native_event_log_enabled, METH_O, "event_log_enabled(channel) -> bool"},
     {"vt_output", native_vt_output, METH_NOARGS,
      "vt_output() -> whether standard output is a console that interprets VT sequences "
      "(turned on where it can be)"},

@@ -230,7 +230,11 @@ def test_export_writes_bits_up_0_while_bits_is_away(double, tmp_path, capsys):
         double, "export", "--prometheus", str(target), "--interval", "0.01", "--count", "3"
     )
     assert code == 0
-    assert prom_values(target) == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
+    assert prom_values(target) == {
+        "winbits_up": 0.0,
+        "winbits_exporter_poll_errors_total": 3.0,
+        "winbits_event_log_up": 0.0,
+    }
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("winbits: no state file ") and err[0].endswith(": counting from zero")
     assert len(err) == 2  # then the outage, said once
@@ -381,7 +385,11 @@ def test_a_one_shot_export_that_cannot_read_bits_writes_up_0_then_fails(double, 
     code, out = run(double, "export", "--prometheus", str(target))
     err = capsys.readouterr().err.splitlines()
     assert (code, out) == (1, "")
-    assert prom_values(target) == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 1.0}
+    assert prom_values(target) == {
+        "winbits_up": 0.0,
+        "winbits_exporter_poll_errors_total": 1.0,
+        "winbits_event_log_up": 0.0,
+    }
     assert err[-1].startswith("winbits: cannot read BITS: ")
 
 

@@ -411,7 +411,7 @@ def test_off_windows_the_command_says_so_once(capsys):
             ["bogus"],
             "winbits: unknown command 'bogus'; the commands are: "
             "list, watch, download, upload, show, set, cancel, complete, resume, suspend, wait, "
-            "prune, doctor, export",
+            "prune, doctor, history, export",
         ),
         (
             ["download", "--all-users", "http://h/x", "C:\\x"],
@@ -599,7 +599,11 @@ def test_the_exporter_says_whether_bits_answered(tmp_path):
         return prom_values(target)
 
     down = samples(None, Health(up=False, poll_errors=3))
-    assert down == {"winbits_up": 0.0, "winbits_exporter_poll_errors_total": 3.0}
+    assert down == {
+        "winbits_up": 0.0,
+        "winbits_exporter_poll_errors_total": 3.0,
+        "winbits_event_log_up": 0.0,
+    }
     up = samples(snapshot(record()), Health(up=True, last_success=1_700_000_000.5, poll_errors=3))
     assert up["winbits_up"] == 1.0 and up["winbits_exporter_poll_errors_total"] == 3.0
     assert up["winbits_exporter_last_success_timestamp_seconds"] == 1_700_000_000.5

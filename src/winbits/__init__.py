@@ -22,6 +22,7 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._file import File
+from ._history import History, Transfer, history
 from ._job import Job
 from ._manager import Manager, bits_version, connect
 from ._poller import Poller
@@ -75,6 +76,7 @@ __all__ = [
     "FileRange",
     "FileRecord",
     "HelperTokenFlags",
+    "History",
     "InvalidStateError",
     "Job",
     "JobError",
@@ -99,6 +101,8 @@ __all__ = [
     "SecurityFlags",
     "ServiceUnavailableError",
     "Snapshot",
+    "Transfer",
     "bits_version",
     "connect",
+    "history",
 ]

@@ -12,7 +12,9 @@ transfers (a mirror) does not count it again. A value in BITS that goes backward
 restarted, a file replaced) adds nothing and subtracts nothing. One exporter per state
 file: a second one is refused. A new series is shown at 0 once before its first value, so
 that Prometheus' increase() sees even a job that came and went between two writes.
-Pure Python, no COM.
+The files of jobs that came and went between two polls are counted from the Bits-Client
+event log (add_transfers), whose bookmark the state keeps with the counts, so that a
+restart neither misses nor repeats an event. Pure Python, no COM.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ import math
 import os
 import sys
 import tempfile
-from typing import IO, Any
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._types import JobType, Snapshot
 
+if TYPE_CHECKING:
+    from ._history import Transfer
+
 # 1 keyed files by URL and local name; 2 by local name alone; 3 counts uploads apart and
-# remembers the series not yet shown at 0.
-STATE_VERSION = 3
+# remembers the series not yet shown at 0; 4 keeps the event log's bookmark.
+STATE_VERSION = 4
 MAX_STATE_BYTES = 64 * 1024 * 1024  # far past what 100 servers and a day of jobs need
 MAX_SERVERS = 100  # a machine's content servers; more go to server="(other)"
 # The label of the servers past MAX_SERVERS: no host name can hold parentheses, so a
@@ -75,6 +81,9 @@ class Counters:
         # Whether this BITS reports peer statistics (IBackgroundCopyFile4), as last seen
         # on a file: kept while the queue is empty. None until a file was seen.
         self.peer_stats: bool | None = None
+        # The record id of the last Bits-Client event counted (the event log's bookmark),
+        # None until the event log was first read.
+        self.event_log: int | None = None
 
     def table(self, direction: str) -> dict[str, list[int]]:
         """The totals of one direction ("download" or "upload"), by server."""
@@ -137,6 +146,29 @@ class Counters:
                 del self.active[server]
                 self.fresh = {f for f in self.fresh if f[1] != server}
 
+    def add_transfers(
+        self, transfers: Iterable[Transfer], now: float, owner: str | None = None
+    ) -> int:
+        """Adds the file transfers the event log recorded for jobs no poll saw (the polls
+        stay authoritative for every job they saw); -> how many were added. `owner`: only
+        the events of this user (SID), as a poller of one user's jobs sees. The event
+        does not say the direction: they are counted as downloads."""
+        added = 0
+        for t in transfers:
+            if t.job_id is None or str(t.job_id) in self.jobs:
+                continue
+            if owner is not None and t.owner_sid != owner:
+                continue
+            peers = t.bytes_from_peers or 0
+            origin = t.bytes_from_origin or 0
+            moved = [t.bytes_transferred, origin, peers, int(t.completed)]
+            if any(moved):
+                server = self._server(server_of(t.url))
+                self._add("download", server, moved)
+                self.active[server] = now
+                added += 1
+        return added
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
@@ -147,6 +179,7 @@ class Counters:
             "active": self.active,
             "jobs": self.jobs,
             "peer_stats": self.peer_stats,
+            "event_log": self.event_log,
         }
 
     @classmethod
@@ -183,6 +216,10 @@ class Counters:
         if peer_stats is not None and type(peer_stats) is not bool:
             raise ValueError("peer_stats is not true, false or null")
         c.peer_stats = peer_stats
+        bookmark = data.get("event_log")
+        if bookmark is not None and (type(bookmark) is not int or bookmark < 0):
+            raise ValueError("the event log's bookmark is not a record id")
+        c.event_log = bookmark
         for job_id, entry in data["jobs"].items():
             seen = entry["seen"]
             if type(seen) not in (int, float) or not math.isfinite(seen):

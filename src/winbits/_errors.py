@@ -128,7 +128,7 @@ def _known(hresult: int) -> tuple[str, str] | None:
     return _NAMES.get(hresult)
 
 
-def _fallback_text(hresult: int) -> str:
+def hresult_text(hresult: int) -> str:
     """A text for a code nobody gave one for: the name and text winbits knows (an HTTP
     status says enough alone), else the bare code."""
     entry = _known(hresult)
@@ -146,7 +146,7 @@ class BitsError(OSError):
 
     def __init__(self, hresult: int, message: str | None = None) -> None:
         hresult &= 0xFFFFFFFF
-        text = message or _fallback_text(hresult)
+        text = message or hresult_text(hresult)
         super().__init__(errno.EACCES if hresult == 0x80070005 else None, text)
         self.hresult = hresult
 

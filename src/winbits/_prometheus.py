@@ -113,11 +113,13 @@ class _CountersCollector:
 @dataclass(eq=False)  # registered in a registry, which hashes it by identity
 class Health:
     """The exporter's own state: whether the last poll of BITS worked, when one last
-    did (Unix time), and how many have failed since the exporter started."""
+    did (Unix time), how many have failed since the exporter started, and whether the
+    last round read the Bits-Client event log."""
 
     up: bool = False
     last_success: float | None = None
     poll_errors: int = 0
+    event_log_up: bool = False
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -133,6 +135,12 @@ class Health:
             "winbits_exporter_poll_errors",
             "Polls of BITS that failed since the exporter started",
             value=self.poll_errors,
+        )
+        yield GaugeMetricFamily(
+            "winbits_event_log_up",
+            "1 if the last round read the Bits-Client event log (the files of jobs no poll "
+            "saw), 0 if it was not read (off, absent, not readable for this account)",
+            value=int(self.event_log_up),
         )
 
 

@@ -16,6 +16,7 @@ LDFLAGS = [
     "-luuid",
     "-lsecur32",
     "-lwinhttp",
+    "-lwevtapi",
     "-static-libgcc",
     "-static-libstdc++",
     "-static",

@@ -59,7 +59,7 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
 
 
 # The commands whose --json is one object, which says so when they fail as well.
-ONE_OBJECT = {"download", "upload", "set", "wait", "prune", "doctor", *VERBS}
+ONE_OBJECT = {"download", "upload", "set", "wait", "prune", "doctor", "history", *VERBS}
 
 
 def _failure(e: BaseException, args: argparse.Namespace | None) -> tuple[str, Exit]:

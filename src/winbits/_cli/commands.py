@@ -21,6 +21,7 @@ from .._job import Job
 from .._manager import Manager, connect
 from .._types import JobState, redact_url
 from .filters import Filters
+from .history import EventLogFeed
 from .loops import Outage, Stopper
 from .render import (
     changes_json,
@@ -274,6 +275,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
             raise Failure(str(e)) from None
         stop = held.enter_context(Stopper())
         outage, health = Outage(), Health()
+        # The event log is Windows' own BITS': not read for a test double (--clsid).
+        events = EventLogFeed(args.all_users) if args.event_log and not args.clsid else None
         bits: Manager | None = None
         for _ in stop.rounds(args.count, args.interval):
             problem = None
@@ -281,12 +284,15 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
                 if bits is None:
                     bits = held.enter_context(connect_for(args))
                     poller = bits.poller(args.all_users)
-                snap = poller.poll()
+                began = dt.datetime.now(dt.timezone.utc)  # events up to here: their jobs
+                snap = poller.poll()  # were in this poll, or had left the queue before it
                 health.up, health.last_success = True, time.time()
                 counters.update(snap, health.last_success)
+                if events is not None:
+                    health.event_log_up = events.feed(counters, began, health.last_success)
             except BitsError as e:  # the file says so: bits_up 0, counters kept
                 problem = f"cannot read BITS: {e}"
-                snap, health.up = None, False
+                snap, health.up, health.event_log_up = None, False, False
                 health.poll_errors += 1
             zero = counters.take_fresh()  # new series: at 0 in this file, counted after
             try:  # the state first: a crash between the two never counts a byte twice

@@ -14,7 +14,7 @@ from .._types import (
     HelperTokenFlags,
     JobPriority,
 )
-from . import commands, doctor, transfer
+from . import commands, doctor, history, transfer
 from .filters import add_filters
 from .usage import UsageError
 
@@ -32,6 +32,7 @@ COMMANDS = (
     "wait",
     "prune",
     "doctor",
+    "history",
     "export",
 )
 
@@ -406,6 +407,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=doctor.cmd_doctor)
 
     p = sub.add_parser(
+        "history",
+        parents=[result],
+        help="what BITS transferred, and how much came from peers, from its event log",
+        description="The file transfers the Microsoft-Windows-Bits-Client/Operational event "
+        "log recorded (event 60: one per stop of a file's transfer), and per server (or job) "
+        "the bytes, the bytes from peers and the peer share: what BranchCache saved, "
+        "including jobs that no poll saw. Reading it may need an administrator or Event Log "
+        "Readers.",
+    )
+    p.add_argument(
+        "--since",
+        type=history.moment,
+        metavar="WHEN",
+        help="from this time: 7d, 12h (ago), or 2026-12-01[T08:00] (local time); default: "
+        "the log's first event",
+    )
+    p.add_argument(
+        "--until", type=history.moment, metavar="WHEN", help="to this time (default: now)"
+    )
+    p.add_argument(
+        "--by",
+        choices=("server", "job"),
+        default="server",
+        help="the summary per server (default) or per job",
+    )
+    p.set_defaults(run=history.cmd_history)
+
+    p = sub.add_parser(
         "prune",
         parents=[clsid, users, result],
         help="cancel the jobs every filter given matches",
@@ -439,6 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also a series per job and per file (for small queues and debugging: "
         "every job is a new series)",
+    )
+    p.add_argument(
+        "--event-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also count the files of jobs that came and went between two polls, from the "
+        "Bits-Client event log (default: on where it can be read; never with --clsid)",
     )
     p.set_defaults(run=commands.cmd_export)
     return parser
