@@ -10,7 +10,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import windows_only
+from conftest import running_on_wine, windows_only
 
 from winbits._cli import doctor
 from winbits._types import JobProgress, JobRecord, JobState, JobTimes
@@ -59,6 +59,17 @@ def test_the_version_names_what_it_lacks_and_branchcache_says_when_peers_cannot_
     assert missing.status == "problem" and "origin" in missing.text
     assert doctor.branchcache_check((4, 2), (10, 3)).status == "ok"
     assert doctor.branchcache_check((1, 4), (10, 3)).status == "problem"
+
+
+def test_the_event_log_line_says_whether_transfers_are_recorded_and_how_to_turn_it_on():
+    assert doctor.event_log_check(True).status == "ok"
+    off = doctor.event_log_check(False)
+    assert off.status == "problem" and "turned off" in off.text
+    assert (
+        off.fix
+        == "wevtutil sl Microsoft-Windows-Bits-Client/Operational /e:true (as an administrator)"
+    )
+    assert doctor.event_log_check(DENIED).status == "unknown"
 
 
 def test_the_proxy_line_says_how_jobs_reach_servers():
@@ -127,10 +138,12 @@ def test_doctor_runs_to_the_end_under_wine_and_says_what_it_lacks():
     print(r.stdout)
     assert "Traceback" not in r.stderr and r.stdout.strip().endswith(("found", "found\n"))
     names = [line.split()[1] for line in r.stdout.splitlines()[:-1] if not line.startswith(" ")]
-    assert set(names) >= {"service", "version", "account", "proxy", "branchcache", "queue"}
+    assert set(names) >= {"service", "version", "account", "proxy", "branchcache", "event", "queue"}
     r2 = run("--json")
     report = json.loads(r2.stdout)
     assert report["schema_version"] == 1 and report["command"] == "doctor"
     assert r2.returncode == (0 if report["ok"] else 1) == r.returncode
     statuses = {c["name"]: c["status"] for c in report["checks"]}
     assert statuses["version"] == "ok"  # BITS answers, whatever version it gives
+    if running_on_wine():  # Wine has no event log: it cannot be read
+        assert statuses["event log"] == "unknown"

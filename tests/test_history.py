@@ -326,6 +326,10 @@ def polled(*job_ids: uuid.UUID) -> winbits.Snapshot:
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
+def feed_of(channel, all_users: bool = True, on: bool = True) -> cli_history.EventLogFeed:
+    return cli_history.EventLogFeed(all_users, reader=channel, enabled=lambda: on)
+
+
 def test_the_exporter_counts_the_files_no_poll_saw_and_only_those():
     counters = Counters()
     counters.event_log = 1199
@@ -333,7 +337,7 @@ def test_the_exporter_counts_the_files_no_poll_saw_and_only_those():
     channel = Channel(
         event("3.xml"), event("60-v1-seen.xml"), event("60-v1-unseen.xml"), event("60-v1-error.xml")
     )
-    feed = cli_history.EventLogFeed(all_users=True, reader=channel)
+    feed = feed_of(channel, all_users=True)
     assert feed.feed(counters, NOW, 1.0)
     # seen: 4000000 (1000000 from origin, 3000000 from peers), once, from the poll;
     # unseen: 1048576 (262144 + 786432) from its event; the error moved nothing
@@ -347,7 +351,7 @@ def test_a_restart_between_two_events_neither_misses_nor_repeats_one(tmp_path):
     path = str(tmp_path / "bits.winbits-state.json")
     channel = Channel(event("3.xml"))
     first = Counters()
-    feed = cli_history.EventLogFeed(all_users=True, reader=channel)
+    feed = feed_of(channel, all_users=True)
     assert feed.feed(first, NOW, 0.0)  # the first read: the bookmark is set at now
     assert (first.event_log, first.totals) == (1200, {})
     channel.events.append(event("60-v1-unseen.xml"))
@@ -356,7 +360,7 @@ def test_a_restart_between_two_events_neither_misses_nor_repeats_one(tmp_path):
     channel.events.append(with_record(event("60-v1-unseen.xml"), 1300).replace("-0002}", "-0009}"))
     again, warning = _counters.load(path)  # a restarted exporter
     assert warning is None and again.event_log == 1202
-    assert cli_history.EventLogFeed(all_users=True, reader=channel).feed(again, NOW, 2.0)
+    assert feed_of(channel, all_users=True).feed(again, NOW, 2.0)
     assert again.totals == {"cdn.example.org": [2 * 1048576, 2 * 262144, 2 * 786432, 2]}
     assert again.event_log == 1300
 
@@ -365,7 +369,7 @@ def test_events_written_after_the_poll_began_wait_for_the_next_round():
     counters = Counters()
     counters.event_log = 1199
     channel = Channel(event("60-v1-unseen.xml"))  # written at 10:00:05.5
-    feed = cli_history.EventLogFeed(all_users=True, reader=channel)
+    feed = feed_of(channel, all_users=True)
     assert feed.feed(counters, dt.datetime(2026, 12, 1, 10, 0, 5, tzinfo=UTC), 0.0)
     assert (counters.totals, counters.event_log) == ({}, 1199)
     assert feed.feed(counters, NOW, 1.0)
@@ -376,7 +380,7 @@ def test_a_cleared_channel_is_read_again_from_its_first_event():
     counters = Counters()
     counters.event_log = 90000  # before the log was cleared
     channel = Channel(event("60-v1-unseen.xml"))
-    assert cli_history.EventLogFeed(all_users=True, reader=channel).feed(counters, NOW, 0.0)
+    assert feed_of(channel, all_users=True).feed(counters, NOW, 0.0)
     assert counters.totals["cdn.example.org"][0] == 1048576 and counters.event_log == 1202
 
 
@@ -384,7 +388,7 @@ def test_a_poller_of_one_user_counts_that_users_events_only():
     counters = Counters()
     counters.event_log = 0
     channel = Channel(event("60-v1-unseen.xml"), event("60-v0.xml").replace(ALICE, "S-1-5-18"))
-    feed = cli_history.EventLogFeed(all_users=False, reader=channel)
+    feed = feed_of(channel, all_users=False)
     feed._owner = "S-1-5-18"
     assert feed.feed(counters, NOW, 0.0)
     assert list(counters.totals) == ["old.example.net"]
@@ -395,12 +399,24 @@ def test_an_unreadable_log_says_so_once_and_the_polls_go_on(capsys):
         raise _history._error(_oserror(120))
 
     counters = Counters()
-    feed = cli_history.EventLogFeed(all_users=True, reader=absent)
+    feed = feed_of(absent, all_users=True)
     assert not feed.feed(counters, NOW, 0.0)
     assert not feed.feed(counters, NOW, 1.0)
     err = capsys.readouterr().err
     assert err.count("event log is not read") == 1 and "no Bits-Client event log" in err
     assert counters.event_log is None
+
+
+def test_a_log_turned_off_is_read_and_says_how_to_turn_it_on_once(capsys):
+    counters = Counters()
+    counters.event_log = 0
+    feed = feed_of(Channel(event("60-v1-unseen.xml")), on=False)
+    assert not feed.feed(counters, NOW, 0.0)  # winbits_event_log_up 0: nothing new comes
+    assert not feed.feed(counters, NOW, 1.0)
+    assert counters.totals["cdn.example.org"][0] == 1048576  # what it holds still counts
+    err = capsys.readouterr().err
+    assert err.count("turned off") == 1
+    assert "wevtutil sl Microsoft-Windows-Bits-Client/Operational /e:true" in err
 
 
 def _oserror(code: int) -> OSError:

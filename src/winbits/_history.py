@@ -96,9 +96,9 @@ def parse_time(text: str) -> dt.datetime:
     m = _TIME.match(text.strip())
     if m is None:
         raise ValueError(f"not an event time: {text!r}")
-    *parts, fraction = m.groups()
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    return dt.datetime(*map(int, parts), micro, tzinfo=dt.timezone.utc)  # type: ignore[misc]
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    return dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=dt.timezone.utc)
 
 
 def _number(data: dict[str, str], name: str) -> int | None:

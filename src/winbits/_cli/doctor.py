@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO, TypeVar
 
+from .. import _history
 from .._errors import ADVICE, BitsError
 from .._types import JobRecord, JobState
 from .render import SCHEMA_VERSION, format_duration
@@ -175,6 +176,22 @@ def branchcache_check(
     return Check("branchcache", "ok", text)
 
 
+def event_log_check(enabled: bool | OSError) -> Check:
+    """Whether the Bits-Client event log records transfers (winbits history, and the
+    exporter's count of jobs no poll saw, read it)."""
+    if isinstance(enabled, OSError):
+        return Check("event log", "unknown", f"it cannot be read: {_why(enabled)}")
+    if not enabled:
+        return Check(
+            "event log",
+            "problem",
+            f"the {_history.CHANNEL} log is turned off: no transfer is recorded, and winbits "
+            "history and export see only the jobs still in the queue",
+            f"{_history.TURN_ON} (as an administrator)",
+        )
+    return Check("event log", "ok", f"{_history.CHANNEL} records every transfer")
+
+
 def queue_checks(
     jobs: list[JobRecord] | OSError, errors: dict[str, str], now: dt.datetime
 ) -> list[Check]:
@@ -242,6 +259,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
         logon_check(_read(_native.process_identity)),
         proxy_check(_read(_native.ie_proxy)),
         branchcache_check(_read(lambda: _native.service_status("PeerDistSvc")), version),
+        event_log_check(_read(_history.enabled)),
     ]
     errors: dict[str, str] = {}
     jobs: list[JobRecord] | OSError

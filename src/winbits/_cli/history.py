@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -19,6 +19,11 @@ from .._types import redact_url
 from .filters import duration
 from .render import format_bytes, iso, result_json
 from .usage import Exit, Failure, UsageError, say
+
+OFF = (
+    f"the {_history.CHANNEL} event log is turned off: BITS records no new transfers; turn "
+    f"it on (as an administrator) with: {_history.TURN_ON}"
+)
 
 
 def moment(text: str) -> dt.datetime:
@@ -140,10 +145,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         raise Failure(str(e.strerror), Exit.UNAVAILABLE) from None
     try:
         if not _history.enabled():
-            say(
-                f"the {_history.CHANNEL} event log is turned off: BITS records no new "
-                f"transfers; turn it on (as an administrator): {_history.TURN_ON}"
-            )
+            say(OFF)
     except BitsError:
         pass  # whether it is on cannot be read: what was read is shown all the same
     if records.skipped:
@@ -178,9 +180,15 @@ class EventLogFeed:
     the log cannot be read it says so once (until it can again), and the polls go on
     counting alone."""
 
-    def __init__(self, all_users: bool, reader: _history.Reader = _history.read) -> None:
+    def __init__(
+        self,
+        all_users: bool,
+        reader: _history.Reader = _history.read,
+        enabled: Callable[[], bool] = _history.enabled,
+    ) -> None:
         self.all_users = all_users
         self.reader = reader
+        self.enabled = enabled
         self._owner: str | None = None
         self._said: str | None = None
 
@@ -197,20 +205,30 @@ class EventLogFeed:
 
     def feed(self, counters: Counters, until: dt.datetime, now: float) -> bool:
         """Counts what is new up to `until` (when the round's poll began); -> whether the
-        log was read."""
+        log was read and is recording (a log turned off is read, but records nothing
+        new: it says so, with how to turn it on)."""
         try:
             transfers, counters.event_log, skipped = _history.read_new(
                 counters.event_log, until, self.reader
             )
             owner = self.owner()
+            recording = self.enabled()
         except (BitsError, OSError) as e:
-            why = str(e.strerror or e)
-            if why != self._said:
-                say(f"the Bits-Client event log is not read, the polls count alone: {why}")
-                self._said = why
+            self._say_once(
+                f"the Bits-Client event log is not read, the polls count alone: {e.strerror or e}"
+            )
             return False
         counters.add_transfers(transfers, now, owner)
         if skipped:
             say(f"{skipped} event(s) of the Bits-Client event log are unreadable: left out")
+        if not recording:
+            self._say_once(OFF)
+            return False
         self._said = None
         return True
+
+    def _say_once(self, message: str) -> None:
+        """Says it, unless it was the last thing said (an outage is one line)."""
+        if message != self._said:
+            say(message)
+            self._said = message
