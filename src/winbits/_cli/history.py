@@ -125,13 +125,14 @@ def _summary_lines(summaries: list[Summary], by: str) -> list[str]:
         peers = "?" if s.from_peers is None else format_bytes(s.from_peers)
         rows.append((s.key, str(s.files), format_bytes(s.bytes), peers, share))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
+    lines = []
+    for row in rows:
+        cells = (
             c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
-        for r in rows
-    ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
