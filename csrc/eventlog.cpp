@@ -6,6 +6,7 @@
 
 #include <winevt.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -58,9 +59,8 @@ DWORD render_xml(EVT_HANDLE event, std::vector<wchar_t>& buffer, std::wstring& o
                          &count);
     };
     if (!render()) {
-        DWORD e = GetLastError();
-        if (e != ERROR_INSUFFICIENT_BUFFER)
-            return e ? e : ERROR_CALL_NOT_IMPLEMENTED;
+        if (DWORD e = last_error(); e != ERROR_INSUFFICIENT_BUFFER)
+            return e;
         buffer.resize(used / sizeof(wchar_t) + 1);
         if (!render())
             return last_error();
@@ -86,9 +86,9 @@ DWORD read_events(const wchar_t* channel, const wchar_t* xpath, size_t limit, bo
         DWORD want = static_cast<DWORD>(std::min<size_t>(kBatch, limit - events.size()));
         SetLastError(0);
         if (!EvtNext(results.h, want, batch.h, kNextTimeoutMs, 0, &batch.n)) {
-            DWORD e = GetLastError();
-            batch.n = 0;
-            return e == ERROR_NO_MORE_ITEMS ? 0 : (e ? e : ERROR_CALL_NOT_IMPLEMENTED);
+            batch.n = 0;  // none returned
+            DWORD e = last_error();
+            return e == ERROR_NO_MORE_ITEMS ? 0 : e;
         }
         for (DWORD i = 0; i < batch.n; ++i) {
             events.emplace_back();
