@@ -13,6 +13,8 @@ docs/testbed.md; the code, by concern: tools/testbed/.
   python3 tools/wine.py lint     ruff, mypy --strict, validate-pyproject, actionlint, zizmor,
                                  clang-format, references to files
   python3 tools/wine.py wheel    the cp310-abi3-win_amd64 wheel of the cross-built module
+  python3 tools/wine.py docs     the documentation site (offline, warnings as errors) into
+                                 build/docs/html
 
 Each subcommand first does the steps it depends on.
 """
@@ -24,7 +26,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from testbed import build, lint, provision, runner, wheel
+from testbed import build, docs, lint, provision, runner, wheel
 from testbed.common import PYTHONS, log
 
 
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--python", choices=list(PYTHONS), default="3.12")
     sub.add_parser("lint", help="ruff, mypy, validate-pyproject, actionlint, zizmor, clang-format")
     sub.add_parser("wheel", help="the cp310-abi3-win_amd64 wheel, from the cross-built module")
+    sub.add_parser("docs", help="the documentation site (Sphinx, MyST, furo) into build/docs/html")
     p = sub.add_parser("bench", help="benchmarks: winbits vs pywin32, comtypes, ctypes")
     p.add_argument("--python", choices=list(PYTHONS), default="3.12")
     p.add_argument("args", nargs=argparse.REMAINDER, help="-- then bench.py's arguments")
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": runner.bench,
         "lint": lambda a: lint.lint(),
         "wheel": lambda a: _done(wheel.wheel),
+        "docs": lambda a: docs.docs(),
     }
     try:
         return commands[args.command](args)

@@ -1,6 +1,6 @@
 """winbits: read and drive Windows' Background Intelligent Transfer Service (BITS)
 natively, including how many bytes of each download came from peers (BranchCache)
-through IBackgroundCopyFile4::GetPeerDownloadStats.
+through IBackgroundCopyFile4::GetPeerDownloadStats::
 
     import winbits
     with winbits.connect() as bits:

@@ -234,7 +234,7 @@ class Manager:
         """A poller: its first poll() is a snapshot; each further poll() asks BITS again
         only for what can have moved (a couple of calls per job when nothing did).
         ``threads``: jobs are read side by side on up to that many threads, each taking
-        4 jobs at least (round trips to the service overlap; see the README's figures)."""
+        4 jobs at least (round trips to the service overlap; see docs/performance.md)."""
         if not isinstance(all_users, bool):
             raise TypeError("all_users must be bool")
         return Poller(self._native.poller(all_users), threads)

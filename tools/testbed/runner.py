@@ -212,7 +212,7 @@ def demo(args: argparse.Namespace) -> int:
         code = wine_python(args.python, ["-m", "winbits"], timeout=120)
         if code != 0:
             return code
-        # Two one-shot exports of the same queue, counting from zero (the README's sample):
+        # Two one-shot exports of the same queue, counting from zero (docs/prometheus.md):
         # the first shows each new series at 0, the second its value.
         prom = dest.parent / "bits.prom"
         (dest.parent / "bits.winbits-state.json").unlink(missing_ok=True)
@@ -232,7 +232,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _demo_driving(args: argparse.Namespace, server: Any, folder: Path) -> int:
-    """The README's "Driving a job" run: a download the server serves only with Basic
+    """The "Driving a job" run of docs/driving.md: a download the server serves only with Basic
     credentials, a custom header, BranchCache off; then `show` of that job."""
     import rangeserver
 

@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", parents=[clsid, users], help="a table of jobs and their files")
-    p.add_argument("--json", action="store_true", help="JSON (keys documented in the README)")
+    p.add_argument("--json", action="store_true", help="JSON (keys documented in docs/json.md)")
     add_filters(p)
     p.set_defaults(run=commands.cmd_list)
 

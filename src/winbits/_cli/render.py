@@ -86,7 +86,7 @@ def iso(moment: dt.datetime | None) -> str | None:
 
 
 def job_json(job: JobRecord) -> dict[str, Any]:
-    """A job as the documented JSON object (README: "JSON output")."""
+    """A job as the documented JSON object (docs/json.md)."""
     p = job.progress
     state = job.state
     return {

@@ -1,7 +1,7 @@
-"""Every code block in the README runs as written: the Python blocks under Windows
-Python against the real BITS (the download's URL and folder pointed at a loopback
-server and a temporary folder), and every `winbits` command line and option the README
-shows is one the command knows (its --help)."""
+"""Every code block in the README and the documentation pages (docs/*.md) runs as
+written: the Python blocks under Windows Python against the real BITS (the download's
+URL and folder pointed at a loopback server and a temporary folder), and every `winbits`
+command line and option they show is one the command knows (its --help)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ import pytest
 from conftest import windows_only
 from rangeserver import make_payload
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"^```(\w*)\n(.*?)^```", README, re.S | re.M)
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {
+    p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+    for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+}
+BLOCKS = [
+    b for text in PAGES.values() for b in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+]
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
 
 
@@ -33,11 +39,12 @@ def run_python(code: str, cwd: Path, env: dict[str, str]) -> subprocess.Complete
     )
 
 
-def test_the_readme_has_the_blocks_this_test_runs():
-    assert len(PYTHON) == 4
-    assert "https://example.com/big.iso" in PYTHON[0]
-    assert "download_async" in PYTHON[1]  # "Waiting in asyncio"
-    assert "DOWNLOAD_PASSWORD" in PYTHON[2]  # "Driving a job"
+def test_the_docs_have_the_blocks_this_test_runs():
+    assert len(PYTHON) == 5
+    assert "https://example.com/big.iso" in PYTHON[0]  # the README's tour
+    assert sum("download_async" in code for code in PYTHON) == 1  # "Waiting in asyncio"
+    assert sum("DOWNLOAD_PASSWORD" in code for code in PYTHON) == 1  # "Driving a job"
+    assert sum("print(winbits.bits_version())" in code for code in PYTHON) == 1  # the start
     assert all("import time" in code for code in PYTHON if "time." in code)
 
 
@@ -62,9 +69,9 @@ def test_a_python_block_runs(index, server, serve, tmp_path):
     for name in ("big.iso", "big2.iso", "big3.iso", "big4.iso"):
         if "Downloads\\" + name in PYTHON[index]:  # a file the block downloads to
             assert (tmp_path / name).read_bytes() == payload
-    if index == 0:
+    if "print(winbits.bits_version())" in code:
         assert r.stdout.strip().splitlines()[-1].startswith("(")  # bits_version()
-    if index == 1:  # the download's bytes, then the progress, ending with all of it
+    if "download_async" in code:  # the download's bytes, then the progress, ending with all of it
         lines = r.stdout.strip().splitlines()
         assert lines[0] == str(len(payload))
         assert lines[-1] == f"{len(payload)} bytes, 1 file(s)"
@@ -74,14 +81,15 @@ def test_a_python_block_runs(index, server, serve, tmp_path):
 
 
 def shown_commands() -> list[list[str]]:
-    """Each `winbits ...` command line the README shows, in a block or in the table."""
+    """Each `winbits ...` command line the pages show, in a block or in a table."""
     lines: list[str] = []
     for lang, code in BLOCKS:
         if lang == "":  # where a block shows prompts, the rest of it is output
             rows = code.splitlines()
             prompted = [row[2:] for row in rows if row.startswith("$ ")]
             lines += prompted or rows
-    lines += re.findall(r"^\| `(winbits [^`]*)`", README, re.M)
+    for text in PAGES.values():
+        lines += re.findall(r"^\| `(winbits [^`]*)`", text, re.M)
     found = []
     for line in lines:
         if line == "winbits" or line.startswith("winbits "):
@@ -90,13 +98,13 @@ def shown_commands() -> list[list[str]]:
     return found
 
 
-def test_the_readme_shows_every_command():
+def test_the_docs_show_every_command():
     commands = {words[0].split("|")[0] for words in shown_commands() if words}
     assert {"list", "watch", "download", "cancel", "export", "--version"} <= commands
 
 
 @windows_only
-def test_every_command_and_option_the_readme_shows_is_known():
+def test_every_command_and_option_the_docs_show_is_known():
     for words in shown_commands():
         if not words or words[0] == "--version":
             continue
