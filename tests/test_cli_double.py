@@ -57,8 +57,9 @@ def test_list_json_has_exact_peer_numbers_and_shares(double):
     assert (a["from_origin"], a["from_peers"], a["peer_percent"]) == (2**40 - 2**38, 2**38, 25.0)
     assert (b["from_peers"], b["peer_percent"]) == (0, 0.0)
     assert jobs["peers"]["state"] == "TRANSFERRED"
-    assert jobs["empty"]["files"] == [] and jobs["empty"]["files_total"] == 0
-    assert jobs["sizing"]["bytes_total"] is None and jobs["sizing"]["percent"] is None
+    assert jobs["empty"]["files"] == [] and jobs["empty"]["progress"]["files_total"] == 0
+    sizing = jobs["sizing"]["progress"]
+    assert sizing["bytes_total"] is None and sizing["percent"] is None
     assert jobs["sizing"]["files"][0]["bytes_total"] is None
 
 

@@ -66,14 +66,19 @@ def test_job_json_is_the_documented_shape():
         "name": 'upd "x" \\ y',
         "owner": "S-1-5-21-7",
         "state": "TRANSFERRING",
-        "bytes_total": None,
-        "bytes_transferred": 3072,
-        "percent": None,
-        "files_total": 3,
-        "files_transferred": 1,
-        "created": "2026-01-02T03:04:05Z",
-        "modified": "2026-01-02T03:04:06.500000Z",
-        "transfer_completed": None,
+        "type": "DOWNLOAD",
+        "progress": {
+            "bytes_total": None,
+            "bytes_transferred": 3072,
+            "files_total": 3,
+            "files_transferred": 1,
+            "percent": None,
+        },
+        "times": {
+            "created": "2026-01-02T03:04:05Z",
+            "modified": "2026-01-02T03:04:06.500000Z",
+            "transfer_completed": None,
+        },
         "files": [
             {
                 "remote_name": "http://h/a",
@@ -111,7 +116,7 @@ def test_job_json_is_the_documented_shape():
 
 def test_json_of_a_job_without_files_or_times():
     j = render.job_json(record(files=(), times=None, progress=JobProgress(0, 0, 0, 0)))
-    assert (j["files"], j["created"], j["percent"]) == ([], None, 100.0)
+    assert (j["files"], j["times"], j["progress"]["percent"]) == ([], None, 100.0)
 
 
 def test_watch_json_line_holds_the_changes():

@@ -510,6 +510,11 @@ def test_set_changes_what_its_options_give_and_show_reads_it_back(double):
     assert shown["peer_caching"] == ["DISABLE_BRANCH_CACHE"]
     assert shown["files"][0]["bytes_transferred"] == 40
     assert shown["id"] == str(uuid.UUID(job_id))
+    # list --json gives the same record: every key of its job is in show's, the same
+    code, out, _ = cli_double(double, "list", "--json")
+    (listed,) = [j for j in json.loads(out)["jobs"] if j["id"] == shown["id"]]
+    assert {k: shown[k] for k in listed} == listed
+    assert set(listed) == {"id", "name", "owner", "state", "type", "progress", "times", "files"}
     code, out, err = cli_double(double, "set", job_id[1:9], "--branchcache", "--no-proxy")
     assert code == 0, err
     code, out, _ = cli_double(double, "show", job_id[1:9])

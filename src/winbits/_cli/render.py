@@ -85,23 +85,27 @@ def iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def progress_json(p: JobProgress) -> dict[str, Any]:
+    """A job's progress, the same in list, watch and show."""
+    return {**p._asdict(), "percent": percent(p.bytes_transferred, p.bytes_total)}
+
+
+def times_json(t: JobTimes | None) -> dict[str, Any] | None:
+    """A job's times, the same in list, watch and show; None where BITS gives none."""
+    return None if t is None else {k: iso(v) for k, v in t._asdict().items()}
+
+
 def job_json(job: JobRecord) -> dict[str, Any]:
-    """A job as the documented JSON object (docs/json.md)."""
-    p = job.progress
-    state = job.state
+    """A job as the documented JSON object (docs/json.md): the keys show --json has too,
+    with the same shapes."""
     return {
         "id": str(job.id),
         "name": job.name,
         "owner": job.owner,
-        "state": str(state),  # the name (JobState prints it), or the number BITS gave
-        "bytes_total": p.bytes_total,
-        "bytes_transferred": p.bytes_transferred,
-        "percent": percent(p.bytes_transferred, p.bytes_total),
-        "files_total": p.files_total,
-        "files_transferred": p.files_transferred,
-        "created": iso(job.times.created) if job.times else None,
-        "modified": iso(job.times.modified) if job.times else None,
-        "transfer_completed": iso(job.times.transfer_completed) if job.times else None,
+        "state": str(job.state),  # the name (JobState prints it), or the number BITS gave
+        "type": str(job.type),
+        "progress": progress_json(job.progress),
+        "times": times_json(job.times),
         "files": [file_json(f) for f in job.files],
     }
 
@@ -141,10 +145,12 @@ def properties_json(props: JobProperties, files: list[FileRecord]) -> dict[str, 
     for name, value in props._asdict().items():
         if name == "id" or isinstance(value, uuid.UUID):
             value = str(value)
-        elif isinstance(value, (JobProgress, JobError)):
+        elif isinstance(value, JobProgress):
+            value = progress_json(value)
+        elif isinstance(value, JobError):
             value = value._asdict()
         elif isinstance(value, JobTimes):
-            value = {k: iso(v) for k, v in value._asdict().items()}
+            value = times_json(value)
         elif isinstance(value, ProxySettings):
             value = {"usage": str(value.usage), "proxies": value.proxies, "bypass": value.bypass}
         elif isinstance(value, CostFlags):
@@ -233,8 +239,9 @@ def table_rows(jobs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     """A row per job, then a row per file under it (its name indented)."""
     rows: list[tuple[str, ...]] = []
     for j in jobs:
-        done, total = j["bytes_transferred"], j["bytes_total"]
-        n, n_done = j["files_total"], j["files_transferred"]
+        p = j["progress"]
+        done, total = p["bytes_transferred"], p["bytes_total"]
+        n, n_done = p["files_total"], p["files_transferred"]
         rows.append(
             (
                 visible(j["name"]),  # escaped here too, to measure the columns as shown
