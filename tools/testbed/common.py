@@ -23,6 +23,16 @@ PYTHONS = {"3.10": "3.10.1", "3.11": "3.11.1", "3.12": "3.12.1", "3.13": "3.13.1
 OLDEST = "3.10"  # abi3 is compiled against the oldest headers it targets (docs/testbed.md)
 
 
+def requirements(name: str) -> list[str]:
+    """The pinned tools of the file NAME.txt in tools/requirements/ (where Dependabot
+    keeps them current); [] where there is no such file."""
+    path = ROOT / "tools" / "requirements" / f"{name}.txt"
+    if not path.exists():
+        return []
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def log(msg: str) -> None:
     print(f"[wine.py] {msg}", flush=True)
 

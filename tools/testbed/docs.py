@@ -12,10 +12,10 @@ import re
 import shutil
 import sys
 
-from .common import BUILD, CACHE, ROOT, log, run
+from .common import BUILD, CACHE, ROOT, log, requirements, run
 from .provision import ensure_venv
 
-DOCS_TOOLS = ["sphinx==9.0.4", "myst-parser==5.2.0", "furo==2025.12.19"]
+DOCS_TOOLS = requirements("docs")
 DOCS_VENV = CACHE / "docs-venv"
 STAGE = BUILD / "docs-src"  # the pages as Sphinx reads them
 SITE_DIR = ROOT / "build" / "docs" / "html"

