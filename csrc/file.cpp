@@ -76,7 +76,7 @@ PyObject* file_ranges(PyObject* self, PyObject*) {
 }
 
 // File6 (on-demand jobs, BITS 10.1): the ranges downloaded so far, merged and in order.
-PyObject* file_filled_ranges(PyObject* self, PyObject*) {
+PyObject* file_filled_file_ranges(PyObject* self, PyObject*) {
     FileObject* f = as_file(self);
     return read_property<FileRanges>(
         self,
@@ -89,7 +89,7 @@ PyObject* file_filled_ranges(PyObject* self, PyObject*) {
 }
 
 // File6::RequestFileRanges([(offset, length)]): these first.
-PyObject* file_request_ranges(PyObject* self, PyObject* arg) {
+PyObject* file_request_file_ranges(PyObject* self, PyObject* arg) {
     std::vector<BG_FILE_RANGE> ranges;
     if (!read_ranges(arg, ranges))
         return nullptr;
@@ -145,9 +145,9 @@ PyMethodDef file_methods[] = {
     {"ranges", file_ranges, METH_NOARGS,
      "IBackgroundCopyFile2::GetFileRanges -> [(offset, length)]"},
     {"set_remote_name", file_set_remote_name, METH_O, "IBackgroundCopyFile2::SetRemoteName(url)"},
-    {"filled_ranges", file_filled_ranges, METH_NOARGS,
+    {"filled_file_ranges", file_filled_file_ranges, METH_NOARGS,
      "IBackgroundCopyFile6::GetFilledFileRanges -> [(offset, length)]"},
-    {"request_ranges", file_request_ranges, METH_O,
+    {"request_file_ranges", file_request_file_ranges, METH_O,
      "IBackgroundCopyFile6::RequestFileRanges([(offset, length)])"},
     {"update_download_position", file_update_position, METH_O,
      "IBackgroundCopyFile6::UpdateDownloadPosition(offset)"},

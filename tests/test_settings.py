@@ -943,7 +943,7 @@ def test_token_options_and_file6_name_the_bits_version_that_brings_them(double):
             job.set_helper_token()
         assert job.properties().helper_token_flags is None
         with pytest.raises(winbits.NotSupportedError, match=r"IBackgroundCopyFile6 \(BITS 10\.1\)"):
-            job.files()[0].request_ranges([(0, 5)])
+            job.files()[0].request_file_ranges([(0, 5)])
     code, _, err = cli_double(double, "set", job_id, "--helper-token", "local-file")
     assert code == 1 and "IBitsTokenOptions (BITS 4.0)" in err
 
@@ -977,16 +977,16 @@ def test_an_on_demand_file_takes_ranges_and_says_what_it_holds(double):
     double.add_file(job_id, "http://h/big", "C:\\big", total=100, transferred=40)
     with winbits.connect(double.clsid()) as bits:
         f = bits.get_job(uuid.UUID(job_id)).files()[0]
-        assert f.filled_ranges == [winbits.FileRange(0, 40)]
+        assert f.filled_file_ranges == [winbits.FileRange(0, 40)]
         double.clear_calls()
-        f.request_ranges([(90, None), (50, 10)])
+        f.request_file_ranges([(90, None), (50, 10)])
         f.update_download_position(60)
-        assert double.calls() == {  # File6 was asked for once, by filled_ranges
+        assert double.calls() == {  # File6 was asked for once, by filled_file_ranges
             "File.RequestFileRanges": 1,
             "File.UpdateDownloadPosition": 1,
         }
         with pytest.raises(winbits.BitsError) as bad:
-            f.request_ranges([(95, 10)])  # past the end of the file
+            f.request_file_ranges([(95, 10)])  # past the end of the file
         assert bad.value.hresult == 0x8020002C  # BG_E_INVALID_RANGE
         with pytest.raises(ValueError, match="overlap"):
-            f.request_ranges([(0, 10), (5, 10)])
+            f.request_file_ranges([(0, 10), (5, 10)])

@@ -78,20 +78,20 @@ class File:
             return checks.parse_headers(self._native.http_response_headers())
 
     @property
-    def filled_ranges(self) -> list[FileRange]:
+    def filled_file_ranges(self) -> list[FileRange]:
         """The parts of an on-demand job's file downloaded so far, merged and in order
         (BITS 10.1, IBackgroundCopyFile6::GetFilledFileRanges)."""
         with FILE6:
-            raw = self._native.filled_ranges()
+            raw = self._native.filled_file_ranges()
         return _ranges(raw)
 
-    def request_ranges(self, ranges: Sequence[tuple[int, int | None]]) -> None:
+    def request_file_ranges(self, ranges: Sequence[tuple[int, int | None]]) -> None:
         """Ask an on-demand job (``job.on_demand = True``) for these (offset, length)
         parts first, length None for "to the end" (BITS 10.1, RequestFileRanges). They may
         overlap parts already there; BITS splits them."""
         checked = checks.file_ranges(ranges)
         with FILE6:
-            self._native.request_ranges(checked)
+            self._native.request_file_ranges(checked)
 
     def update_download_position(self, offset: int) -> None:
         """Ask an on-demand job for what is missing from ``offset`` on first (BITS 10.1,
