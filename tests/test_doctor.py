@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import struct
 import subprocess
 import sys
 import uuid
@@ -72,11 +73,39 @@ def test_the_event_log_line_says_whether_transfers_are_recorded_and_how_to_turn_
     assert doctor.event_log_check(DENIED).status == "unknown"
 
 
-def test_the_proxy_line_says_how_jobs_reach_servers():
-    assert "none: direct" in doctor.proxy_check((False, None, None, None)).text
-    text = doctor.proxy_check((True, "http://wpad/p.pac", "p:8080", "<local>")).text
+def settings_blob(
+    flags: int, server: bytes = b"", bypass: bytes = b"", script: bytes = b""
+) -> bytes:
+    """A DefaultConnectionSettings value as Windows writes it."""
+    blob = struct.pack("<III", 0x46, 7, flags)
+    for text in (server, bypass, script):
+        blob += struct.pack("<I", len(text)) + text
+    return blob + b"\0" * 32  # what follows (the last detection's results) is not read
+
+
+def test_the_proxy_line_says_how_jobs_reach_servers_for_this_user_and_service_accounts():
+    services: dict[str, doctor.Proxy | OSError] = {
+        "LocalSystem": doctor.parse_connection_settings(settings_blob(0x3, b"p:8080", b"<local>")),
+        "NetworkService": FileNotFoundError(2, "The system cannot find the file specified"),
+    }
+    line = doctor.proxy_check((False, None, None, None), services)
+    assert line.status == "ok" and "this user's proxy" in line.text and "none: direct" in line.text
+    assert "LocalSystem's: p:8080 (bypass: <local>)" in line.text
+    assert "NetworkService's: not readable here (The system cannot find" in line.text
+    text = doctor.proxy_check((True, "http://wpad/p.pac", "p:8080", "<local>"), {}).text
     assert "WPAD" in text and "p.pac" in text and "p:8080 (bypass: <local>)" in text
-    assert doctor.proxy_check(DENIED).status == "unknown"
+    assert doctor.proxy_check(DENIED, services).status == "unknown"
+
+
+def test_connection_settings_are_read_by_their_flags_and_refused_when_cut_short():
+    parse = doctor.parse_connection_settings
+    assert parse(settings_blob(0x1)) == (False, None, None, None)  # direct
+    assert parse(settings_blob(0x9)) == (True, None, None, None)  # detect
+    script = settings_blob(0x5, b"old:1", b"", b"http://wpad/x.pac")
+    assert parse(script) == (False, "http://wpad/x.pac", None, None)  # a proxy set, not used
+    for cut in (b"", settings_blob(0x3, b"p:8080")[:20]):
+        with pytest.raises(ValueError, match="cut short"):
+            parse(cut)
 
 
 def job(state, created_days=0.0, modified_days=0.0, timed=True, name="j"):

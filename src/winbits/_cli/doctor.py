@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import struct
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -129,9 +130,57 @@ def logon_check(identity: tuple[str | None, str, bool | None, int | None] | OSEr
     return Check("account", "ok", f"{who}, a {kind} logon, which BITS transfers for")
 
 
-def proxy_check(proxy: tuple[bool, str | None, str | None, str | None] | OSError) -> Check:
-    if isinstance(proxy, OSError):
-        return Check("proxy", "unknown", f"this user's proxy settings: {_why(proxy)}")
+Proxy = tuple[bool, str | None, str | None, str | None]  # detect, script, server, bypass
+# The accounts services run BITS jobs as, whose proxy settings are their own (their
+# registry hive), not this user's.
+SERVICE_ACCOUNTS_PROXY = {"LocalSystem": "S-1-5-18", "NetworkService": "S-1-5-20"}
+CONNECTIONS = r"Software\Microsoft\Windows\CurrentVersion\Internet Settings\Connections"
+
+
+def parse_connection_settings(blob: bytes) -> Proxy:
+    """An account's Internet settings from its DefaultConnectionSettings value: three
+    little-endian DWORDs (a version, a change counter, the flags: 2 a proxy, 4 a script,
+    8 detect automatically), then the proxy, the bypass list and the script's URL, each
+    a DWORD length and that many ANSI bytes. ValueError where it is cut short."""
+    if len(blob) < 12:
+        raise ValueError("the connection settings are cut short")
+    flags = struct.unpack_from("<I", blob, 8)[0]
+    texts, at = [], 12
+    for _ in range(3):
+        if at + 4 > len(blob):
+            raise ValueError("the connection settings are cut short")
+        (n,) = struct.unpack_from("<I", blob, at)
+        if at + 4 + n > len(blob):
+            raise ValueError("the connection settings are cut short")
+        texts.append(blob[at + 4 : at + 4 + n].decode("ascii", "replace") or None)
+        at += 4 + n
+    server, bypass, script = texts
+    return (
+        bool(flags & 8),
+        script if flags & 4 else None,
+        server if flags & 2 else None,
+        bypass if flags & 2 else None,
+    )
+
+
+def service_account_proxy(sid: str) -> Proxy | OSError:
+    """A service account's own proxy settings, from its hive under HKEY_USERS (readable
+    by an administrator); the OSError where they cannot be read."""
+    if sys.platform != "win32":
+        return OSError(0, "no registry: not Windows")
+    try:
+        import winreg
+
+        with winreg.OpenKey(winreg.HKEY_USERS, f"{sid}\\{CONNECTIONS}") as key:
+            blob, _ = winreg.QueryValueEx(key, "DefaultConnectionSettings")
+        return parse_connection_settings(bytes(blob))
+    except ValueError as e:
+        return OSError(0, str(e))
+    except OSError as e:
+        return e
+
+
+def _proxy_text(proxy: Proxy) -> str:
     detect, script, server, bypass = proxy
     parts = []
     if detect:
@@ -140,12 +189,23 @@ def proxy_check(proxy: tuple[bool, str | None, str | None, str | None] | OSError
         parts.append(f"from the script {script}")
     if server:
         parts.append(f"{server}" + (f" (bypass: {bypass})" if bypass else ""))
-    how = "; ".join(parts) or "none: direct connections"
+    return "; ".join(parts) or "none: direct connections"
+
+
+def proxy_check(proxy: Proxy | OSError, services: dict[str, Proxy | OSError]) -> Check:
+    """This user's proxy, which jobs follow by default, and the service accounts' own."""
+    others = "; ".join(
+        f"{name}'s: "
+        + (f"not readable here ({_why(p)})" if isinstance(p, OSError) else _proxy_text(p))
+        for name, p in services.items()
+    )
+    if isinstance(proxy, OSError):
+        return Check("proxy", "unknown", f"this user's proxy settings: {_why(proxy)}; {others}")
     return Check(
         "proxy",
         "ok",
-        f"this user's proxy, which jobs follow by default (PRECONFIG): {how}; LocalSystem's "
-        "and NetworkService's are their own, and not readable from here",
+        f"this user's proxy, which jobs follow by default (PRECONFIG): {_proxy_text(proxy)}; "
+        + others,
     )
 
 
@@ -257,7 +317,10 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
         service_check(_read(lambda: _native.service_status("BITS"))),
         version_check(version),
         logon_check(_read(_native.process_identity)),
-        proxy_check(_read(_native.ie_proxy)),
+        proxy_check(
+            _read(_native.ie_proxy),
+            {name: service_account_proxy(sid) for name, sid in SERVICE_ACCOUNTS_PROXY.items()},
+        ),
         branchcache_check(_read(lambda: _native.service_status("PeerDistSvc")), version),
         event_log_check(_read(_history.enabled)),
     ]
