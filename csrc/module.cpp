@@ -101,6 +101,8 @@ PyMethodDef module_methods[] = {
      "process_identity() -> (account or None, SID, elevated or None, logon type or None)"},
     {"ie_proxy", native_ie_proxy, METH_NOARGS,
      "ie_proxy() -> (auto_detect, auto_config_url, proxy, bypass) of this user"},
+    {"branchcache_mode", native_branchcache_mode, METH_NOARGS,
+     "branchcache_mode() -> int, str or None: BranchCache's client mode (WMI)"},
     {"event_log_read", native_event_log_read, METH_VARARGS,
      "event_log_read(channel, xpath, limit, reverse) -> [event XML, ...]"},
     {"event_log_enabled", native_event_log_enabled, METH_O, "event_log_enabled(channel) -> bool"},

@@ -1,11 +1,13 @@
 // What `winbits doctor` reads from Windows, beside BITS itself: a service's state and
 // start type (the service control manager), this process's account, elevation and logon
-// type (its token and its logon session), and this user's proxy settings (WinHTTP).
+// type (its token and its logon session), this user's proxy settings (WinHTTP), and
+// BranchCache's client mode (WMI, in the MTA; the blanket is set on winbits' own proxy).
 // Each read either answers or raises OSError; the facade turns that into "unknown".
 #include "system.h"
 
 #include <ntsecapi.h>
 #include <sddl.h>
+#include <wbemidl.h>
 #include <winhttp.h>
 
 #include <vector>
@@ -20,6 +22,15 @@ struct ServiceHandle {
         if (h)
             CloseServiceHandle(h);
     }
+};
+
+// A BSTR, freed on every way out.
+struct Bstr {
+    BSTR s;
+    explicit Bstr(const wchar_t* text) : s(SysAllocString(text)) {}
+    Bstr(const Bstr&) = delete;
+    Bstr& operator=(const Bstr&) = delete;
+    ~Bstr() { SysFreeString(s); }
 };
 
 struct Handle {
@@ -136,6 +147,64 @@ PyObject* native_ie_proxy(PyObject*, PyObject*) {
     for (wchar_t* s : {config.lpszAutoConfigUrl, config.lpszProxy, config.lpszProxyBypass})
         if (s)
             GlobalFree(s);
+    return result;
+}
+
+PyObject* native_branchcache_mode(PyObject*, PyObject*) {
+    VARIANT value;
+    VariantInit(&value);
+    HRESULT hr = without_gil_in_mta([&]() -> HRESULT {
+        ComPtr<IWbemLocator> locator;
+        HRESULT hr = CoCreateInstance(CLSID_WbemLocator, nullptr, CLSCTX_INPROC_SERVER,
+                                      IID_IWbemLocator, locator.put_void());
+        if (FAILED(hr))
+            return hr;
+        Bstr ns(L"ROOT\\StandardCimv2"), wql(L"WQL"),
+            query(L"SELECT CurrentClientMode FROM MSFT_NetBranchCacheClientSettingData");
+        if (!ns.s || !wql.s || !query.s)
+            return E_OUTOFMEMORY;
+        ComPtr<IWbemServices> services;
+        hr = locator->ConnectServer(ns.s, nullptr, nullptr, nullptr, WBEM_FLAG_CONNECT_USE_MAX_WAIT,
+                                    nullptr, nullptr, services.put());
+        if (FAILED(hr))
+            return hr;
+        // WMI needs impersonation; this process's default may be identify only, and
+        // winbits does not change the process's security: the blanket of this proxy only.
+        hr = CoSetProxyBlanket(services.Get(), RPC_C_AUTHN_WINNT, RPC_C_AUTHZ_NONE, nullptr,
+                               RPC_C_AUTHN_LEVEL_CALL, RPC_C_IMP_LEVEL_IMPERSONATE, nullptr,
+                               EOAC_NONE);
+        if (FAILED(hr))
+            return hr;
+        ComPtr<IEnumWbemClassObject> rows;
+        hr = services->ExecQuery(wql.s, query.s,
+                                 WBEM_FLAG_FORWARD_ONLY | WBEM_FLAG_RETURN_IMMEDIATELY, nullptr,
+                                 rows.put());
+        if (FAILED(hr))
+            return hr;
+        ComPtr<IWbemClassObject> row;
+        ULONG n = 0;
+        hr = rows->Next(30000, 1, row.put(), &n);  // at most 30 s: never a hang
+        if (hr == WBEM_S_TIMEDOUT)
+            return HRESULT_FROM_WIN32(ERROR_TIMEOUT);
+        if (FAILED(hr))
+            return hr;
+        if (n == 0 || !row)
+            return WBEM_E_NOT_FOUND;
+        return row->Get(L"CurrentClientMode", 0, &value, nullptr, nullptr);
+    });
+    if (FAILED(hr)) {
+        VariantClear(&value);
+        return PyErr_Format(PyExc_OSError, "WMI answered HRESULT 0x%08lX",
+                            static_cast<unsigned long>(hr));
+    }
+    PyObject* result;
+    if (value.vt == VT_BSTR)
+        result = to_py(value.bstrVal ? value.bstrVal : L"");
+    else if (value.vt == VT_I4 || value.vt == VT_UI4 || value.vt == VT_INT || value.vt == VT_UINT)
+        result = PyLong_FromLong(value.lVal);
+    else
+        result = Py_NewRef(Py_None);
+    VariantClear(&value);
     return result;
 }
 

@@ -62,6 +62,22 @@ def test_the_version_names_what_it_lacks_and_branchcache_says_when_peers_cannot_
     assert doctor.branchcache_check((1, 4), (10, 3)).status == "problem"
 
 
+@pytest.mark.parametrize(
+    ("mode", "status", "words"),
+    [(0, "problem", "disabled mode"), (1, "problem", "local cache mode"),
+     (2, "ok", "distributed cache mode"), (3, "ok", "hosted cache mode"),
+     ("DistributedCache", "ok", "distributed cache mode"),
+     ("LocalCache", "problem", "local cache mode"), (7, "ok", "in 7 mode"),
+     (OSError(0, "WMI answered HRESULT 0x8004100E"), "ok", "mode cannot be read (WMI")],
+    ids=lambda v: str(v)[:12],
+)  # fmt: skip
+def test_branchcache_says_its_mode_and_when_that_mode_asks_no_peer(mode, status, words):
+    check = doctor.branchcache_check((4, 2), (10, 3), mode)
+    assert check.status == status and words in check.text
+    if status == "problem":
+        assert "no peer" in check.text and "netsh branchcache set service" in (check.fix or "")
+
+
 def test_the_event_log_line_says_whether_transfers_are_recorded_and_how_to_turn_it_on():
     assert doctor.event_log_check(True).status == "ok"
     off = doctor.event_log_check(False)
@@ -176,3 +192,19 @@ def test_doctor_runs_to_the_end_under_wine_and_says_what_it_lacks():
     assert statuses["version"] == "ok"  # BITS answers, whatever version it gives
     if running_on_wine():  # Wine has no event log: it cannot be read
         assert statuses["event log"] == "unknown"
+
+
+@windows_only
+def test_branchcache_mode_is_read_through_wmi_or_says_why_not():
+    from winbits import _native
+
+    if running_on_wine():  # Wine's WMI has no ROOT\StandardCimv2 (WBEM_E_INVALID_NAMESPACE)
+        with pytest.raises(OSError, match="WMI answered HRESULT 0x8004100E"):
+            _native.branchcache_mode()
+    else:
+        try:
+            mode = _native.branchcache_mode()
+        except OSError as e:  # a Windows without BranchCache's WMI provider
+            assert "WMI answered HRESULT 0x8" in str(e)
+        else:
+            assert mode is None or isinstance(mode, (int, str))

@@ -17,6 +17,7 @@ LDFLAGS = [
     "-lsecur32",
     "-lwinhttp",
     "-lwevtapi",
+    "-lwbemuuid",
     "-static-libgcc",
     "-static-libstdc++",
     "-static",

@@ -209,8 +209,33 @@ def proxy_check(proxy: Proxy | OSError, services: dict[str, Proxy | OSError]) ->
     )
 
 
+# BranchCache's client modes (CurrentClientMode), by number and by the name some
+# Windows give instead; the first two ask no peer.
+BRANCHCACHE_MODES = {0: "disabled", 1: "local cache", 2: "distributed cache", 3: "hosted cache"}
+BRANCHCACHE_MODE_NAMES = {
+    "disabled": 0,
+    "localcache": 1,
+    "distributedcache": 2,
+    "distributed": 2,
+    "hostedcache": 3,
+    "hostedcacheclient": 3,
+}
+
+
+def branchcache_mode_name(mode: int | str | None) -> tuple[str, bool | None]:
+    """(the mode's name, whether it asks peers: None where not known)."""
+    number = (
+        BRANCHCACHE_MODE_NAMES.get(mode.lower().replace(" ", "")) if isinstance(mode, str) else mode
+    )
+    if number is None or number not in BRANCHCACHE_MODES:
+        return str(mode), None
+    return BRANCHCACHE_MODES[number], number >= 2
+
+
 def branchcache_check(
-    service: tuple[int, int] | OSError, version: tuple[int, int] | OSError
+    service: tuple[int, int] | OSError,
+    version: tuple[int, int] | OSError,
+    mode: int | str | OSError | None = None,
 ) -> Check:
     reports = not isinstance(version, OSError) and version >= (4, 0)
     if not reports:
@@ -230,9 +255,22 @@ def branchcache_check(
         )
     state = SERVICE_STATES.get(service[0], str(service[0]))
     text = f"BranchCache (PeerDistSvc) is {state}, start type {START_TYPES.get(service[1], '?')}"
-    text += "; its mode: netsh branchcache show status"
     if START_TYPES.get(service[1]) == "disabled":
         return Check("branchcache", "problem", text, "enable BranchCache (netsh branchcache)")
+    if isinstance(mode, OSError) or mode is None:
+        why = "not given" if mode is None else _why(mode)
+        return Check("branchcache", "ok", f"{text}; its mode cannot be read ({why}): "
+                     "netsh branchcache show status")  # fmt: skip
+    name, asks_peers = branchcache_mode_name(mode)
+    text += f", in {name} mode"
+    if asks_peers is False:
+        return Check(
+            "branchcache",
+            "problem",
+            text + ": it asks no peer, so every byte comes from the origin server",
+            "netsh branchcache set service mode=distributed (or hostedclient), as an "
+            "administrator, or by Group Policy",
+        )
     return Check("branchcache", "ok", text)
 
 
@@ -321,7 +359,11 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
             _read(_native.ie_proxy),
             {name: service_account_proxy(sid) for name, sid in SERVICE_ACCOUNTS_PROXY.items()},
         ),
-        branchcache_check(_read(lambda: _native.service_status("PeerDistSvc")), version),
+        branchcache_check(
+            _read(lambda: _native.service_status("PeerDistSvc")),
+            version,
+            _read(_native.branchcache_mode),
+        ),
         event_log_check(_read(_history.enabled)),
     ]
     errors: dict[str, str] = {}
