@@ -11,6 +11,7 @@ import faulthandler
 import gc
 import importlib
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -59,6 +60,21 @@ def _load_double():
                 raise
             pytest.skip(f"the COM test double could not be built here: {e}")
     return _bitsdouble
+
+
+def run_winbits(
+    *argv: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m winbits ARGV` in a process of its own, no standard input, its output
+    kept apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "winbits", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def running_on_wine() -> bool:

@@ -17,6 +17,7 @@ from conftest import (
     by_server,
     leftovers,
     prom_values,
+    run_winbits,
     running_on_wine,
     skip_if_not_logged_on,
     wait_until,
@@ -32,13 +33,7 @@ pytestmark = windows_only
 
 
 def winbits_cli(*argv, timeout=180):
-    r = subprocess.run(
-        [sys.executable, "-m", "winbits", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    r = run_winbits(*argv, timeout=timeout)
     skip_if_not_logged_on(r.stderr)
     return r
 

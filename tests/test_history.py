@@ -10,13 +10,11 @@ import datetime as dt
 import io
 import json
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import running_on_wine, wait_until, windows_only
+from conftest import run_winbits, running_on_wine, wait_until, windows_only
 from rangeserver import make_payload
 
 import winbits
@@ -442,26 +440,16 @@ def test_transfer_is_a_public_name():
 # --- under Wine (no event log) and on a real Windows (the wheels workflow) --------------
 
 
-def winbits_cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "winbits", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 @windows_only
 @pytest.mark.skipif(not running_on_wine(), reason="Wine has no event log; Windows has one")
 def test_under_wine_history_says_in_one_line_there_is_no_event_log():
-    r = winbits_cli("history", "--since", "7d")
+    r = run_winbits("history", "--since", "7d")
     assert r.returncode == 6 and r.stdout == ""
     assert r.stderr == (
         "winbits: this Windows has no Bits-Client event log: the Windows Event Log API "
         "answers no query here (Wine has none)\n"
     )
-    j = winbits_cli("history", "--json")
+    j = run_winbits("history", "--json")
     assert j.returncode == 6 and len(j.stdout.splitlines()) == 1
     report = json.loads(j.stdout)
     assert (report["command"], report["ok"], report["error"]["exit_code"]) == ("history", False, 6)

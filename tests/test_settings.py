@@ -9,12 +9,10 @@ import base64
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
-from conftest import finish, wait_for_state, when_queued, windows_only
+from conftest import finish, run_winbits, wait_for_state, when_queued, windows_only
 
 import winbits
 from winbits import (
@@ -209,15 +207,7 @@ def test_description_and_priority_are_set(bits):
     job.cancel()
 
 
-def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "winbits", *argv],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
+run_cli = run_winbits
 
 
 @windows_only
