@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 import ntpath
 import sys
 import uuid
@@ -700,3 +701,27 @@ def test_prune_without_a_filter_is_refused(capsys):
     code = _cli.main(["prune", "--dry-run"])
     assert type(code) is int and code == 2  # a plain int: 3.10 prints an IntEnum by name
     assert capsys.readouterr().err.startswith("winbits: prune needs a filter")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fails here for want of Windows")
+@pytest.mark.parametrize(
+    "argv",
+    [["download", "http://h/f", "C:\\d\\f"], ["upload", "C:\\f", "http://h/f"],
+     ["set", "abcd1234", "--description", "d"], ["wait", "abcd1234"], ["prune", "--name", "x"],
+     ["doctor"], ["history"], ["cancel", "abcd1234"], ["complete", "abcd1234"],
+     ["resume", "abcd1234"], ["suspend", "abcd1234"]],
+    ids=lambda argv: argv[0],
+)  # fmt: skip
+def test_every_one_object_command_fails_with_one_json_object(argv, capsys):
+    out = io.StringIO()
+    code = _cli.main([*argv, "--json"], out)
+    (line,) = out.getvalue().splitlines()
+    report = json.loads(line)
+    assert (report["command"], report["ok"], report["error"]["exit_code"]) == (argv[0], False, code)
+    assert code in (1, 6) and len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_list_json_failing_prints_no_object(capsys):
+    out = io.StringIO()
+    assert _cli.main(["list", "--json", "--older-than", "soon"], out) == 2
+    assert out.getvalue() == ""

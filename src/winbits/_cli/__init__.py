@@ -25,7 +25,6 @@ from .._errors import (
     PartialCompleteError,
     ServiceUnavailableError,
 )
-from .commands import VERBS
 from .options import parse
 from .render import failure_json
 from .usage import Exit, Failure, Shown, say
@@ -52,14 +51,10 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
         message, code = _failure(e, args)
         say(message)
         command = getattr(args, "command", None)
-        if getattr(args, "json", False) and command in ONE_OBJECT:
+        if getattr(args, "json", False) and getattr(args, "one_object", False):
             hresult = getattr(e, "hresult", None)
             out.write(json.dumps(failure_json(command, message, code, hresult)) + "\n")
         return int(code)  # a plain int: 3.10 prints an IntEnum by its name
-
-
-# The commands whose --json is one object, which says so when they fail as well.
-ONE_OBJECT = {"download", "upload", "set", "wait", "prune", "doctor", "history", *VERBS}
 
 
 def _failure(e: BaseException, args: argparse.Namespace | None) -> tuple[str, Exit]:

@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one JSON object on stdout: what was done, or the error (docs: JSON output)",
     )
+    result.set_defaults(one_object=True)  # its failures print one JSON object too
     users = _Parser(add_help=False)
     users.add_argument(
         "--all-users", action="store_true", help="every user's jobs (needs an administrator)"
