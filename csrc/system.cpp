@@ -10,6 +10,7 @@
 #include <wbemidl.h>
 #include <winhttp.h>
 
+#include <cstdio>
 #include <vector>
 
 namespace winbits::py {
@@ -194,8 +195,12 @@ PyObject* native_branchcache_mode(PyObject*, PyObject*) {
     });
     if (FAILED(hr)) {
         VariantClear(&value);
-        return PyErr_Format(PyExc_OSError, "WMI answered HRESULT 0x%08lX",
-                            static_cast<unsigned long>(hr));
+        // formatted here: PyUnicode_FromFormat has no %X before 3.12 (seen on 3.10)
+        char text[48];
+        std::snprintf(text, sizeof text, "WMI answered HRESULT 0x%08lX",
+                      static_cast<unsigned long>(hr));
+        PyErr_SetString(PyExc_OSError, text);
+        return nullptr;
     }
     PyObject* result;
     if (value.vt == VT_BSTR)
