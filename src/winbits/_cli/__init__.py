@@ -50,10 +50,10 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     except (Failure, BitsError, FileExistsError, ValueError, KeyboardInterrupt) as e:
         message, code = _failure(e, args)
         say(message)
-        command = getattr(args, "command", None)
-        if getattr(args, "json", False) and getattr(args, "one_object", False):
+        if args is not None and getattr(args, "json", False) and getattr(args, "one_object", False):
             hresult = getattr(e, "hresult", None)
-            out.write(json.dumps(failure_json(command, message, code, hresult)) + "\n")
+            report = failure_json(str(args.command), message, code, hresult)
+            out.write(json.dumps(report) + "\n")
         return int(code)  # a plain int: 3.10 prints an IntEnum by its name
 
 
