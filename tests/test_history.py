@@ -146,12 +146,12 @@ def test_the_query_filters_by_event_time_in_utc_and_record():
     local = dt.timezone(dt.timedelta(hours=2))
     q = _history.query(
         since=dt.datetime(2026, 12, 1, 12, 0, tzinfo=local),
-        until=dt.datetime(2026, 12, 2, tzinfo=UTC),
+        until=dt.datetime(2026, 12, 2, 0, 0, 0, 999999, tzinfo=UTC),
         after=41,
     )
     assert q == (
-        "*[System[EventID=60 and TimeCreated[@SystemTime>='2026-12-01T10:00:00.000000Z'] "
-        "and TimeCreated[@SystemTime<='2026-12-02T00:00:00.000000Z'] and EventRecordID>41]]"
+        "*[System[EventID=60 and TimeCreated[@SystemTime>='2026-12-01T10:00:00.000Z'] "
+        "and TimeCreated[@SystemTime<='2026-12-02T00:00:00.999Z'] and EventRecordID>41]]"
     )
     assert _history.query() == "*[System[EventID=60]]"
 

@@ -172,9 +172,12 @@ def parse_event(xml: str) -> Transfer | None:
 
 
 def _utc_text(when: dt.datetime) -> str:
-    """A time as the event log's XPath compares it: UTC, ISO 8601, Z. A naive datetime
-    is local time, as everywhere in Python."""
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A time as the event log's XPath compares it: UTC, ISO 8601 to the millisecond (as
+    Event Viewer writes it), Z. A naive datetime is local time, as everywhere in Python.
+    Cut to the millisecond below: `until` may leave an event of its last millisecond to
+    the next read, never one before it."""
+    utc = when.astimezone(dt.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def query(
