@@ -148,12 +148,11 @@ class Counters:
 
     def add_transfers(
         self, transfers: Iterable[Transfer], now: float, owner: str | None = None
-    ) -> int:
+    ) -> None:
         """Adds the file transfers the event log recorded for jobs no poll saw (the polls
-        stay authoritative for every job they saw); -> how many were added. `owner`: only
-        the events of this user (SID), as a poller of one user's jobs sees. The event
-        does not say the direction: they are counted as downloads."""
-        added = 0
+        stay authoritative for every job they saw). `owner`: only the events of this
+        user (SID), as a poller of one user's jobs sees. The event does not say the
+        direction: they are counted as downloads."""
         for t in transfers:
             if t.job_id is None or str(t.job_id) in self.jobs:
                 continue
@@ -166,8 +165,6 @@ class Counters:
                 server = self._server(server_of(t.url))
                 self._add("download", server, moved)
                 self.active[server] = now
-                added += 1
-        return added
 
     def to_json(self) -> dict[str, Any]:
         return {

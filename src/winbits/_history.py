@@ -18,7 +18,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._errors import AccessDeniedError, BitsError, NotSupportedError, hresult_text
 from ._load import native
@@ -120,18 +120,9 @@ def _guid(text: str | None) -> uuid.UUID | None:
         raise ValueError(f"not a GUID: {text!r}") from None
 
 
-def record_id(xml: str) -> int:
-    """An event's record id, whatever the event."""
-    system = _child(ET.fromstring(xml), "System")
-    found = None if system is None else _child(system, "EventRecordID")
-    if found is None or not (found.text or "").strip().isdigit():
-        raise ValueError("the event has no record id")
-    return int(found.text or "")
-
-
-def parse_event(xml: str) -> Transfer | None:
-    """An event 60 as a Transfer, fields by name (versions 0 and 1 of the event); None for
-    another event. ValueError where it lacks what a transfer needs, or holds nonsense."""
+def _parse(xml: str) -> tuple[int, dict[str, ET.Element], ET.Element]:
+    """An event's record id, the parts of its System element by name, and its root;
+    ValueError where it is no event XML or has no record id."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as e:
@@ -140,6 +131,25 @@ def parse_event(xml: str) -> Transfer | None:
     if system is None:
         raise ValueError("the event has no System part")
     fields = {_local(c.tag): c for c in system}
+    found = fields.get("EventRecordID")
+    if found is None or not (found.text or "").strip().isdigit():
+        raise ValueError("the event has no record id")
+    return int(found.text or ""), fields, root
+
+
+def record_id(xml: str) -> int:
+    """An event's record id, whatever the event."""
+    return _parse(xml)[0]
+
+
+def parse_event(xml: str) -> Transfer | None:
+    """An event 60 as a Transfer, fields by name (versions 0 and 1 of the event); None for
+    another event. ValueError where it lacks what a transfer needs, or holds nonsense."""
+    return _transfer(*_parse(xml))
+
+
+def _transfer(rid: int, fields: dict[str, ET.Element], root: ET.Element) -> Transfer | None:
+    """parse_event, of an event already parsed."""
     if "EventID" not in fields or (fields["EventID"].text or "").strip() != str(STOPPED):
         return None
     created = fields.get("TimeCreated")
@@ -158,7 +168,7 @@ def parse_event(xml: str) -> Transfer | None:
     hresult = _number(data, "hr") or 0
     return Transfer(
         time=parse_time(created.get("SystemTime", "") if created is not None else ""),
-        record_id=record_id(xml),
+        record_id=rid,
         job_id=_guid(data.get("Id")),
         job_name=data.get("name", ""),
         url=data["url"],
@@ -223,30 +233,46 @@ def _error(e: OSError) -> BitsError:
 Reader = Callable[[str, int, bool], list[str]]  # (xpath, limit, newest first) -> XML
 
 
-def read(xpath: str, limit: int, reverse: bool = False) -> list[str]:
-    """The XML of up to `limit` events of the channel that match; NotSupportedError
-    where this Windows has no such log, AccessDeniedError where this account may not
-    read it."""
-    module = native()
+def _on_channel(function: str, *args: object) -> Any:
+    """The native module's `function` on the channel, its failure turned by _error."""
+    call = getattr(native(), function)
     try:
-        events: list[str] = module.event_log_read(CHANNEL, xpath, limit, reverse)
+        return call(CHANNEL, *args)
     except BitsError:
         raise
     except OSError as e:
         raise _error(e) from None
-    return events
+
+
+def read(xpath: str, limit: int, reverse: bool = False) -> list[str]:
+    """The XML of up to `limit` events of the channel that match; NotSupportedError
+    where this Windows has no such log, AccessDeniedError where this account may not
+    read it."""
+    return list(_on_channel("event_log_read", xpath, limit, reverse))
 
 
 def enabled() -> bool:
     """Whether Windows writes new events to the channel (it does by default). Where it
     is off, events stop being recorded: turn it on with TURN_ON."""
-    module = native()
-    try:
-        return bool(module.event_log_enabled(CHANNEL))
-    except BitsError:
-        raise
-    except OSError as e:
-        raise _error(e) from None
+    return bool(_on_channel("event_log_enabled"))
+
+
+def _each(events: list[str]) -> Iterator[tuple[int | None, Transfer | None, bool]]:
+    """Per event, parsed once: (its record id, its transfer, whether it could not be
+    read). The id is None for what is no event XML; the transfer None for another event
+    or one that could not be read."""
+    for xml in events:
+        try:
+            rid, fields, root = _parse(xml)
+        except ValueError:
+            yield None, None, True
+            continue
+        try:
+            transfer = _transfer(rid, fields, root)
+        except ValueError:
+            yield rid, None, True
+            continue
+        yield rid, transfer, False
 
 
 class History:
@@ -274,13 +300,9 @@ class History:
         while True:
             events = self._read(query(self.since, self.until, after), BATCH, False)
             before = after
-            for xml in events:
-                try:
-                    after = record_id(xml)
-                    transfer = parse_event(xml)
-                except (ValueError, ET.ParseError):
-                    self.skipped += 1
-                    continue
+            for rid, transfer, bad in _each(events):
+                after = after if rid is None else rid
+                self.skipped += bad
                 if transfer is not None:
                     yield transfer
             if len(events) < BATCH or after == before:  # the end, or no way past it
@@ -318,13 +340,9 @@ def read_new(
         after = 0
         events = reader(query(until=until, after=0), MAX_NEW, False)
     transfers, skipped = [], 0
-    for xml in events:
-        try:
-            after = max(after, record_id(xml))
-            transfer = parse_event(xml)
-        except (ValueError, ET.ParseError):
-            skipped += 1
-            continue
+    for rid, transfer, bad in _each(events):
+        after = max(after, rid or 0)
+        skipped += bad
         if transfer is not None:
             transfers.append(transfer)
     return transfers, after, skipped
