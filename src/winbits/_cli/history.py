@@ -50,14 +50,14 @@ class Summary:
     """What moved for one server or one job."""
 
     key: str
-    files: int = 0
+    transfers: int = 0
     completed: int = 0
     failed: int = 0
     bytes: int = 0
     from_peers: int | None = None  # None while no event of it had a peer count
 
     def add(self, t: Transfer) -> None:
-        self.files += 1
+        self.transfers += 1
         self.completed += t.completed
         self.failed += t.hresult != 0
         self.bytes += t.bytes_transferred
@@ -74,7 +74,7 @@ class Summary:
     def to_json(self, by: str) -> dict[str, Any]:
         return {
             by: self.key,
-            "transfers": self.files,
+            "transfers": self.transfers,
             "completed": self.completed,
             "failed": self.failed,
             "bytes": self.bytes,
@@ -123,7 +123,7 @@ def _summary_lines(summaries: list[Summary], by: str) -> list[str]:
     for s in summaries:
         share = "" if s.peer_share is None else f"{s.peer_share:.1f}%"
         peers = "?" if s.from_peers is None else format_bytes(s.from_peers)
-        rows.append((s.key, str(s.files), format_bytes(s.bytes), peers, share))
+        rows.append((s.key, str(s.transfers), format_bytes(s.bytes), peers, share))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
